@@ -1,0 +1,3 @@
+from splatops.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of ``splatops``; each module registers one."""
