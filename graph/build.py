@@ -147,6 +147,8 @@ def knn_graph(x: Tensor, k: int, batch: Tensor | None = None, loop: bool = False
     Returns:
         ``[2, E]`` edge index, ``(source, target)``, sorted by target.
     """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
     pairs = knn(x, x, k + (0 if loop else 1), batch, batch)
     dst, src = pairs[0].cpu().numpy(), pairs[1].cpu().numpy()
     if not loop:
