@@ -6,6 +6,7 @@ Conventions: world-to-camera matrices (``viewmats``) in the OpenCV frame
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -134,3 +135,80 @@ class Camera:
     def centers(self) -> Tensor:
         """``[C, 3]`` camera centres in world space."""
         return self.c2w[:, :3, 3]
+
+
+def focal_to_fov(focal: float | Tensor, pixels: float | Tensor) -> float | Tensor:
+    """Full field of view in radians of a pinhole with ``focal`` (pixels) over ``pixels``.
+
+    >>> import math
+    >>> round(focal_to_fov(50.0, 100.0), 6) == round(math.pi / 2, 6)
+    True
+    """
+    if isinstance(focal, Tensor) or isinstance(pixels, Tensor):
+        return 2.0 * torch.atan(torch.as_tensor(pixels) / (2.0 * torch.as_tensor(focal)))
+    return 2.0 * math.atan(pixels / (2.0 * focal))
+
+
+def fov_to_focal(fov: float | Tensor, pixels: float | Tensor) -> float | Tensor:
+    """Focal length in pixels of a pinhole whose full field of view ``fov`` (radians) spans ``pixels``."""
+    if isinstance(fov, Tensor) or isinstance(pixels, Tensor):
+        return torch.as_tensor(pixels) / (2.0 * torch.tan(torch.as_tensor(fov) / 2.0))
+    return pixels / (2.0 * math.tan(fov / 2.0))
+
+
+def quat_to_rotmat(quats: Tensor) -> Tensor:
+    """Rotation matrices of unit quaternions in ``wxyz`` order (COLMAP's ``qvec``).
+
+    Args:
+        quats: ``[..., 4]`` quaternions (normalised here).
+
+    Returns:
+        ``[..., 3, 3]`` rotation matrices.
+    """
+    w, x, y, z = torch.nn.functional.normalize(quats, dim=-1).unbind(-1)
+    rows = [
+        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+    ]
+    return torch.stack(rows, dim=-1).reshape(*quats.shape[:-1], 3, 3)
+
+
+def rotmat_to_quat(R: Tensor) -> Tensor:
+    """Unit quaternions ``wxyz`` (with ``w >= 0``) of rotation matrices ``R [..., 3, 3]``."""
+    m = R.reshape(-1, 3, 3)
+    # Shepperd's method: pick the largest of the four squared components for stability.
+    tr = m[:, 0, 0] + m[:, 1, 1] + m[:, 2, 2]
+    cands = torch.stack(
+        [
+            torch.stack([1 + tr, m[:, 2, 1] - m[:, 1, 2], m[:, 0, 2] - m[:, 2, 0], m[:, 1, 0] - m[:, 0, 1]], -1),
+            torch.stack([m[:, 2, 1] - m[:, 1, 2], 1 + m[:, 0, 0] - m[:, 1, 1] - m[:, 2, 2], m[:, 0, 1] + m[:, 1, 0], m[:, 0, 2] + m[:, 2, 0]], -1),
+            torch.stack([m[:, 0, 2] - m[:, 2, 0], m[:, 0, 1] + m[:, 1, 0], 1 - m[:, 0, 0] + m[:, 1, 1] - m[:, 2, 2], m[:, 1, 2] + m[:, 2, 1]], -1),
+            torch.stack([m[:, 1, 0] - m[:, 0, 1], m[:, 0, 2] + m[:, 2, 0], m[:, 1, 2] + m[:, 2, 1], 1 - m[:, 0, 0] - m[:, 1, 1] + m[:, 2, 2]], -1),
+        ],
+        dim=1,
+    )  # [N, 4 candidates, 4]
+    diag = torch.stack([1 + tr, 1 + m[:, 0, 0] - m[:, 1, 1] - m[:, 2, 2],
+                        1 - m[:, 0, 0] + m[:, 1, 1] - m[:, 2, 2], 1 - m[:, 0, 0] - m[:, 1, 1] + m[:, 2, 2]], -1)
+    best = diag.argmax(-1)
+    q = cands[torch.arange(m.shape[0]), best]
+    q = torch.nn.functional.normalize(q, dim=-1)
+    q = torch.where(q[:, :1] < 0, -q, q)
+    return q.reshape(*R.shape[:-2], 4)
+
+
+def project_points(points: Tensor, viewmats: Tensor, Ks: Tensor) -> tuple[Tensor, Tensor]:
+    """Projects world points through pinhole cameras (OpenCV, pixel centres at ``i + 0.5``).
+
+    Args:
+        points: ``[N, 3]`` world points.
+        viewmats: ``[C, 4, 4]`` world-to-camera matrices.
+        Ks: ``[C, 3, 3]`` intrinsics.
+
+    Returns:
+        ``([C, N, 2]`` pixel coordinates ``(x, y)``, ``[C, N]`` camera-space depths ``z)``.
+    """
+    cam = points @ viewmats[:, :3, :3].transpose(-1, -2) + viewmats[:, None, :3, 3]  # [C, N, 3]
+    z = cam[..., 2]
+    uv = cam @ Ks.transpose(-1, -2)
+    return uv[..., :2] / uv[..., 2:3], z
