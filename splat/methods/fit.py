@@ -1,0 +1,444 @@
+"""The fitting loop, written once for every method.
+
+>>> from splat.io import make_synthetic_scene          # doctest: +SKIP
+>>> result = fit(make_synthetic_scene(), steps=300)     # doctest: +SKIP
+>>> result.metrics["psnr"]                              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from splat.core.gaussians import Gaussians
+from splat.io.ply import atomic_write_bytes, save_ply
+from splat.methods.base import Method, MethodState, StepContext
+from splat.methods.registry import get_method
+from splat.metrics import psnr as psnr_fn
+from splat.metrics import ssim as ssim_fn
+
+__all__ = ["fit", "FitProgress", "FitResult", "FitConfig", "init_gaussians", "evaluate"]
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class FitProgress:
+    """One progress report, passed to the ``progress`` callback.
+
+    Attributes:
+        step: steps completed so far.
+        steps: total steps of the run.
+        loss: loss of the latest step.
+        psnr: held-out PSNR of the latest evaluation (None before the first).
+        num_gaussians: current number of Gaussians.
+        elapsed_seconds: training time so far (evaluations excluded).
+    """
+
+    step: int
+    steps: int
+    loss: float
+    psnr: float | None
+    num_gaussians: int
+    elapsed_seconds: float
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns.
+
+    Attributes:
+        gaussians: the fitted Gaussians.
+        metrics: the content of ``metrics.json``.
+        paths: name -> written file (``ply``, ``metrics``, ``checkpoint``, ``renders``); empty without ``out_dir``.
+    """
+
+    gaussians: Gaussians
+    metrics: dict[str, Any]
+    paths: dict[str, Path] = field(default_factory=dict)
+
+
+@dataclass
+class FitConfig:
+    """Loop settings that are not method hyper-parameters.
+
+    Attributes:
+        eval_every: steps between held-out evaluations (0: only at the end).
+        checkpoint_every: steps between checkpoints (0: only at the end).
+        log_every: steps between progress reports.
+        num_random_points: Gaussians drawn in the scene bounds when it has no points.
+        eval_max_views: at most this many test views are evaluated during fitting (all at the end).
+    """
+
+    eval_every: int = 500
+    checkpoint_every: int = 1000
+    log_every: int = 10
+    num_random_points: int = 10_000
+    eval_max_views: int = 8
+
+
+def _check_int(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def init_gaussians(scene, sh_degree: int, num_random_points: int = 10_000, seed: int = 0) -> Gaussians:
+    """Initial Gaussians: on the scene's points if it has them, else random in its bounds."""
+    if scene.points is not None and len(scene.points) > 0:
+        return Gaussians.from_points(scene.points, scene.point_colors, sh_degree=sh_degree)
+    centers = scene.cameras.centers
+    mid = centers.mean(0)
+    r = scene.extent / 1.1
+    return Gaussians.random_in_bounds(num_random_points, mid - r, mid + r, sh_degree=sh_degree, seed=seed)
+
+
+def _background(scene, device) -> Tensor:  # [1, 3]
+    bg = scene.background if scene.background is not None else (0.0, 0.0, 0.0)
+    return torch.tensor([bg], dtype=torch.float32, device=device)
+
+
+def _rasterize(method: Method, ctx: StepContext, backend: str):
+    from splat.core.rasterization import rasterization
+
+    inputs = method.render_inputs(ctx)
+    return rasterization(**inputs, backend=backend)
+
+
+def _make_optimizers(method: Method, gaussians: Gaussians, state: MethodState) -> dict[str, torch.optim.Optimizer]:
+    lrs = method.trainable(gaussians, state)
+    optimizers = {}
+    for name, p in gaussians.params.items():
+        p.requires_grad_(name in lrs)
+    for name, lr in lrs.items():
+        if name in gaussians.params:
+            param = gaussians.params[name]
+        elif name in state.params:
+            param = state.params[name]
+            param.requires_grad_(True)
+        else:
+            raise ValueError(
+                f"method {method.name!r} asks to train {name!r}, which is neither a Gaussian parameter "
+                f"({list(gaussians.params)}) nor a method parameter ({list(state.params)})"
+            )
+        optimizers[name] = torch.optim.Adam([param], lr=lr, eps=1e-15)
+    return optimizers
+
+
+def _camera_order(train_ids: list[int], step: int, seed: int) -> int:
+    """The training camera of ``step``: a fresh shuffle of the views every epoch, reproducible from the step."""
+    n = len(train_ids)
+    epoch, pos = divmod(step, n)
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return train_ids[int(torch.randperm(n, generator=gen)[pos])]
+
+
+@torch.no_grad()
+def evaluate(
+    method: Method,
+    scene,
+    gaussians: Gaussians,
+    state: MethodState,
+    ids: list[int],
+    images: Tensor,  # [len(ids), H, W, 3]
+    sh_degree: int,
+    backend: str,
+    with_ssim: bool = True,
+) -> tuple[float, float | None, Tensor]:
+    """Mean PSNR (and SSIM) of ``gaussians`` on the views ``ids``; also returns the renders."""
+    renders, psnrs, ssims = [], [], []
+    bg = _background(scene, gaussians.device)
+    for i, cid in enumerate(ids):
+        ctx = StepContext(
+            step=-1, total_steps=0, scene=scene, gaussians=gaussians, optimizers={}, state=state,
+            camera_ids=[cid], viewmats=scene.cameras.viewmats[[cid]], Ks=scene.cameras.Ks[[cid]],
+            width=scene.cameras.width, height=scene.cameras.height, gt_images=images[i : i + 1],
+            background=bg, sh_degree=sh_degree, extent=scene.extent,
+        )
+        render = _rasterize(method, ctx, backend)[0].clamp(0, 1)
+        renders.append(render[0])
+        psnrs.append(float(psnr_fn(render[0], images[i])))
+        if with_ssim:
+            ssims.append(float(ssim_fn(render[0], images[i])))
+    return (
+        float(np.mean(psnrs)),
+        float(np.mean(ssims)) if with_ssim else None,
+        torch.stack(renders) if renders else torch.zeros(0),
+    )
+
+
+def _save_checkpoint(path: Path, payload: dict) -> None:
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def _set_rng_state(rng: dict) -> None:
+    torch.set_rng_state(rng["torch"])
+    np.random.set_state(rng["numpy"])
+    random.setstate(rng["python"])
+
+
+def _write_png(path: Path, image: Tensor) -> None:
+    import imageio.v3 as iio
+
+    arr = (image.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    atomic_write_bytes(path, iio.imwrite("<bytes>", arr, extension=".png"))
+
+
+def _resolve_scene(scene):
+    if isinstance(scene, (str, os.PathLike)):
+        from splat.io import load_scene
+
+        path = Path(scene)
+        if not path.exists():
+            raise FileNotFoundError(f"scene path not found: {path}")
+        return load_scene(path)
+    for attr in ("cameras", "images", "train_ids", "test_ids", "extent"):
+        if not hasattr(scene, attr):
+            raise TypeError(f"scene must be a splat.io.Scene or a path, got {type(scene).__name__}")
+    if not scene.train_ids:
+        raise ValueError("scene has no training views (train_ids is empty)")
+    return scene
+
+
+def fit(
+    scene,
+    method: str | Method = "3dgs",
+    steps: int = 7000,
+    out_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    backend: str = "auto",
+    seed: int = 0,
+    progress: Callable[[FitProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    eval_every: int = 500,
+    checkpoint_every: int = 1000,
+    show_progress: bool = True,
+    gaussians: Gaussians | None = None,
+    **method_overrides,
+) -> FitResult:
+    """Fits Gaussians to a scene's training views with a registered method.
+
+    Args:
+        scene: a :class:`~splat.io.scene.Scene` or a path :func:`splat.io.load_scene` reads.
+        method: a registered method name (see :func:`~splat.methods.available_methods`)
+            or a :class:`~splat.methods.base.Method` instance.
+        steps: total optimisation steps (one training view per step).
+        out_dir: folder for ``point_cloud.ply``, ``metrics.json``, ``renders/`` and
+            ``checkpoint.pt``; nothing is written when None.
+        resume: continue from ``out_dir/checkpoint.pt`` (its step, parameters,
+            optimizer and method states, RNG) up to ``steps``.
+        backend: rasterization backend (``"auto"``, ``"cpu"``, ``"torch"``, ``"gsplat"``).
+        seed: seed of torch, numpy and Python RNGs and of the view order.
+        progress: called with a :class:`FitProgress` every few steps and after evaluations.
+        should_stop: polled before every step; returning True stops cleanly
+            (a checkpoint and the outputs are written).
+        eval_every: steps between held-out PSNR evaluations (0: only at the end).
+        checkpoint_every: steps between checkpoints (0: only at the end).
+        show_progress: show a tqdm bar with loss, PSNR and number of Gaussians.
+        gaussians: initial Gaussians (default: from the scene's points).
+        **method_overrides: hyper-parameters of the method (e.g. ``sh_degree=1``).
+
+    Returns:
+        A :class:`FitResult` with the Gaussians, the metrics and the written paths.
+
+    Raises:
+        ValueError: unknown method or hyper-parameter, bad ``steps``, ``resume``
+            without a checkpoint, or a checkpoint of another method.
+        FileNotFoundError: a scene path that does not exist.
+    """
+    steps = _check_int("steps", steps, 1)
+    eval_every = _check_int("eval_every", eval_every, 0)
+    checkpoint_every = _check_int("checkpoint_every", checkpoint_every, 0)
+    seed = _check_int("seed", seed, 0)
+    if isinstance(method, str):
+        method = get_method(method, **method_overrides)
+    elif isinstance(method, Method):
+        if method_overrides:
+            raise ValueError(f"hyper-parameter overrides {sorted(method_overrides)} need a method name, not an instance")
+    else:
+        raise TypeError(f"method must be a name or a Method instance, got {type(method).__name__}")
+    scene = _resolve_scene(scene)
+    out = Path(out_dir) if out_dir is not None else None
+    ckpt_path = out / CHECKPOINT if out is not None else None
+    if resume and (ckpt_path is None or not ckpt_path.is_file()):
+        raise ValueError(f"resume=True needs an existing checkpoint, none at {ckpt_path}")
+
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+    config = FitConfig(eval_every=eval_every, checkpoint_every=checkpoint_every)
+    device = torch.device("cpu")
+
+    train_ids, test_ids = list(scene.train_ids), list(scene.test_ids)
+    eval_ids = test_ids if test_ids else train_ids[:1]
+    train_images = scene.images(train_ids).to(device)
+    index_of = {cid: i for i, cid in enumerate(train_ids)}
+    eval_images = scene.images(eval_ids).to(device)
+    stride = max(1, math.ceil(len(eval_ids) / config.eval_max_views))
+    quick_ids, quick_images = eval_ids[::stride], eval_images[::stride]
+    extent = float(scene.extent)
+    bg_fixed = _background(scene, device)
+
+    start_step, curve, train_seconds = 0, [], 0.0
+    if resume:
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if ckpt["method"] != method.name:
+            raise ValueError(f"checkpoint {ckpt_path} was written by method {ckpt['method']!r}, not {method.name!r}")
+        gaussians = Gaussians.from_state_dict(ckpt["gaussians"]).to(device)
+        state = MethodState()
+        state.load_state_dict(ckpt["method_state"])
+        optimizers = _make_optimizers(method, gaussians, state)
+        for name, opt in optimizers.items():
+            opt.load_state_dict(ckpt["optimizers"][name])
+        start_step, curve, train_seconds = ckpt["step"], ckpt["curve"], ckpt["train_seconds"]
+        _set_rng_state(ckpt["rng"])
+    else:
+        if gaussians is None:
+            gaussians = init_gaussians(scene, method.sh_degree, config.num_random_points, seed)
+        elif not isinstance(gaussians, Gaussians):
+            raise TypeError(f"gaussians must be Gaussians or None, got {type(gaussians).__name__}")
+        gaussians = gaussians.to(device)
+        if gaussians.sh_degree < method.sh_degree:
+            raise ValueError(f"gaussians store SH degree {gaussians.sh_degree} < method sh_degree {method.sh_degree}")
+        state = method.init(scene, gaussians)
+        optimizers = _make_optimizers(method, gaussians, state)
+
+    def checkpoint(step: int) -> None:
+        if ckpt_path is None:
+            return
+        _save_checkpoint(
+            ckpt_path,
+            {
+                "step": step,
+                "steps": steps,
+                "method": method.name,
+                "hyperparameters": method.hyperparameters(),
+                "gaussians": gaussians.state_dict(),
+                "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                "method_state": state.state_dict(),
+                "rng": _rng_state(),
+                "curve": curve,
+                "train_seconds": train_seconds,
+            },
+        )
+
+    last_loss, last_psnr = float("nan"), (curve[-1]["psnr"] if curve else None)
+    bar = tqdm(total=steps, initial=start_step, disable=not show_progress, desc=f"fit {method.name}", unit="step")
+    stopped = False
+    step = start_step
+    try:
+        while step < steps:
+            if should_stop is not None and should_stop():
+                stopped = True
+                break
+            t0 = time.perf_counter()
+            cid = _camera_order(train_ids, step, seed)
+            if method.random_background:
+                background = torch.rand(1, 3, device=device)
+            else:
+                background = bg_fixed
+            ctx = StepContext(
+                step=step, total_steps=steps, scene=scene, gaussians=gaussians, optimizers=optimizers,
+                state=state, camera_ids=[cid], viewmats=scene.cameras.viewmats[[cid]].to(device),
+                Ks=scene.cameras.Ks[[cid]].to(device), width=scene.cameras.width, height=scene.cameras.height,
+                gt_images=train_images[index_of[cid]][None], background=background,
+                sh_degree=method.active_sh_degree(step), extent=extent,
+            )
+            ctx.render, ctx.alphas, ctx.meta = _rasterize(method, ctx, backend)
+            method.step_pre_backward(ctx)
+            loss = method.loss(ctx)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {float(loss)} at step {step}")
+            loss.backward()
+            method.step_post_backward(ctx)
+            for opt in optimizers.values():
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+            step += 1
+            train_seconds += time.perf_counter() - t0
+            last_loss = float(loss)
+
+            evaluated = eval_every and step % eval_every == 0 and step < steps
+            if evaluated:
+                last_psnr, _, _ = evaluate(
+                    method, scene, gaussians, state, quick_ids, quick_images,
+                    method.active_sh_degree(step), backend, with_ssim=False,
+                )
+                curve.append(
+                    {"step": step, "seconds": round(train_seconds, 3), "psnr": last_psnr,
+                     "num_gaussians": gaussians.num_gaussians}
+                )
+            bar.update(1)
+            if step % config.log_every == 0 or evaluated or step == steps:
+                bar.set_postfix(loss=f"{last_loss:.4f}", psnr="-" if last_psnr is None else f"{last_psnr:.2f}",
+                                n=gaussians.num_gaussians)
+                if progress is not None:
+                    progress(FitProgress(step, steps, last_loss, last_psnr, gaussians.num_gaussians, train_seconds))
+            if checkpoint_every and step % checkpoint_every == 0 and step < steps:
+                checkpoint(step)
+    finally:
+        bar.close()
+
+    final_sh = method.active_sh_degree(max(step - 1, 0))
+    final_psnr, final_ssim, renders = evaluate(
+        method, scene, gaussians, state, eval_ids, eval_images, final_sh, backend
+    )
+    if not curve or curve[-1]["step"] != step:
+        curve.append({"step": step, "seconds": round(train_seconds, 3),
+                      "psnr": float(np.mean([float(psnr_fn(renders[i], eval_images[i]))
+                                             for i in range(0, len(eval_ids), stride)])),
+                      "num_gaussians": gaussians.num_gaussians})
+    metrics = {
+        "method": method.name,
+        "steps": step,
+        "steps_requested": steps,
+        "stopped_early": stopped,
+        "psnr": final_psnr,
+        "ssim": final_ssim,
+        "num_gaussians": gaussians.num_gaussians,
+        "train_seconds": round(train_seconds, 3),
+        "eval_views": eval_ids,
+        "eval_split": "test" if test_ids else "train",
+        "width": scene.cameras.width,
+        "height": scene.cameras.height,
+        "backend": backend,
+        "seed": seed,
+        "hyperparameters": method.hyperparameters(),
+        "curve": curve,
+    }
+    if progress is not None:
+        progress(FitProgress(step, steps, last_loss, final_psnr, gaussians.num_gaussians, train_seconds))
+
+    paths: dict[str, Path] = {}
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        checkpoint(step)
+        paths["checkpoint"] = ckpt_path
+        paths["ply"] = save_ply(gaussians, out / "point_cloud.ply")
+        render_dir = out / "renders"
+        for i, cid in enumerate(eval_ids):
+            _write_png(render_dir / f"{cid:04d}.png", torch.cat([renders[i], eval_images[i]], dim=1))
+        paths["renders"] = render_dir
+        paths["metrics"] = out / "metrics.json"
+        atomic_write_bytes(paths["metrics"], (json.dumps(metrics, indent=2) + "\n").encode())
+    return FitResult(gaussians=gaussians.detached(), metrics=metrics, paths=paths)

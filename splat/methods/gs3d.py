@@ -1,0 +1,200 @@
+"""The baseline 3D Gaussian Splatting method (Kerbl et al., SIGGRAPH 2023).
+
+Loss ``(1 - l) L1 + l (1 - SSIM)``, one Adam per parameter with the paper's
+learning rates (positions scaled by the scene extent and decayed
+exponentially), an SH degree added every ``sh_degree_interval`` steps, and
+adaptive density control: Gaussians whose mean view-space gradient exceeds
+``grow_grad2d`` are cloned when small or split into two sampled children
+(scales / 1.6) when large; transparent and oversized ones are pruned; every
+``reset_every`` steps opacities are clamped low so that floaters can die.
+
+The defaults are tuned for short fits on a CPU (a few thousand steps on
+images of about 320 px): refinement starts and stops earlier than in the
+paper and growth stops at ``max_gaussians``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from splat.core.gaussians import Gaussians
+from splat.methods.base import Method, MethodState, StepContext
+from splat.methods.densify import clone_gaussians, keep_gaussians, reset_opacities, split_gaussians
+from splat.methods.registry import register_method
+from splat.metrics import ssim
+
+
+def is_reset_step(step: int, reset_every: int, refine_stop: int) -> bool:
+    """Whether opacities are reset after ``step`` (every ``reset_every`` steps, never at 0).
+
+    >>> [s for s in range(0, 10) if is_reset_step(s, 3, 100)]
+    [3, 6, 9]
+    """
+    return reset_every > 0 and step > 0 and step % reset_every == 0 and step < refine_stop
+
+
+def is_refine_step(step: int, start: int, stop: int, every: int) -> bool:
+    """Whether density control runs after ``step``."""
+    return start < step < stop and step % every == 0
+
+
+@register_method("3dgs")
+@dataclass
+class GS3D(Method):
+    """3DGS hyper-parameters (defaults sized for CPU fits).
+
+    Attributes:
+        sh_degree: highest SH degree.
+        sh_degree_interval: steps between SH degree increments.
+        ssim_lambda: weight of ``1 - SSIM`` in the loss.
+        lr_means: initial position learning rate (times the scene extent).
+        lr_means_final: final position learning rate (times the scene extent).
+        lr_scales, lr_quats, lr_opacities, lr_sh0, lr_shN: Adam learning rates.
+        refine_start: first step after which density control may run.
+        refine_stop: no density control from this step on.
+        refine_every: steps between density-control passes.
+        reset_every: steps between opacity resets (0 disables them).
+        grow_grad2d: mean NDC gradient norm above which a Gaussian grows.
+        grow_scale3d: largest scale (fraction of the extent) still cloned, not split.
+        prune_opa: opacities below this are pruned (resets go to twice this).
+        prune_scale3d: after the first reset, scales above this fraction of the extent are pruned.
+        max_gaussians: growth stops at this many Gaussians (largest gradients first).
+    """
+
+    sh_degree: int = 3
+    sh_degree_interval: int = 1000
+    ssim_lambda: float = 0.2
+    lr_means: float = 1.6e-4
+    lr_means_final: float = 1.6e-6
+    lr_scales: float = 5e-3
+    lr_quats: float = 1e-3
+    lr_opacities: float = 5e-2
+    lr_sh0: float = 2.5e-3
+    lr_shN: float = 2.5e-3 / 20
+    refine_start: int = 500
+    refine_stop: int = 15_000
+    refine_every: int = 100
+    reset_every: int = 3000
+    grow_grad2d: float = 2e-4
+    grow_scale3d: float = 0.01
+    prune_opa: float = 0.005
+    prune_scale3d: float = 0.1
+    max_gaussians: int = 200_000
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.sh_degree <= 3:
+            raise ValueError(f"sh_degree must be in 0..3, got {self.sh_degree}")
+        if not 0.0 <= self.ssim_lambda <= 1.0:
+            raise ValueError(f"ssim_lambda must be in [0, 1], got {self.ssim_lambda}")
+        for name in ("sh_degree_interval", "refine_every", "max_gaussians"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    # ----------------------------------------------------------------- hooks
+    def init(self, scene, gaussians: Gaussians) -> MethodState:
+        n = gaussians.num_gaussians
+        return MethodState(data={"grad2d": torch.zeros(n), "count": torch.zeros(n), "n_reset": 0})
+
+    def trainable(self, gaussians: Gaussians, state: MethodState) -> dict[str, float]:
+        return {
+            "means": self.lr_means,  # scaled by the extent in step_post_backward
+            "scales": self.lr_scales,
+            "quats": self.lr_quats,
+            "opacities": self.lr_opacities,
+            "sh0": self.lr_sh0,
+            "shN": self.lr_shN,
+        }
+
+    def active_sh_degree(self, step: int) -> int:
+        return min(step // self.sh_degree_interval, self.sh_degree)
+
+    def loss(self, ctx: StepContext) -> Tensor:
+        l1 = (ctx.render - ctx.gt_images).abs().mean()
+        ctx.info["l1"] = float(l1)
+        if self.ssim_lambda == 0:
+            return l1
+        d_ssim = 1.0 - ssim(ctx.render, ctx.gt_images).mean()
+        return (1.0 - self.ssim_lambda) * l1 + self.ssim_lambda * d_ssim
+
+    def step_pre_backward(self, ctx: StepContext) -> None:
+        means2d = ctx.meta.get("means2d")
+        if means2d is not None and means2d.requires_grad:
+            means2d.retain_grad()
+
+    def step_post_backward(self, ctx: StepContext) -> None:
+        self._decay_position_lr(ctx)
+        if ctx.step < self.refine_stop:
+            self._accumulate_gradients(ctx)
+        if is_refine_step(ctx.step, self.refine_start, self.refine_stop, self.refine_every):
+            self.refine(ctx)
+        if is_reset_step(ctx.step, self.reset_every, self.refine_stop):
+            reset_opacities(ctx.gaussians, ctx.optimizers, self.prune_opa * 2.0)
+            ctx.state.data["n_reset"] += 1
+            ctx.info["reset"] = True
+
+    # --------------------------------------------------------------- details
+    def position_lr(self, step: int, total_steps: int, extent: float) -> float:
+        """Log-linear decay from ``lr_means`` to ``lr_means_final``, times the extent."""
+        t = min(max(step / max(total_steps - 1, 1), 0.0), 1.0)
+        log_lr = (1 - t) * math.log(self.lr_means) + t * math.log(self.lr_means_final)
+        return math.exp(log_lr) * extent
+
+    def _decay_position_lr(self, ctx: StepContext) -> None:
+        opt = ctx.optimizers.get("means")
+        if opt is not None:
+            for group in opt.param_groups:
+                group["lr"] = self.position_lr(ctx.step, ctx.total_steps, ctx.extent)
+
+    def _accumulate_gradients(self, ctx: StepContext) -> None:
+        means2d = ctx.meta.get("means2d")
+        if means2d is None or means2d.grad is None:
+            return
+        data = ctx.state.data
+        n = ctx.gaussians.num_gaussians
+        if data["grad2d"].shape[0] != n:  # Gaussians changed outside density control
+            data["grad2d"], data["count"] = torch.zeros(n), torch.zeros(n)
+        grads = means2d.grad.detach().clone()  # [C, N, 2] in pixels
+        c = grads.shape[0]
+        grads[..., 0] *= ctx.width / 2.0 * c  # to NDC units, as the reference code
+        grads[..., 1] *= ctx.height / 2.0 * c
+        visible = (ctx.meta["radii"] > 0).all(dim=-1) if ctx.meta["radii"].ndim == 3 else ctx.meta["radii"] > 0
+        cam, gid = torch.where(visible)
+        data["grad2d"].index_add_(0, gid.cpu(), grads[cam, gid].norm(dim=-1).cpu())
+        data["count"].index_add_(0, gid.cpu(), torch.ones(gid.shape[0]))
+
+    @torch.no_grad()
+    def refine(self, ctx: StepContext) -> dict[str, int]:
+        """One density-control pass: clone, split, prune; resets the statistics."""
+        g, opts, data = ctx.gaussians, ctx.optimizers, ctx.state.data
+        grads = data["grad2d"] / data["count"].clamp_min(1)
+        max_scale = g.scales.max(dim=-1).values.cpu()
+        is_small = max_scale <= self.grow_scale3d * ctx.extent
+        grow = grads > self.grow_grad2d
+        budget = max(self.max_gaussians - g.num_gaussians, 0)
+        if int(grow.sum()) > budget:  # keep the largest gradients within the growth budget
+            keep = torch.zeros_like(grow)
+            if budget:
+                keep[torch.topk(torch.where(grow, grads, -1.0), budget).indices] = True
+            grow = keep
+        is_clone, is_split = grow & is_small, grow & ~is_small
+        device = g.device
+        n_clone = clone_gaussians(g, opts, is_clone.to(device))
+        is_split = torch.cat([is_split, torch.zeros(n_clone, dtype=torch.bool)])
+        n_split = split_gaussians(g, opts, is_split.to(device))
+        prune = g.opacities.detach() < self.prune_opa
+        if data["n_reset"] > 0:
+            prune |= g.scales.detach().max(dim=-1).values > self.prune_scale3d * ctx.extent
+        if bool(prune.all()):  # never prune everything
+            prune[torch.argmax(g.opacities.detach())] = False
+        n_prune = int(prune.sum())
+        if n_prune:
+            keep_gaussians(g, opts, ~prune)
+        n = g.num_gaussians
+        data["grad2d"], data["count"] = torch.zeros(n), torch.zeros(n)
+        stats = {"cloned": n_clone, "split": n_split, "pruned": n_prune}
+        ctx.info.update(stats)
+        return stats
