@@ -1,5 +1,6 @@
 """Core types and the differentiable rasterizer."""
 
 from splat.core.camera import Camera
+from splat.core.rasterization import rasterization
 
-__all__ = ["Camera"]
+__all__ = ["Camera", "rasterization"]
