@@ -175,7 +175,7 @@ def rasterization(
     >>> means = torch.tensor([[0.0, 0.0, 3.0]])
     >>> quats = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
     >>> scales = torch.full((1, 3), 0.2)
-    >>> K = torch.tensor([[[50.0, 0.0, 16.0], [0.0, 50.0, 16.0], [0.0, 0.0, 1.0]]])
+    >>> K = torch.tensor([[[50.0, 0.0, 15.5], [0.0, 50.0, 15.5], [0.0, 0.0, 1.0]]])
     >>> img, alpha, meta = rasterization(means, quats, scales, torch.ones(1), torch.ones(1, 3),
     ...                                  torch.eye(4)[None], K, 32, 32, backend="torch")
     >>> img.shape, round(float(alpha.max()), 3)
