@@ -73,7 +73,7 @@ struct Span {
     int r0, r1, s0, s1;
 };
 
-bool gaussian_span(const Problem &p, const TileGeom &tg, int64_t gid, Span &sp) {
+inline __attribute__((always_inline)) bool gaussian_span(const Problem &p, const TileGeom &tg, int64_t gid, Span &sp) {
     const float ex = p.extent[2 * gid], ey = p.extent[2 * gid + 1];
     if (!(ex >= 0.f)) return false;
     const float mx = p.means2d[2 * gid], my = p.means2d[2 * gid + 1];
@@ -235,6 +235,7 @@ void forward_tile(const Problem &p, int64_t tile, Scratch &s, float *out_rgb, fl
             const float py = (float)(g.y0 + r) + 0.5f;
             for (int st = sp.s0; st <= sp.s1; ++st) {
                 const int v = r * g.ns + st;
+                if (all(done[v])) continue;
                 const Eval e = evaluate(mx, my, a, b, c, op, s.px[st], py);
                 vi valid = (e.sigma >= 0.f) & (e.alpha >= kAlphaThreshold) & ~done[v];
                 if (!any(valid)) continue;
