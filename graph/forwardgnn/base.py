@@ -1,0 +1,108 @@
+"""Shared training loops of the variants.
+
+A variant is an ``nn.Module`` with ``fit(task)`` and ``score(task, part)``.
+Layer-wise variants (``ff-label``, ``ff-vn``, ``sf``) subclass
+:class:`LayerwiseVariant`: layer ``i`` is trained to the end on the detached
+outputs of layers ``< i``, with its own loss and optimiser, and the state with
+the best validation score of the first ``i + 1`` layers is kept.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from graph.forwardgnn.config import ForwardGNNConfig
+from graph.forwardgnn.layers import make_layers
+
+Stream = tuple[Tensor, Tensor]  # (features [N', F], edge_index [2, E'])
+
+
+class Variant(nn.Module):
+    """Base of every variant.
+
+    Args:
+        in_channels: node feature width F.
+        num_classes: C for node classification, 0 for link prediction.
+        conv: ``gcn``, ``sage`` or ``gat``.
+        config: hyper-parameters.
+    """
+
+    name: ClassVar[str] = ""
+    forward_learning: ClassVar[bool] = True
+
+    def __init__(self, in_channels: int, num_classes: int, conv: str, config: ForwardGNNConfig):
+        super().__init__()
+        self.config, self.num_classes, self.conv_name = config, num_classes, conv
+        self.layers = make_layers(conv, self.layer_input_width(in_channels, num_classes),
+                                  config.hidden, config.lr, config.weight_decay, config.gat_heads)
+
+    def layer_input_width(self, in_channels: int, num_classes: int) -> int:
+        return in_channels
+
+    def fit(self, task, progress: bool = False) -> list[float]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def score(self, task, part: str = "test", upto: int | None = None) -> float:  # pragma: no cover
+        raise NotImplementedError
+
+
+class LayerwiseVariant(Variant):
+    """Greedy layer-by-layer training with a local loss per layer."""
+
+    def streams(self, task) -> list[Stream]:  # pragma: no cover - abstract
+        """Inputs of the first layer: one or more (features, edges) streams."""
+        raise NotImplementedError
+
+    def layer_loss(self, i: int, outputs: list[Tensor], task) -> Tensor:  # pragma: no cover
+        """Loss of layer ``i`` from its outputs on each stream."""
+        raise NotImplementedError
+
+    def fit(self, task, progress: bool = False) -> list[float]:
+        streams = self.streams(task)
+        losses: list[float] = []
+        for i, layer in enumerate(self.layers):
+            best, best_state = -float("inf"), copy.deepcopy(layer.state_dict())
+            bar = tqdm(range(self.config.epochs), desc=f"{self.name} layer {i}",
+                       disable=not progress, leave=False)
+            for epoch in bar:
+                layer.train()
+                outputs = [layer(x.detach(), ei) for x, ei in streams]
+                losses.append(layer.step(self.layer_loss(i, outputs, task)))
+                if (epoch + 1) % self.config.eval_every == 0 or epoch + 1 == self.config.epochs:
+                    val = self.score(task, "val", upto=i + 1)
+                    if val > best:
+                        best, best_state = val, copy.deepcopy(layer.state_dict())
+                    bar.set_postfix(loss=f"{losses[-1]:.4f}", val=f"{val:.3f}")
+            layer.load_state_dict(best_state)
+            with torch.no_grad():
+                layer.eval()
+                streams = [(layer(x, ei), ei) for x, ei in streams]
+        return losses
+
+
+class JointVariant(Variant):
+    """All layers updated every epoch (``sf-topdown`` and ``bp``); best validation state kept."""
+
+    def epoch_step(self, task) -> float:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def fit(self, task, progress: bool = False) -> list[float]:
+        best, best_state = -float("inf"), copy.deepcopy(self.state_dict())
+        losses: list[float] = []
+        bar = tqdm(range(self.config.epochs), desc=self.name, disable=not progress, leave=False)
+        for epoch in bar:
+            self.train()
+            losses.append(self.epoch_step(task))
+            if (epoch + 1) % self.config.eval_every == 0 or epoch + 1 == self.config.epochs:
+                val = self.score(task, "val")
+                if val > best:
+                    best, best_state = val, copy.deepcopy(self.state_dict())
+                bar.set_postfix(loss=f"{losses[-1]:.4f}", val=f"{val:.3f}")
+        self.load_state_dict(best_state)
+        return losses

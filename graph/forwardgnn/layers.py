@@ -1,0 +1,74 @@
+"""The building block of every variant: L2-normalised input -> GNN convolution -> ReLU."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import GATConv, GCNConv, SAGEConv
+
+from graph.forwardgnn.config import CONVS
+
+
+def l2_normalise(x: Tensor, eps: float = 1e-8) -> Tensor:
+    """Rows scaled to unit length; an all-zero row stays zero (never NaN).
+
+    Args:
+        x: ``[N, F]`` features.
+    """
+    return x / x.norm(dim=1, keepdim=True).clamp_min(eps)
+
+
+def make_conv(conv: str, in_channels: int, out_channels: int, gat_heads: int = 2) -> nn.Module:
+    """A torch-geometric convolution by name (``gcn``, ``sage`` or ``gat``)."""
+    if conv == "gcn":
+        return GCNConv(in_channels, out_channels)
+    if conv == "sage":
+        return SAGEConv(in_channels, out_channels)
+    if conv == "gat":
+        return GATConv(in_channels, out_channels, heads=gat_heads, concat=False)
+    raise ValueError(f"unknown conv {conv!r}; choose one of {list(CONVS)}")
+
+
+class ForwardLayer(nn.Module):
+    """One trainable layer ``relu(conv(l2_normalise(x)))`` with its own optimiser.
+
+    Forward-learning variants call :meth:`step` with a loss built only from
+    this layer's output computed on detached inputs, so no gradient crosses
+    layers.
+
+    Args:
+        conv: ``gcn``, ``sage`` or ``gat``.
+        in_channels: input width F.
+        out_channels: output width H.
+        lr: Adam learning rate.
+        weight_decay: Adam weight decay.
+        gat_heads: heads of ``GATConv``.
+    """
+
+    def __init__(self, conv: str, in_channels: int, out_channels: int, lr: float = 0.01,
+                 weight_decay: float = 5e-4, gat_heads: int = 2):
+        super().__init__()
+        self.conv = make_conv(conv, in_channels, out_channels, gat_heads)
+        self.optimizer = torch.optim.Adam(self.conv.parameters(), lr=lr,
+                                          weight_decay=weight_decay)
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        """``x: [N, F]``, ``edge_index: [2, E]`` -> ``[N, H]``."""
+        return torch.relu(self.conv(l2_normalise(x), edge_index))
+
+    def step(self, loss: Tensor) -> float:
+        """Back-propagate a loss of this layer alone and update its parameters."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach())
+
+
+def make_layers(conv: str, in_channels: int, hidden: tuple[int, ...], lr: float,
+                weight_decay: float, gat_heads: int) -> nn.ModuleList:
+    """The stack of :class:`ForwardLayer` of widths ``hidden`` on ``in_channels`` inputs."""
+    sizes = (in_channels,) + tuple(hidden)
+    return nn.ModuleList(
+        ForwardLayer(conv, sizes[i], sizes[i + 1], lr, weight_decay, gat_heads)
+        for i in range(len(hidden))
+    )

@@ -1,0 +1,251 @@
+"""Forward-learning variants for node classification (Park et al., ICLR 2024).
+
+- ``ff-label``: forward-forward with label appending. Training nodes get their
+  one-hot label appended (positive) or a wrong one (negative); other nodes a
+  uniform vector. Each layer pushes the goodness (sum of squared activations)
+  of positives above ``theta`` and of negatives below. A node is classified
+  by trying every label and summing the goodness over layers.
+- ``ff-vn``: forward-forward with virtual class nodes. One extra node per
+  class; training nodes are linked to their class node (positive graph) or
+  to a wrong one (negative graph). Prediction links the node to each class
+  node in turn.
+- ``sf``: single forward, no negatives. With the class nodes linked to their
+  training nodes, each layer's loss is the cross-entropy of the dot products
+  between a node and the class nodes.
+- ``sf-topdown``: ``sf`` where a layer's loss uses the mean of its fresh
+  output and the detached current states of the layers above it; all layers
+  are updated every epoch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from graph.forwardgnn.base import JointVariant, LayerwiseVariant, Stream
+from graph.forwardgnn.losses import accuracy, forward_forward_loss, goodness
+from graph.forwardgnn.tasks import NodeTask
+
+
+def _mask(task: NodeTask, part: str) -> Tensor:
+    if part not in ("train", "val", "test"):
+        raise ValueError(f"part must be 'train', 'val' or 'test', got {part!r}")
+    return getattr(task, f"{part}_mask")
+
+
+def _label_block(task: NodeTask, labels: Tensor) -> Tensor:
+    """``[N, C]``: one-hot ``labels`` on training nodes, uniform elsewhere."""
+    c = task.num_classes
+    block = torch.full((task.num_nodes, c), 1.0 / c)
+    block[task.train_mask] = F.one_hot(labels[task.train_mask], c).float()
+    return block
+
+
+def _wrong_labels(y: Tensor, num_classes: int, gen: torch.Generator) -> Tensor:
+    """A uniformly random label different from ``y`` for every node."""
+    shift = torch.randint(1, num_classes, y.shape, generator=gen)
+    return (y + shift) % num_classes
+
+
+class FFLabel(LayerwiseVariant):
+    """Forward-forward with the label appended to the input features."""
+
+    name = "ff-label"
+
+    def layer_input_width(self, in_channels: int, num_classes: int) -> int:
+        return in_channels + num_classes
+
+    def streams(self, task: NodeTask) -> list[Stream]:
+        gen = torch.Generator().manual_seed(int(torch.randint(2**31, (1,))))
+        pos = torch.cat([task.x, _label_block(task, task.y)], dim=1)
+        negs = [torch.cat([task.x, _label_block(task, _wrong_labels(task.y, task.num_classes,
+                                                                     gen))], dim=1)
+                for _ in range(self.config.num_negatives)]
+        return [(pos, task.edge_index)] + [(n, task.edge_index) for n in negs]
+
+    def layer_loss(self, i: int, outputs: list[Tensor], task: NodeTask) -> Tensor:
+        m = task.train_mask
+        return forward_forward_loss(outputs[0][m], [h[m] for h in outputs[1:]], self.config.theta)
+
+    @torch.no_grad()
+    def class_scores(self, task: NodeTask, upto: int | None = None) -> Tensor:
+        """``[N, C]`` goodness summed over the first ``upto`` layers with each label tried."""
+        self.eval()
+        scores = torch.zeros(task.num_nodes, task.num_classes)
+        for c in range(task.num_classes):
+            labels = torch.where(task.train_mask, task.y, torch.full_like(task.y, c))
+            block = F.one_hot(labels, task.num_classes).float()
+            h = torch.cat([task.x, block], dim=1)
+            for layer in self.layers[:upto]:
+                h = layer(h, task.edge_index)
+                scores[:, c] += goodness(h)
+        return scores
+
+    @torch.no_grad()
+    def score(self, task: NodeTask, part: str = "test", upto: int | None = None) -> float:
+        m = _mask(task, part)
+        return accuracy(self.class_scores(task, upto)[m].argmax(1), task.y[m])
+
+
+class _VirtualNodes:
+    """Graph augmentation with one virtual node per class (indices ``N .. N+C-1``)."""
+
+    def __init__(self, task: NodeTask, seed_features: Tensor):
+        self.n, self.c = task.num_nodes, task.num_classes
+        self.x = torch.cat([task.x, seed_features], dim=0)  # [N + C, F]
+        self.edge_index = task.edge_index
+
+    def link(self, nodes: Tensor, classes: Tensor) -> Tensor:
+        """Edges of the graph plus ``node <-> class node`` in both directions."""
+        v = self.n + classes
+        extra = torch.stack([torch.cat([nodes, v]), torch.cat([v, nodes])])
+        return torch.cat([self.edge_index, extra], dim=1)
+
+
+def _virtual_features(task: NodeTask) -> Tensor:
+    gen = torch.Generator().manual_seed(int(torch.randint(2**31, (1,))))
+    return torch.randn(task.num_classes, task.x.shape[1], generator=gen)
+
+
+class FFVirtualNodes(LayerwiseVariant):
+    """Forward-forward where labels enter as links to virtual class nodes."""
+
+    name = "ff-vn"
+
+    def streams(self, task: NodeTask) -> list[Stream]:
+        self._vn = _VirtualNodes(task, _virtual_features(task))
+        gen = torch.Generator().manual_seed(int(torch.randint(2**31, (1,))))
+        train = torch.nonzero(task.train_mask).view(-1)
+        out = [(self._vn.x, self._vn.link(train, task.y[train]))]
+        for _ in range(self.config.num_negatives):
+            wrong = _wrong_labels(task.y[train], task.num_classes, gen)
+            out.append((self._vn.x, self._vn.link(train, wrong)))
+        return out
+
+    def layer_loss(self, i: int, outputs: list[Tensor], task: NodeTask) -> Tensor:
+        m = torch.cat([task.train_mask, torch.zeros(task.num_classes, dtype=torch.bool)])
+        return forward_forward_loss(outputs[0][m], [h[m] for h in outputs[1:]], self.config.theta)
+
+    @torch.no_grad()
+    def class_scores(self, task: NodeTask, upto: int | None = None) -> Tensor:
+        """``[N, C]`` goodness summed over layers with each node linked to class node c."""
+        self.eval()
+        nodes = torch.arange(task.num_nodes)
+        scores = torch.zeros(task.num_nodes, task.num_classes)
+        for c in range(task.num_classes):
+            classes = torch.where(task.train_mask, task.y, torch.full_like(task.y, c))
+            ei = self._vn.link(nodes, classes)
+            h = self._vn.x
+            for layer in self.layers[:upto]:
+                h = layer(h, ei)
+                scores[:, c] += goodness(h[:task.num_nodes])
+        return scores
+
+    @torch.no_grad()
+    def score(self, task: NodeTask, part: str = "test", upto: int | None = None) -> float:
+        m = _mask(task, part)
+        return accuracy(self.class_scores(task, upto)[m].argmax(1), task.y[m])
+
+
+def _class_logits(h: Tensor, n: int, temperature: float) -> Tensor:
+    """``[N, C]`` dot products of real nodes with class nodes, over the temperature."""
+    return h[:n] @ h[n:].t() / temperature
+
+
+class SingleForward(LayerwiseVariant):
+    """Single forward: per-layer cross-entropy against virtual class nodes, no negatives."""
+
+    name = "sf"
+
+    def streams(self, task: NodeTask) -> list[Stream]:
+        self._vn = _VirtualNodes(task, _virtual_features(task))
+        train = torch.nonzero(task.train_mask).view(-1)
+        self._edges = self._vn.link(train, task.y[train])
+        return [(self._vn.x, self._edges)]
+
+    def layer_loss(self, i: int, outputs: list[Tensor], task: NodeTask) -> Tensor:
+        logits = _class_logits(outputs[0], task.num_nodes, self.config.temperature)
+        return F.cross_entropy(logits[task.train_mask], task.y[task.train_mask])
+
+    @torch.no_grad()
+    def class_scores(self, task: NodeTask, upto: int | None = None) -> Tensor:
+        """``[N, C]`` class probabilities summed over layers."""
+        self.eval()
+        h, probs = self._vn.x, torch.zeros(task.num_nodes, task.num_classes)
+        for layer in self.layers[:upto]:
+            h = layer(h, self._edges)
+            probs += torch.softmax(_class_logits(h, task.num_nodes, self.config.temperature), 1)
+        return probs
+
+    @torch.no_grad()
+    def score(self, task: NodeTask, part: str = "test", upto: int | None = None) -> float:
+        m = _mask(task, part)
+        return accuracy(self.class_scores(task, upto)[m].argmax(1), task.y[m])
+
+
+class SingleForwardTopDown(JointVariant):
+    """``sf`` with top-down signal: layer j's loss uses mean(own output, detached states above).
+
+    States are refreshed once per epoch; every layer keeps its own optimiser
+    and receives no gradient from any other layer.
+    """
+
+    name = "sf-topdown"
+
+    def __init__(self, in_channels, num_classes, conv, config):
+        if len(set(config.hidden)) != 1:
+            raise ValueError(f"sf-topdown averages layer states, so hidden widths must be equal, "
+                             f"got {config.hidden}")
+        super().__init__(in_channels, num_classes, conv, config)
+        self._states: list[Tensor] | None = None
+
+    def _setup(self, task: NodeTask) -> None:
+        if getattr(self, "_vn", None) is None:
+            self._vn = _VirtualNodes(task, _virtual_features(task))
+            train = torch.nonzero(task.train_mask).view(-1)
+            self._edges = self._vn.link(train, task.y[train])
+
+    @torch.no_grad()
+    def bottom_up(self, task: NodeTask) -> list[Tensor]:
+        """States ``[x, h_1, ..., h_L]`` of one plain forward pass."""
+        self._setup(task)
+        states = [self._vn.x]
+        for layer in self.layers:
+            states.append(layer(states[-1], self._edges))
+        return states
+
+    def _embedding(self, own: Tensor, states: list[Tensor], j: int) -> Tensor:
+        return torch.stack([own] + [s.detach() for s in states[j + 2:]]).mean(0)
+
+    def epoch_step(self, task: NodeTask) -> float:
+        if self._states is None:
+            self._states = self.bottom_up(task)
+        states, new, total = self._states, [self._states[0]], 0.0
+        for j, layer in enumerate(self.layers):
+            own = layer(states[j].detach(), self._edges)
+            logits = _class_logits(self._embedding(own, states, j), task.num_nodes,
+                                   self.config.temperature)
+            total += layer.step(F.cross_entropy(logits[task.train_mask], task.y[task.train_mask]))
+            new.append(own.detach())
+        self._states = new
+        return total
+
+    def fit(self, task: NodeTask, progress: bool = False) -> list[float]:
+        self._states = None
+        return super().fit(task, progress)
+
+    @torch.no_grad()
+    def class_scores(self, task: NodeTask, upto: int | None = None) -> Tensor:
+        self.eval()
+        states = self.bottom_up(task)
+        probs = torch.zeros(task.num_nodes, task.num_classes)
+        for j in range(len(self.layers[:upto])):
+            emb = self._embedding(states[j + 1], states, j)
+            probs += torch.softmax(_class_logits(emb, task.num_nodes, self.config.temperature), 1)
+        return probs
+
+    @torch.no_grad()
+    def score(self, task: NodeTask, part: str = "test", upto: int | None = None) -> float:
+        m = _mask(task, part)
+        return accuracy(self.class_scores(task, upto)[m].argmax(1), task.y[m])

@@ -1,0 +1,121 @@
+"""``splatops graph``: ForwardGNN training and Convergent Graph Solver experiments.
+
+    splatops graph forwardgnn --dataset karate --variant sf --conv gcn [--task node|link]
+                              [--seeds K] [--epochs E] [--json PATH]
+    splatops graph cgs --task porous|mdp|classify [--seed S] [--quick] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("graph", help="graph learning: ForwardGNN, Convergent Graph Solvers",
+                              description="Graph learning on bundled real graphs.")
+    sub = p.add_subparsers(dest="graph_command", metavar="{forwardgnn,cgs}")
+
+    f = sub.add_parser("forwardgnn", help="train a GNN layer by layer without back-propagation "
+                       "across layers (or the bp baseline)")
+    f.add_argument("--dataset", required=True, help="a name from graph.datasets.available_datasets()")
+    f.add_argument("--variant", default="sf", help="bp, ff-label, ff-vn, sf or sf-topdown")
+    f.add_argument("--conv", default="gcn", choices=["gcn", "sage", "gat"])
+    f.add_argument("--task", default="node", choices=["node", "link"])
+    f.add_argument("--seeds", type=int, default=1, help="number of seeds (0 .. K-1)")
+    f.add_argument("--epochs", type=int, default=None, help="epochs per layer (default 100)")
+    f.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (1 is fastest on these small graphs)")
+    f.add_argument("--progress", action="store_true", help="show progress bars")
+    f.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the results")
+
+    c = sub.add_parser("cgs", help="Convergent Graph Solver experiments")
+    c.add_argument("--task", required=True, choices=["porous", "mdp", "classify"])
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--quick", action="store_true", help="a smaller, faster run")
+    c.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the records")
+    p.set_defaults(_graph_parser=p)
+    return p
+
+
+def write_json(path: Path, payload) -> None:
+    """Write JSON atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def format_table(rows: list[dict], columns: list[str]) -> str:
+    """Plain-text table of ``rows`` restricted to ``columns``."""
+    def cell(v):
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return "-" if v is None else str(v)
+
+    body = [[cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(b[i]) for b in body)) if body else len(c)
+              for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(b, widths)) for b in body]
+    return "\n".join(lines)
+
+
+def _run_forwardgnn(args) -> int:
+    import torch
+
+    from graph.forwardgnn import ForwardGNNConfig, run_forwardgnn
+
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
+    config = ForwardGNNConfig() if args.epochs is None else ForwardGNNConfig(epochs=args.epochs)
+    summary = run_forwardgnn(args.dataset, args.variant, args.conv, args.task, args.seeds,
+                             config, progress=args.progress)
+    row = {k: v for k, v in summary.items() if k != "runs"}
+    print(format_table([row], ["dataset", "task", "variant", "conv", "metric", "mean", "std",
+                               "seeds", "peak_saved_mb", "peak_rss_mb", "train_seconds"]))
+    if args.json is not None:
+        write_json(args.json, summary)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _run_cgs(args) -> int:
+    try:
+        from graph.cgs.experiments import run as cgs_run
+    except ImportError as exc:
+        raise ValueError(f"Convergent Graph Solvers are unavailable "
+                         f"(graph.cgs.experiments.run cannot be imported: {exc})") from exc
+    records = cgs_run(args.task, seed=args.seed, quick=args.quick)
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise ValueError(f"graph.cgs.experiments.run must return a list of dicts, "
+                         f"got {type(records).__name__}")
+    columns: list[str] = []
+    for r in records:
+        columns += [k for k in r if k not in columns]
+    print(format_table(records, columns))
+    if args.json is not None:
+        write_json(args.json, {"task": args.task, "seed": args.seed, "quick": args.quick,
+                               "records": records})
+        print(f"wrote {args.json}")
+    return 0
+
+
+def run(args) -> int:
+    if args.graph_command == "forwardgnn":
+        return _run_forwardgnn(args)
+    if args.graph_command == "cgs":
+        return _run_cgs(args)
+    args._graph_parser.print_help()
+    return 2
