@@ -68,11 +68,11 @@ def _zeros(dim: int) -> np.ndarray:
 
 
 def dam_break(dim: int, n_particles: int, seed: int = 0, randomize: bool = False,
-              wall: float = 0.05) -> SceneInit:
-    """Square column of width ``a`` (0.3 canonical) in the corner at the walls."""
+              wall: float = 0.05, width: float = 0.3, height: float | None = None) -> SceneInit:
+    """Column of ``width`` x ``height`` (square by default) in the corner at the walls."""
     rng = np.random.default_rng(seed)
-    a = 0.3 if not randomize else rng.uniform(0.2, 0.35)
-    h = a if not randomize else a * rng.uniform(0.8, 1.6)
+    a = width if not randomize else rng.uniform(0.2, 0.35)
+    h = (height or a) if not randomize else a * rng.uniform(0.8, 1.6)
     lo = np.full(dim, wall)
     hi = lo.copy()
     hi[0] += a
@@ -129,11 +129,11 @@ def colliding_blocks(dim: int, n_particles: int, seed: int = 0, randomize: bool 
 
 
 def column_collapse(dim: int, n_particles: int, seed: int = 0, randomize: bool = False,
-                    wall: float = 0.05) -> SceneInit:
-    """Granular column of width ``L0`` and height ``H`` against the left wall."""
+                    wall: float = 0.05, width: float = 0.2, aspect: float = 1.0) -> SceneInit:
+    """Granular column of ``width`` and height ``aspect * width`` against the left wall."""
     rng = np.random.default_rng(seed)
-    width = 0.2 if not randomize else rng.uniform(0.15, 0.25)
-    aspect = 1.0 if not randomize else rng.uniform(0.5, 2.0)
+    width = width if not randomize else rng.uniform(0.15, 0.25)
+    aspect = aspect if not randomize else rng.uniform(0.5, 2.0)
     height = min(width * aspect, 0.8)
     lo = np.full(dim, wall)
     hi = lo.copy()
@@ -156,7 +156,7 @@ SCENES = {
 
 
 def make_scene(scene: str, dim: int, n_particles: int, seed: int = 0,
-               randomize: bool = False, wall: float = 0.05) -> SceneInit:
+               randomize: bool = False, wall: float = 0.05, **params) -> SceneInit:
     """Build a scene by name.
 
     Args:
@@ -166,6 +166,8 @@ def make_scene(scene: str, dim: int, n_particles: int, seed: int = 0,
         seed: seed of the particle sampling (and of the geometry if ``randomize``).
         randomize: jitter geometry and velocities from the seed.
         wall: position of the box walls from each face.
+        **params: scene-specific geometry, e.g. ``width``/``height`` of
+            ``dam_break``, ``width``/``aspect`` of ``column_collapse``.
 
     Raises:
         ValueError: unknown scene, bad ``dim`` or ``n_particles``.
@@ -180,4 +182,4 @@ def make_scene(scene: str, dim: int, n_particles: int, seed: int = 0,
         raise ValueError(f"n_particles must be a positive int, got {n_particles!r}")
     if not 0 < wall < 0.25 or not math.isfinite(wall):
         raise ValueError(f"wall must be in (0, 0.25), got {wall}")
-    return SCENES[scene](dim, n_particles, seed=int(seed), randomize=randomize, wall=wall)
+    return SCENES[scene](dim, n_particles, seed=int(seed), randomize=randomize, wall=wall, **params)

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import Tensor
 
+from operators.mpm.linalg import det, mm, svd
+
 
 def _eye(n: int, d: int, like: Tensor) -> Tensor:
     return torch.eye(d, dtype=like.dtype, device=like.device).expand(n, d, d)
@@ -30,27 +32,11 @@ def _sym_dev(C: Tensor) -> Tensor:
     return D - (tr / d)[:, None, None] * _eye(C.shape[0], d, C)
 
 
-def _svd_rotation(F: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """SVD ``F = U diag(S) V^T`` with ``U``, ``V`` proper rotations.
-
-    A reflection is moved into the last singular value, so ``S`` may have a
-    negative last entry only when ``det F < 0`` (inverted particle).
-    """
-    U, S, Vh = torch.linalg.svd(F)
-    flip = (torch.linalg.det(U) * torch.linalg.det(Vh)) < 0
-    if bool(flip.any()):
-        sign = torch.ones_like(S)
-        sign[:, -1] = torch.where(flip, -1.0, 1.0).to(S.dtype)
-        U = U * sign[:, None, :]
-        S = S * sign
-    return U, S, Vh
-
-
 def _hencky_stress(U: Tensor, eps: Tensor, mu: float, lam: float) -> Tensor:
     """Kirchhoff stress of the St. Venant-Kirchhoff model in Hencky strain."""
     tr = eps.sum(-1, keepdim=True)
     tau_diag = 2.0 * mu * eps + lam * tr  # [N, d]
-    return (U * tau_diag[:, None, :]) @ U.transpose(-1, -2)
+    return mm(U * tau_diag[:, None, :], U.transpose(-1, -2))
 
 
 def _lame(E: float, nu: float) -> tuple[float, float]:
@@ -126,7 +112,7 @@ class Water(Material):
         viscosity: dynamic viscosity in Pa s.
     """
 
-    bulk_modulus: float = 4.0e5
+    bulk_modulus: float = 2.5e5
     viscosity: float = 0.01
 
     def __post_init__(self) -> None:
@@ -146,7 +132,7 @@ class Water(Material):
 
     def update(self, F: Tensor, C: Tensor, dt: float) -> tuple[Tensor, Tensor]:
         n, d = F.shape[0], F.shape[-1]
-        J = torch.linalg.det(F).clamp_min(1e-3)
+        J = det(F).clamp_min(1e-3)
         eye = _eye(n, d, F)
         F_new = J.pow(1.0 / d)[:, None, None] * eye
         tau = (self.bulk_modulus * (J - 1.0) * J)[:, None, None] * eye
@@ -183,10 +169,10 @@ class Jelly(Material):
     def update(self, F: Tensor, C: Tensor, dt: float) -> tuple[Tensor, Tensor]:
         mu, lam = _lame(self.youngs_modulus, self.poisson_ratio)
         n, d = F.shape[0], F.shape[-1]
-        U, _, Vh = _svd_rotation(F)
-        R = U @ Vh
-        J = torch.linalg.det(F)
-        tau = 2.0 * mu * (F - R) @ F.transpose(-1, -2)
+        U, _, Vh = svd(F)
+        R = mm(U, Vh)
+        J = det(F)
+        tau = 2.0 * mu * mm(F - R, F.transpose(-1, -2))
         tau = tau + (lam * (J - 1.0) * J)[:, None, None] * _eye(n, d, F)
         return F, tau
 
@@ -208,7 +194,7 @@ class Sand(Material):
 
     density: float = 1600.0
     wall_friction: float = 0.5
-    youngs_modulus: float = 3.5e5
+    youngs_modulus: float = 1.5e5
     poisson_ratio: float = 0.3
     friction_angle: float = 35.0
 
@@ -230,7 +216,7 @@ class Sand(Material):
         d = F.shape[-1]
         s = math.sin(math.radians(self.friction_angle))
         alpha = math.sqrt(2.0 / 3.0) * 2.0 * s / (3.0 - s)
-        U, S, Vh = _svd_rotation(F)
+        U, S, Vh = svd(F)
         eps = torch.log(S.abs().clamp_min(1e-6))  # [N, d]
         tr = eps.sum(-1, keepdim=True)
         dev = eps - tr / d
@@ -239,7 +225,7 @@ class Sand(Material):
         shifted = eps - dgamma * dev / dev_norm.clamp_min(1e-12)
         eps_new = torch.where(dgamma <= 0, eps, shifted)
         eps_new = torch.where(tr > 0, torch.zeros_like(eps), eps_new)
-        F_new = (U * torch.exp(eps_new)[:, None, :]) @ Vh
+        F_new = mm(U * torch.exp(eps_new)[:, None, :], Vh)
         return F_new, _hencky_stress(U, eps_new, mu, lam)
 
 
@@ -257,7 +243,7 @@ class Plasticine(Material):
         yield_stress: von Mises yield stress in Pa (on ``|dev tau|``).
     """
 
-    youngs_modulus: float = 2.0e5
+    youngs_modulus: float = 1.0e5
     poisson_ratio: float = 0.3
     yield_stress: float = 2.0e3
 
@@ -283,7 +269,7 @@ class Plasticine(Material):
     def update(self, F: Tensor, C: Tensor, dt: float) -> tuple[Tensor, Tensor]:
         mu, lam = self._lame()
         d = F.shape[-1]
-        U, S, Vh = _svd_rotation(F)
+        U, S, Vh = svd(F)
         eps = torch.log(S.abs().clamp_min(1e-6))  # [N, d]
         tr = eps.sum(-1, keepdim=True)
         dev = eps - tr / d
@@ -293,7 +279,7 @@ class Plasticine(Material):
         target = self.yield_stress + over * self._relaxation(mu, dt)
         scale = torch.where(over > 0, target / s_norm.clamp_min(1e-12), torch.ones_like(s_norm))
         eps_new = tr / d + dev * scale
-        F_new = (U * torch.exp(eps_new)[:, None, :]) @ Vh
+        F_new = mm(U * torch.exp(eps_new)[:, None, :], Vh)
         return F_new, _hencky_stress(U, eps_new, mu, lam)
 
 
@@ -314,7 +300,7 @@ class NonNewtonian(Plasticine):
         viscosity: Bingham plastic viscosity in Pa s.
     """
 
-    youngs_modulus: float = 1.5e5
+    youngs_modulus: float = 5.0e4
     poisson_ratio: float = 0.45
     yield_stress: float = 150.0
     viscosity: float = 5.0

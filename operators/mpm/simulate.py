@@ -66,8 +66,8 @@ def _check_int(name: str, value, low: int) -> int:
 
 def build_solver(material: str | Material, scene: str | SceneInit, dim: int = 2,
                  n_particles: int = 3000, seed: int = 0, randomize: bool = False,
-                 config: MPMConfig | None = None, walls: bool = True
-                 ) -> tuple[MPMSolver, SceneInit]:
+                 config: MPMConfig | None = None, walls: bool = True,
+                 scene_params: dict | None = None) -> tuple[MPMSolver, SceneInit]:
     """Set up a solver for a material in a scene (the first half of :func:`simulate`).
 
     The grid resolution follows from the particle spacing, the walls from the
@@ -92,10 +92,11 @@ def build_solver(material: str | Material, scene: str | SceneInit, dim: int = 2,
         if isinstance(dim, bool) or dim not in (2, 3):
             raise ValueError(f"dim must be 2 or 3, got {dim!r}")
         _check_int("n_particles", n_particles, 1)
-        probe = make_scene(scene, dim, n_particles, seed, randomize)
+        params = scene_params or {}
+        probe = make_scene(scene, dim, n_particles, seed, randomize, **params)
         n_grid = config.grid_size(probe.spacing)
         wall, _ = config.wall_bounds(n_grid)
-        init = make_scene(scene, dim, n_particles, seed, randomize, wall=wall)
+        init = make_scene(scene, dim, n_particles, seed, randomize, wall=wall, **params)
     for name, t in (("positions", init.positions), ("velocities", init.velocities)):
         if not torch.isfinite(t).all():
             raise ValueError(f"initial {name} contain NaN or Inf")
@@ -107,7 +108,7 @@ def build_solver(material: str | Material, scene: str | SceneInit, dim: int = 2,
 def simulate(material: str | Material, scene: str | SceneInit, dim: int = 2,
              n_particles: int = 3000, n_frames: int = 100, seed: int = 0,
              progress: bool | None = None, config: MPMConfig | None = None,
-             randomize: bool = False) -> Trajectory:
+             randomize: bool = False, scene_params: dict | None = None) -> Trajectory:
     """Simulate a material in a scene with MLS-MPM and return the frames.
 
     Args:
@@ -122,6 +123,7 @@ def simulate(material: str | Material, scene: str | SceneInit, dim: int = 2,
         progress: show a tqdm bar (``None``: only for runs of more than ~5 s).
         config: numerical settings (:class:`MPMConfig`).
         randomize: jitter the scene geometry and velocities from ``seed``.
+        scene_params: scene geometry keywords (see :func:`operators.scenes.make_scene`).
 
     Returns:
         A :class:`Trajectory` with ``n_frames + 1`` frames.
@@ -136,7 +138,8 @@ def simulate(material: str | Material, scene: str | SceneInit, dim: int = 2,
     (4, 500, 2)
     """
     _check_int("n_frames", n_frames, 1)
-    solver, init = build_solver(material, scene, dim, n_particles, seed, randomize, config)
+    solver, init = build_solver(material, scene, dim, n_particles, seed, randomize, config,
+                                scene_params=scene_params)
     cfg = solver.config
     substeps = max(1, math.ceil(cfg.frame_dt / solver.dt - 1e-9))
     solver.dt = cfg.frame_dt / substeps
@@ -150,9 +153,15 @@ def simulate(material: str | Material, scene: str | SceneInit, dim: int = 2,
     with torch.no_grad(), cfg.threads():
         for f in range(n_frames):
             t0 = time.perf_counter()
-            for _ in range(substeps):
-                solver.substep()
-            if not torch.isfinite(solver.x).all():
+            try:
+                for _ in range(substeps):
+                    solver.substep()
+            except (RuntimeError, IndexError) as exc:  # NaN positions index outside the grid
+                if solver.is_finite():
+                    raise
+                raise ValueError(f"MPM state became NaN/Inf at frame {f + 1}; "
+                                 "lower MPMConfig.cfl") from exc
+            if not solver.is_finite():
                 raise ValueError(f"MPM state became NaN/Inf at frame {f + 1}; lower MPMConfig.cfl")
             frames.append(solver.x.float().cpu().clone())
             seconds.append(time.perf_counter() - t0)

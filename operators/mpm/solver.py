@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from operators.mpm.linalg import mm
 from operators.mpm.materials import Material
 
 
@@ -134,10 +135,13 @@ class MPMSolver:
         self.dt = config.cfl * material.max_dt(self.dx, d)
         # stencil offsets [K, d], K = 3^d, and linear strides of the node grid
         self.offsets = torch.tensor(list(itertools.product(range(3), repeat=d)), device=dev)
+        self.offsets_f = self.offsets.to(dt_)  # [K, d]
         self.n_nodes = n_grid + 1
         self.strides = torch.tensor([self.n_nodes ** (d - 1 - k) for k in range(d)], device=dev)
+        self.offsets_lin = (self.offsets * self.strides).sum(-1)  # [K]
         self._wall_masks(dev)
-        self.last_grid_momentum = torch.zeros(d, device=dev, dtype=dt_)
+        self.last_grid_momentum = torch.zeros(d, device=dev, dtype=dt_)  # [d], of the last P2G
+        self.last_grid_mass = 0.0
 
     def _wall_masks(self, dev: torch.device) -> None:
         """Ids of the wall nodes and, per axis, which side of the box they are on."""
@@ -157,13 +161,14 @@ class MPMSolver:
         """Weights ``[N, K]``, node offsets ``x_i - x_p`` ``[N, K, d]``, node ids ``[N, K]``."""
         xg = self.x * self.inv_dx
         base = torch.floor(xg - 0.5)
-        fx = xg - base  # in [0.5, 1.5)
+        fx = xg - base  # [N, d] in [0.5, 1.5)
         w = torch.stack([0.5 * (1.5 - fx) ** 2, 0.75 - (fx - 1.0) ** 2, 0.5 * (fx - 0.5) ** 2],
                         dim=1)  # [N, 3, d]
-        dims = torch.arange(self.dim, device=self.x.device)
-        weight = w[:, self.offsets, dims].prod(-1)  # [N, K]
-        dpos = (self.offsets.to(fx.dtype)[None] - fx[:, None, :]) * self.dx  # [N, K, d]
-        node = ((base.long()[:, None, :] + self.offsets[None]) * self.strides).sum(-1)  # [N, K]
+        weight = w[:, :, 0]
+        for k in range(1, self.dim):  # outer product over axes, in itertools.product order
+            weight = (weight[:, :, None] * w[:, None, :, k]).reshape(weight.shape[0], -1)
+        dpos = (self.offsets_f[None] - fx[:, None, :]) * self.dx  # [N, K, d]
+        node = (base.long() * self.strides).sum(-1, keepdim=True) + self.offsets_lin  # [N, K]
         return weight, dpos, node
 
     def _apply_walls(self, gv: Tensor) -> Tensor:
@@ -188,28 +193,34 @@ class MPMSolver:
         weight, dpos, node = self._stencil()
         # P2G: APIC momentum plus the MLS force term -dt V0 (4/dx^2) tau (x_i - x_p)
         affine = (-dt * self.vol * 4.0 * self.inv_dx ** 2) * self.tau + self.mass * self.C
-        mom = self.mass * self.v[:, None, :] + torch.einsum("nij,nkj->nki", affine, dpos)
+        mom = self.mass * self.v[:, None, :] + (affine[:, None] * dpos[..., None, :]).sum(-1)  # [N, K, d]
         payload = torch.cat([mom, torch.full_like(mom[..., :1], self.mass)], dim=-1)
         payload = payload * weight[..., None]  # [N, K, d+1]
         grid = torch.zeros(self.n_nodes ** d, d + 1, device=self.x.device, dtype=self.x.dtype)
         grid.index_add_(0, node.reshape(-1), payload.reshape(-1, d + 1))
         gm = grid[:, d:]
         self.last_grid_momentum = grid[:, :d].sum(0)
+        self.last_grid_mass = float(gm.sum())
         # grid update: velocity, gravity, walls
         gv = grid[:, :d] / gm.clamp_min(1e-30)  # empty nodes: 0 (never read back)
         gv[:, 1] -= dt * self.config.gravity
         if self.walls:
             gv[self.wall_nodes] = self._apply_walls(gv[self.wall_nodes])
         # G2P: velocity, APIC affine matrix, advection, deformation gradient
-        nv = gv[node]  # [N, K, d]
-        self.v = (weight[..., None] * nv).sum(1)
-        self.C = torch.einsum("nk,nki,nkj->nij", weight, nv, dpos) * (4.0 * self.inv_dx ** 2)
+        wv = gv[node] * weight[..., None]  # [N, K, d]
+        self.v = wv.sum(1)
+        self.C = mm(wv.transpose(-1, -2), dpos) * (4.0 * self.inv_dx ** 2)
         self.x = self.x + dt * self.v
         # keep every particle's stencil inside the grid
         self.x = self.x.clamp(self.dx, 1.0 - self.dx)
         eye = torch.eye(d, device=self.x.device, dtype=self.x.dtype)
-        F_trial = (eye + dt * self.C) @ self.F
+        F_trial = mm(eye + dt * self.C, self.F)
         self.F, self.tau = self.material.update(F_trial, self.C, dt)
+
+    def is_finite(self) -> bool:
+        """Whether positions, velocities and deformation gradients are all finite."""
+        return bool(torch.isfinite(self.x).all() and torch.isfinite(self.v).all()
+                    and torch.isfinite(self.F).all())
 
     def particle_momentum(self) -> Tensor:
         """Total particle momentum ``sum m v``,  # [d]"""
