@@ -100,7 +100,9 @@ def load_extension():
                     verbose=False,
                 )
         except Exception as exc:  # compiler missing, build error, ...
-            _reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
+            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+            errors = [ln for ln in lines if "error" in ln.lower()]
+            _reason = f"{type(exc).__name__}: {(errors or lines or [''])[0][:300]}"
             raise RuntimeError(f"the cpu backend is unavailable: {_reason}") from exc
         return _ext
 

@@ -12,7 +12,9 @@
 // alpha >= 1/255 ellipse reaches. The backward writes one gradient row per
 // intersection and reduces them per Gaussian in a fixed order, so results are
 // identical bit for bit across runs and thread counts (no float atomics).
-#include <torch/extension.h>
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/python.h>
 
 #include <omp.h>
 
@@ -33,13 +35,17 @@ constexpr float kAlphaThreshold = 1.0f / 255.0f;
 constexpr float kMaxAlpha = 0.999f;
 constexpr float kMinTransmittance = 1e-4f;
 
+// Fields of a packed Gaussian record (see pack_gaussians).
+enum { kMx = 0, kMy, kA, kB, kC, kOp, kEx, kEy, kCol };
+
 struct Problem {
     const float *means2d;  // [C*N, 2]
     const float *conics;   // [C*N, 3]
     const float *colors;   // [C*N, D]
     const float *opacity;  // [C*N]
     const float *bg;       // [C, D] or nullptr
-    const float *extent;   // [C*N, 2] half extents of the alpha >= 1/255 ellipse; < 0: never visible
+    const float *rec;      // [C*N, stride] packed records, see pack_gaussians
+    int stride;
     const int64_t *offsets;  // [C*T + 1] start of each tile's list in ids
     const int32_t *ids;      // [M] flattened Gaussian index, tile lists front to back
     int64_t C, N;
@@ -74,9 +80,10 @@ struct Span {
 };
 
 inline __attribute__((always_inline)) bool gaussian_span(const Problem &p, const TileGeom &tg, int64_t gid, Span &sp) {
-    const float ex = p.extent[2 * gid], ey = p.extent[2 * gid + 1];
+    const float *r = p.rec + gid * p.stride;
+    const float ex = r[kEx], ey = r[kEy];
     if (!(ex >= 0.f)) return false;
-    const float mx = p.means2d[2 * gid], my = p.means2d[2 * gid + 1];
+    const float mx = r[kMx], my = r[kMy];
     // Pixel i has centre i + 0.5; keep i with |centre - mean| <= extent.
     float xl = std::ceil(mx - ex - 0.5f), xh = std::floor(mx + ex - 0.5f);
     float yl = std::ceil(my - ey - 0.5f), yh = std::floor(my + ey - 0.5f);
@@ -92,13 +99,21 @@ inline __attribute__((always_inline)) bool gaussian_span(const Problem &p, const
     return true;
 }
 
-// Half extents (x, y) of the ellipse outside which opacity * exp(-sigma) < 1/255,
-// with a small safety margin for the approximate exp. Non positive-definite
-// conics get an infinite extent (every pixel of the tile is evaluated).
-void compute_extents(const float *conics, const float *opacity, int64_t n, float *extent) {
+// One cache-line-friendly record per Gaussian, so the tile loops read one
+// place instead of five arrays: [mx, my, a, b, c, opacity, ex, ey, colors (D)].
+// (ex, ey) are the half extents of the ellipse outside which
+// opacity * exp(-sigma) < 1/255, with a small safety margin for the approximate
+// exp; non positive-definite conics get an infinite extent (every pixel of the
+// tile is evaluated); ex < 0 marks a Gaussian that is never visible.
+int record_stride(int D) { return ((kCol + D + 15) / 16) * 16; }
+
+void pack_gaussians(const float *means2d, const float *conics, const float *opacity, const float *colors,
+                    int64_t n, int D, float *rec) {
     const float inf = std::numeric_limits<float>::infinity();
+    const int stride = record_stride(D);
 #pragma omp parallel for schedule(static) num_threads(at::get_num_threads())
     for (int64_t i = 0; i < n; ++i) {
+        float *r = rec + i * stride;
         const float op = opacity[i];
         const double a = conics[3 * i], b = conics[3 * i + 1], c = conics[3 * i + 2];
         float ex = -1.f, ey = -1.f;
@@ -112,8 +127,16 @@ void compute_extents(const float *conics, const float *opacity, int64_t n, float
                 ex = ey = inf;
             }
         }
-        extent[2 * i] = ex;
-        extent[2 * i + 1] = ey;
+        r[kMx] = means2d[2 * i];
+        r[kMy] = means2d[2 * i + 1];
+        r[kA] = conics[3 * i];
+        r[kB] = conics[3 * i + 1];
+        r[kC] = conics[3 * i + 2];
+        r[kOp] = op;
+        r[kEx] = ex;
+        r[kEy] = ey;
+        for (int d = 0; d < D; ++d) r[kCol + d] = colors[i * D + d];
+        for (int q = kCol + D; q < stride; ++q) r[q] = 0.f;
     }
 }
 
@@ -190,6 +213,23 @@ inline Eval evaluate(float mx, float my, float a, float b, float c, float op, vf
     return e;
 }
 
+// Per-Gaussian gradient accumulators: registers for D = 1, 3, 4, the heap otherwise.
+template <int DC>
+struct Accumulators {
+    vf v[DC + 8];
+    void reset(int) {
+        for (auto &x : v) x = vsplat(0.f);
+    }
+    vf &operator[](int i) { return v[i]; }
+};
+
+template <>
+struct Accumulators<0> {
+    std::vector<vf> v;
+    void reset(int K) { v.assign(K, vsplat(0.f)); }
+    vf &operator[](int i) { return v[i]; }
+};
+
 struct Scratch {
     std::vector<vf> T, rgb, px, aux, buf, vrc;
     std::vector<vi> last, done;
@@ -223,13 +263,15 @@ void forward_tile(const Problem &p, int64_t tile, Scratch &s, float *out_rgb, fl
             for (int v = 0; v < g.nv; ++v) all_done &= done[v];
             if (all(all_done)) break;
         }
+        if (k + 8 < g.end) __builtin_prefetch(p.rec + (int64_t)p.ids[k + 8] * p.stride);
         const int64_t gid = p.ids[k];
         Span sp;
         if (!gaussian_span(p, g, gid, sp)) continue;
-        const float mx = p.means2d[2 * gid], my = p.means2d[2 * gid + 1];
-        const float a = p.conics[3 * gid], b = p.conics[3 * gid + 1], c = p.conics[3 * gid + 2];
-        const float op = p.opacity[gid];
-        const float *col = p.colors + gid * D;
+        const float *rec = p.rec + gid * p.stride;
+        const float mx = rec[kMx], my = rec[kMy];
+        const float a = rec[kA], b = rec[kB], c = rec[kC];
+        const float op = rec[kOp];
+        const float *col = rec + kCol;
         const vi local = visplat((int32_t)(k - g.begin));
         for (int r = sp.r0; r <= sp.r1; ++r) {
             const float py = (float)(g.y0 + r) + 0.5f;
@@ -305,16 +347,18 @@ void backward_tile(const Problem &p, int64_t tile, Scratch &s, const float *alph
         }
     vf *T = s.T.data(), *aux = s.aux.data(), *vrc = s.vrc.data(), *buf = s.buf.data();
     const vi *last = s.last.data();
-    std::vector<vf> acc(K);
+    Accumulators<DC> acc;
     for (int32_t j = max_last; j >= 0; --j) {
         const int64_t k = g.begin + j;
+        if (j >= 8) __builtin_prefetch(p.rec + (int64_t)p.ids[k - 8] * p.stride);
         const int64_t gid = p.ids[k];
         Span sp;
         if (!gaussian_span(p, g, gid, sp)) continue;
-        const float mx = p.means2d[2 * gid], my = p.means2d[2 * gid + 1];
-        const float a = p.conics[3 * gid], b = p.conics[3 * gid + 1], c = p.conics[3 * gid + 2];
-        const float op = p.opacity[gid];
-        const float *col = p.colors + gid * D;
+        const float *rec = p.rec + gid * p.stride;
+        const float mx = rec[kMx], my = rec[kMy];
+        const float a = rec[kA], b = rec[kB], c = rec[kC];
+        const float op = rec[kOp];
+        const float *col = rec + kCol;
         const vi local = visplat(j);
         bool touched = false;
         for (int r = sp.r0; r <= sp.r1; ++r) {
@@ -327,7 +371,7 @@ void backward_tile(const Problem &p, int64_t tile, Scratch &s, const float *alph
                 valid &= (e.sigma >= 0.f) & (e.alpha >= kAlphaThreshold);
                 if (!any(valid)) continue;
                 if (!touched) {
-                    std::fill(acc.begin(), acc.end(), vsplat(0.f));
+                    acc.reset(K);
                     touched = true;
                 }
                 const vf zero = vsplat(0.f);
@@ -375,7 +419,7 @@ void check_cpu_float(const at::Tensor &t, const char *name) {
 
 Problem make_problem(const at::Tensor &means2d, const at::Tensor &conics, const at::Tensor &colors,
                      const at::Tensor &opacities, const c10::optional<at::Tensor> &backgrounds,
-                     const at::Tensor &extent, const at::Tensor &offsets, const at::Tensor &ids,
+                     const at::Tensor &packed, const at::Tensor &offsets, const at::Tensor &ids,
                      int64_t width, int64_t height, int64_t tile_size) {
     check_cpu_float(means2d, "means2d");
     check_cpu_float(conics, "conics");
@@ -399,7 +443,8 @@ Problem make_problem(const at::Tensor &means2d, const at::Tensor &conics, const 
         check_cpu_float(*backgrounds, "backgrounds");
         p.bg = backgrounds->data_ptr<float>();
     }
-    p.extent = extent.data_ptr<float>();
+    p.rec = packed.data_ptr<float>();
+    p.stride = (int)packed.size(1);
     p.offsets = offsets.data_ptr<int64_t>();
     p.ids = ids.data_ptr<int32_t>();
     return p;
@@ -431,9 +476,10 @@ std::vector<at::Tensor> forward(const at::Tensor &means2d, const at::Tensor &con
     const int th = (int)((height + tile_size - 1) / tile_size);
     auto bins = bin_gaussians(means2d.data_ptr<float>(), depths.data_ptr<float>(), radii.data_ptr<int32_t>(),
                               C, N, tw, th, (int)tile_size);
-    auto extent = at::empty({C * N, 2}, at::kFloat);
-    compute_extents(conics.data_ptr<float>(), opacities.data_ptr<float>(), C * N, extent.data_ptr<float>());
-    const Problem p = make_problem(means2d, conics, colors, opacities, backgrounds, extent, bins.first,
+    auto packed = at::empty({C * N, record_stride((int)D)}, at::kFloat);
+    pack_gaussians(means2d.data_ptr<float>(), conics.data_ptr<float>(), opacities.data_ptr<float>(),
+                   colors.data_ptr<float>(), C * N, (int)D, packed.data_ptr<float>());
+    const Problem p = make_problem(means2d, conics, colors, opacities, backgrounds, packed, bins.first,
                                    bins.second, width, height, tile_size);
     auto out_rgb = at::empty({C, height, width, D}, at::kFloat);
     auto out_alpha = at::empty({C, height, width, 1}, at::kFloat);
@@ -466,9 +512,10 @@ std::vector<at::Tensor> backward(const at::Tensor &means2d, const at::Tensor &co
     check_cpu_float(v_render_colors, "v_render_colors");
     check_cpu_float(v_render_alphas, "v_render_alphas");
     const int64_t C = means2d.size(0), N = means2d.size(1), D = colors.size(2);
-    auto extent = at::empty({C * N, 2}, at::kFloat);
-    compute_extents(conics.data_ptr<float>(), opacities.data_ptr<float>(), C * N, extent.data_ptr<float>());
-    const Problem p = make_problem(means2d, conics, colors, opacities, backgrounds, extent, tile_offsets,
+    auto packed = at::empty({C * N, record_stride((int)D)}, at::kFloat);
+    pack_gaussians(means2d.data_ptr<float>(), conics.data_ptr<float>(), opacities.data_ptr<float>(),
+                   colors.data_ptr<float>(), C * N, (int)D, packed.data_ptr<float>());
+    const Problem p = make_problem(means2d, conics, colors, opacities, backgrounds, packed, tile_offsets,
                                    flatten_ids, width, height, tile_size);
     const int K = (int)D + 6 + (absgrad ? 2 : 0);
     const int64_t M = flatten_ids.size(0);
