@@ -1,0 +1,260 @@
+"""Train and evaluate CGS on its tasks, and benchmark it against its baselines.
+
+``run(task, seed, quick)`` trains a CGS on one task and returns metric records;
+``benchmark(quick)`` compares, on the porous-network task, the implicit
+backward with an unrolled one of the same depth (time and autograd memory) and
+CGS with a same-size GCN trained by back-propagation (error against SciPy on
+larger held-out networks). Both are used by ``splatops graph`` and
+``benchmarks/bm_graphs.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from torch import nn
+from torch_geometric.data import Batch, Data
+
+from .baselines import GCN, GCNConfig
+from .model import CGS, CGSConfig, count_parameters
+from .profiling import median_seconds, saved_tensor_bytes
+from .tasks.classification import load_classification_set, stratified_folds
+from .tasks.porous import make_porous_dataset
+from .tasks.value_iteration import make_mdp_dataset, policy_accuracy
+from .training import TrainConfig, predict, train
+
+TASKS = ("porous", "gvi", "classification")
+
+
+@dataclass
+class PorousExperiment:
+    """Sizes of the porous-network experiment.
+
+    Attributes:
+        train_graphs: training networks.
+        train_sizes: pore counts of training networks (inclusive range).
+        test_graphs: held-out networks.
+        test_sizes: pore counts of held-out networks.
+        model: the CGS hyper-parameters.
+        train: the training hyper-parameters.
+    """
+
+    train_graphs: int = 192
+    train_sizes: tuple[int, int] = (50, 150)
+    test_graphs: int = 16
+    test_sizes: tuple[int, int] = (300, 800)
+    model: CGSConfig = None
+    train: TrainConfig = None
+
+    def __post_init__(self):
+        if self.model is None:
+            self.model = CGSConfig(node_dim=4, edge_dim=1, hidden=32, heads=16,
+                                   gamma_max=0.999, init_contraction=0.95, tol=1e-4,
+                                   max_iter=500)
+        if self.train is None:
+            self.train = TrainConfig(epochs=30, batch_size=8, lr=2e-3)
+
+
+@dataclass
+class GVIExperiment:
+    """Sizes of the graph value-iteration experiment (see :class:`PorousExperiment`)."""
+
+    train_graphs: int = 192
+    train_sizes: tuple[int, int] = (20, 50)
+    test_graphs: int = 32
+    test_sizes: tuple[int, int] = (50, 100)
+    model: CGSConfig = None
+    train: TrainConfig = None
+
+    def __post_init__(self):
+        if self.model is None:
+            self.model = CGSConfig(node_dim=2, edge_dim=1, hidden=32, heads=16,
+                                   gamma_max=0.99, init_contraction=0.9, tol=1e-4,
+                                   max_iter=500)
+        if self.train is None:
+            self.train = TrainConfig(epochs=30, batch_size=8, lr=2e-3)
+
+
+@dataclass
+class ClassificationExperiment:
+    """The graph-classification experiment: stratified k-fold on a real set.
+
+    Attributes:
+        dataset: name for ``graph.datasets.load_graph_classification``.
+        folds: cross-validation folds.
+        model: the CGS hyper-parameters (``node_dim``/``out_dim`` set from the data).
+        train: the training hyper-parameters.
+    """
+
+    dataset: str = "mice"
+    folds: int = 4
+    model: CGSConfig = None
+    train: TrainConfig = None
+
+    def __post_init__(self):
+        if self.model is None:
+            self.model = CGSConfig(node_dim=1, edge_dim=1, hidden=32, heads=8, gamma_max=0.9,
+                                   init_contraction=0.5, tol=1e-4, max_iter=100,
+                                   graph_level=True)
+        if self.train is None:
+            self.train = TrainConfig(epochs=40, batch_size=4, lr=2e-3, loss="cross_entropy",
+                                     weight_decay=1e-4)
+
+
+def quick_porous() -> PorousExperiment:
+    """The ``quick`` porous setting (a few minutes on a 2-core CPU)."""
+    return PorousExperiment(train_graphs=48, test_graphs=6,
+                            train=TrainConfig(epochs=15, batch_size=8, lr=3e-3))
+
+
+def quick_gvi() -> GVIExperiment:
+    """The ``quick`` value-iteration setting."""
+    return GVIExperiment(train_graphs=48, test_graphs=12,
+                         train=TrainConfig(epochs=15, batch_size=8, lr=3e-3))
+
+
+def quick_classification() -> ClassificationExperiment:
+    """The ``quick`` classification setting."""
+    return ClassificationExperiment(
+        folds=2, train=TrainConfig(epochs=10, batch_size=4, lr=3e-3, loss="cross_entropy"))
+
+
+def _record(task: str, model: str, metric: str, value: float, iterations=None,
+            train_seconds=None, **extra) -> dict:
+    rec = {"task": task, "model": model, "metric": metric, "value": float(value),
+           "iterations": None if iterations is None else float(iterations),
+           "train_seconds": None if train_seconds is None else float(train_seconds)}
+    rec.update(extra)
+    return rec
+
+
+def _check_run_args(task, seed, quick) -> None:
+    if not isinstance(task, str):
+        raise TypeError(f"task must be a str, got {type(task).__name__}")
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {list(TASKS)}")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if not isinstance(quick, bool):
+        raise TypeError(f"quick must be a bool, got {type(quick).__name__}")
+
+
+def evaluate_regression(model: nn.Module, graphs: list[Data]) -> dict:
+    """Mean over graphs of node MSE and relative L2 error, and mean iterations."""
+    mse, rel, its = [], [], []
+    for d in graphs:
+        pred, it = predict(model, d)
+        err = pred.view(-1).double() - d.y.view(-1).double()
+        mse.append(float((err**2).mean()))
+        rel.append(float(err.norm() / d.y.double().norm().clamp_min(1e-12)))
+        if it is not None:
+            its.append(it)
+    return {"mse": float(np.mean(mse)), "relative_error": float(np.mean(rel)),
+            "iterations": float(np.mean(its)) if its else None}
+
+
+def mean_predictor_mse(train_set: list[Data], test_set: list[Data]) -> float:
+    """Test MSE of predicting the mean training target everywhere."""
+    mean = float(torch.cat([d.y.view(-1) for d in train_set]).double().mean())
+    return float(np.mean([float(((d.y.double() - mean) ** 2).mean()) for d in test_set]))
+
+
+def run_porous(seed: int = 0, setting: PorousExperiment | None = None) -> list[dict]:
+    """Train CGS on small pore networks, evaluate on larger ones against SciPy."""
+    s = setting or PorousExperiment()
+    train_set = make_porous_dataset(s.train_graphs, s.train_sizes, seed=seed)
+    test_set = make_porous_dataset(s.test_graphs, s.test_sizes, seed=seed + 10_000)
+    torch.manual_seed(seed)
+    model = CGS(s.model)
+    res = train(model, train_set, s.train, seed=seed, desc="cgs porous")
+    ev = evaluate_regression(model, test_set)
+    t = "porous"
+    return [
+        _record(t, "cgs", "test_mse", ev["mse"], ev["iterations"], res.seconds),
+        _record(t, "cgs", "test_relative_error", ev["relative_error"], ev["iterations"],
+                res.seconds),
+        _record(t, "mean", "test_mse", mean_predictor_mse(train_set, test_set)),
+    ]
+
+
+def run_gvi(seed: int = 0, setting: GVIExperiment | None = None) -> list[dict]:
+    """Train CGS to predict optimal values of random graph MDPs; value error and policy accuracy."""
+    s = setting or GVIExperiment()
+    train_set = make_mdp_dataset(s.train_graphs, s.train_sizes, seed=seed)
+    test_set = make_mdp_dataset(s.test_graphs, s.test_sizes, seed=seed + 10_000)
+    torch.manual_seed(seed)
+    model = CGS(s.model)
+    res = train(model, train_set, s.train, seed=seed, desc="cgs gvi")
+    mse, acc, its = [], [], []
+    for d in test_set:
+        pred, it = predict(model, d)
+        value = pred.view(-1).double() / (1.0 - d.discount)
+        mse.append(float(((value - d.value) ** 2).mean()))
+        acc.append(policy_accuracy(value, d))
+        its.append(it)
+    mean_value = float(torch.cat([d.value for d in train_set]).mean())
+    base = float(np.mean([float(((d.value - mean_value) ** 2).mean()) for d in test_set]))
+    t, it = "gvi", float(np.mean(its))
+    return [
+        _record(t, "cgs", "value_mse", float(np.mean(mse)), it, res.seconds),
+        _record(t, "cgs", "policy_accuracy", float(np.mean(acc)), it, res.seconds),
+        _record(t, "mean", "value_mse", base),
+    ]
+
+
+def run_classification(seed: int = 0,
+                       setting: ClassificationExperiment | None = None) -> list[dict]:
+    """Stratified k-fold accuracy of CGS on a real graph-classification set."""
+    s = setting or ClassificationExperiment()
+    graphs, num_classes = load_classification_set(s.dataset)
+    cfg = replace(s.model, node_dim=graphs[0].num_node_features,
+                  edge_dim=graphs[0].edge_attr.shape[1], out_dim=num_classes)
+    folds = stratified_folds([int(g.y) for g in graphs], s.folds, seed)
+    correct, its, seconds = 0, [], 0.0
+    for k, test_idx in enumerate(folds):
+        test_mask = np.zeros(len(graphs), bool)
+        test_mask[test_idx] = True
+        train_set = [g for g, m in zip(graphs, test_mask) if not m]
+        torch.manual_seed(seed * 100 + k)
+        model = CGS(cfg)
+        res = train(model, train_set, s.train, seed=seed * 100 + k,
+                    desc=f"cgs {s.dataset} fold {k + 1}/{s.folds}")
+        seconds += res.seconds
+        for i in test_idx:
+            pred, it = predict(model, graphs[i])
+            correct += int(pred.argmax(-1).item() == int(graphs[i].y))
+            its.append(it)
+    t = "classification"
+    return [
+        _record(t, "cgs", "accuracy", correct / len(graphs), float(np.mean(its)), seconds,
+                dataset=s.dataset, folds=s.folds),
+        _record(t, "chance", "accuracy", 1.0 / num_classes, dataset=s.dataset),
+    ]
+
+
+def run(task: str, seed: int = 0, quick: bool = False) -> list[dict]:
+    """Train and evaluate CGS on one task.
+
+    Args:
+        task: ``"porous"`` (pressure in pore networks, trained on 50-150 pores,
+            tested on 300-800), ``"gvi"`` (graph value iteration) or
+            ``"classification"`` (k-fold on the mouse-connectome genotypes).
+        seed: seeds the data and the model.
+        quick: a small setting that finishes in a few minutes on a 2-core CPU.
+
+    Returns:
+        Records ``{"task", "model", "metric", "value", "iterations",
+        "train_seconds", ...}``; trivial baselines (mean predictor, chance)
+        are included as their own records.
+    """
+    _check_run_args(task, seed, quick)
+    seed = int(seed)
+    if task == "porous":
+        return run_porous(seed, quick_porous() if quick else None)
+    if task == "gvi":
+        return run_gvi(seed, quick_gvi() if quick else None)
+    return run_classification(seed, quick_classification() if quick else None)

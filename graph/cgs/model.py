@@ -1,0 +1,168 @@
+"""The Convergent Graph Solver: encoder -> contracting fixed point -> decoder."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import global_max_pool, global_mean_pool
+
+from .checks import check_graph
+from .fixed_point import SOLVERS, BlockSparse, SolveInfo, solve_fixed_point, solve_unrolled
+from .layers import CGSAttentionConv, EdgeMLPConv, mlp
+
+GRADIENTS = ("implicit", "unrolled")
+
+
+@dataclass
+class CGSConfig:
+    """Hyper-parameters of :class:`CGS`.
+
+    Attributes:
+        node_dim: input node feature size F.
+        edge_dim: input edge feature size D.
+        out_dim: output size per node (or per graph when ``graph_level``).
+        hidden: width of the encoder and decoder.
+        heads: number of fixed-point heads H.
+        enc_layers: :class:`EdgeMLPConv` layers before the attention layer.
+        gamma_max: upper bound on the contraction factor, in (0, 1).
+        solver: ``"iterate"`` or ``"direct"`` forward solve.
+        tol: iteration tolerance (max-abs change).
+        max_iter: iteration bound, forward and adjoint.
+        gradient: ``"implicit"`` (adjoint fixed point) or ``"unrolled"``
+            (back-propagation through ``unrolled_iter`` steps).
+        unrolled_iter: depth of the unrolled baseline.
+        graph_level: pool the fixed point (mean and max) into one output per graph.
+        init_contraction: initial ``gamma / gamma_max`` and node gates ``s``
+            (their output biases start at its logit), in (0, 1); near 1 lets
+            information travel far from the first step.
+    """
+
+    node_dim: int
+    edge_dim: int
+    out_dim: int = 1
+    hidden: int = 64
+    heads: int = 16
+    enc_layers: int = 2
+    gamma_max: float = 0.99
+    solver: str = "iterate"
+    tol: float = 1e-5
+    max_iter: int = 500
+    gradient: str = "implicit"
+    unrolled_iter: int = 100
+    graph_level: bool = False
+    init_contraction: float = 0.9
+
+    def __post_init__(self):
+        for name in ("node_dim", "edge_dim", "out_dim", "hidden", "heads", "max_iter",
+                     "unrolled_iter"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if not isinstance(self.enc_layers, int) or self.enc_layers < 0:
+            raise ValueError(f"enc_layers must be an int >= 0, got {self.enc_layers!r}")
+        if not 0.0 < self.gamma_max < 1.0:
+            raise ValueError(f"gamma_max must be in (0, 1), got {self.gamma_max}")
+        if not 0.0 < self.init_contraction < 1.0:
+            raise ValueError(f"init_contraction must be in (0, 1), got {self.init_contraction}")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
+        if self.gradient not in GRADIENTS:
+            raise ValueError(f"gradient must be one of {GRADIENTS}, got {self.gradient!r}")
+        if not self.tol > 0:
+            raise ValueError(f"tol must be positive, got {self.tol}")
+
+
+class CGS(nn.Module):
+    """Convergent Graph Solver (Park et al., ICLR 2022).
+
+    The encoder maps the input graph to a per-head linear map
+    ``T(H) = gamma * A H + b`` with row-substochastic attention ``A``
+    (``||A||_inf <= 1``) and an input-dependent ``gamma = gamma_max * sigmoid(.)``
+    per graph and head, so ``||gamma A||_inf < gamma_max < 1``: the fixed point
+    exists and is unique. It is found by iteration (or a sparse LU solve) and
+    differentiated implicitly; an MLP decodes it per node, or after mean/max
+    pooling per graph.
+
+    Args:
+        config: a :class:`CGSConfig`.
+
+    >>> import torch
+    >>> m = CGS(CGSConfig(node_dim=2, edge_dim=1, hidden=8, heads=2))
+    >>> ei = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])
+    >>> y, info = m(torch.randn(3, 2), ei, torch.randn(4, 1))
+    >>> tuple(y.shape)
+    (3, 1)
+    """
+
+    def __init__(self, config: CGSConfig):
+        super().__init__()
+        if not isinstance(config, CGSConfig):
+            raise TypeError(f"config must be a CGSConfig, got {type(config).__name__}")
+        c = self.config = config
+        self.node_embed = mlp([c.node_dim, c.hidden, c.hidden])
+        self.edge_embed = mlp([c.edge_dim, c.hidden, c.hidden])
+        self.encoder = nn.ModuleList(EdgeMLPConv(c.hidden, c.hidden, c.hidden)
+                                     for _ in range(c.enc_layers))
+        self.transition = CGSAttentionConv(c.hidden, c.hidden, c.heads, c.hidden)
+        self.gamma_head = mlp([c.hidden, c.hidden, c.heads])
+        dec_in = 2 * c.heads if c.graph_level else c.heads
+        self.decoder = mlp([dec_in, c.hidden, c.hidden, c.out_dim])
+        bias = math.log(c.init_contraction / (1.0 - c.init_contraction))
+        with torch.no_grad():
+            for head in (self.gamma_head, self.transition.gate_mlp):
+                head[-1].bias.fill_(bias)
+
+    def transition_map(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor,
+                       batch: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """The contracting map of a graph (batch).
+
+        Returns:
+            ``weight: [E, H]`` = ``gamma * A`` per edge, ``b: [N, H]`` and
+            ``gamma: [G, H]`` (one per graph and head).
+        """
+        check_graph(x, edge_index, edge_attr, batch)
+        if batch is None:
+            batch = x.new_zeros(x.shape[0], dtype=torch.long)
+        h = self.node_embed(x)
+        e = self.edge_embed(edge_attr)
+        for conv in self.encoder:
+            h = conv(h, edge_index, e)
+        a, b = self.transition(h, edge_index, e)
+        gamma = self.config.gamma_max * torch.sigmoid(self.gamma_head(global_mean_pool(h, batch)))
+        weight = gamma[batch[edge_index[1]]] * a
+        return weight, b, gamma
+
+    def solve(self, weight: Tensor, b: Tensor, edge_index: Tensor) -> tuple[Tensor, SolveInfo]:
+        """The fixed point ``H: [N, H]`` of ``H = weight H + b``, with the configured gradient."""
+        c = self.config
+        layout = BlockSparse(edge_index, b.shape[0], b.shape[1])
+        if c.gradient == "unrolled" and torch.is_grad_enabled():
+            h = solve_unrolled(weight, b, edge_index, c.unrolled_iter, layout=layout)
+            return h, SolveInfo(forward_iterations=c.unrolled_iter)
+        return solve_fixed_point(weight, b, edge_index, solver=c.solver, tol=c.tol,
+                                 max_iter=c.max_iter, layout=layout)
+
+    def forward(
+        self,
+        x: Tensor,  # [N, F]
+        edge_index: Tensor,  # [2, E]
+        edge_attr: Tensor,  # [E, D]
+        batch: Tensor | None = None,  # [N]
+    ) -> tuple[Tensor, SolveInfo]:
+        """Returns the prediction (``[N, out_dim]``, or ``[G, out_dim]`` when
+        ``graph_level``) and the :class:`SolveInfo` of the fixed-point solve."""
+        weight, b, _ = self.transition_map(x, edge_index, edge_attr, batch)
+        h, info = self.solve(weight, b, edge_index)
+        if self.config.graph_level:
+            if batch is None:
+                batch = x.new_zeros(x.shape[0], dtype=torch.long)
+            h = torch.cat([global_mean_pool(h, batch), global_max_pool(h, batch)], dim=-1)
+        return self.decoder(h), info
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
