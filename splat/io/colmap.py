@@ -84,30 +84,32 @@ def _pinhole(camera: ColmapCamera, source: Path) -> tuple[float, float, float, f
 
 
 class _Reader:
-    """Little-endian struct reads that fail with the file name on truncation."""
+    """Little-endian struct reads from a file's bytes that fail with its name on truncation."""
 
     def __init__(self, f: BinaryIO, path: Path):
-        self.f, self.path = f, path
+        self.data, self.pos, self.path = f.read(), 0, path
 
     def read(self, fmt: str):
-        size = struct.calcsize("<" + fmt)
-        data = self.f.read(size)
-        if len(data) != size:
+        fmt = "<" + fmt
+        size = struct.calcsize(fmt)
+        if self.pos + size > len(self.data):
             raise ValueError(f"{self.path} is truncated or malformed")
-        return struct.unpack("<" + fmt, data)
+        values = struct.unpack_from(fmt, self.data, self.pos)
+        self.pos += size
+        return values
 
     def skip(self, nbytes: int) -> None:
-        data = self.f.read(nbytes)
-        if len(data) != nbytes:
+        if self.pos + nbytes > len(self.data):
             raise ValueError(f"{self.path} is truncated or malformed")
+        self.pos += nbytes
 
     def string(self) -> str:
-        chars = bytearray()
-        while (c := self.f.read(1)) not in (b"\x00", b""):
-            chars += c
-        if not c:
+        end = self.data.find(b"\x00", self.pos)
+        if end < 0:
             raise ValueError(f"{self.path} is truncated or malformed (unterminated image name)")
-        return chars.decode("utf-8")
+        text = self.data[self.pos:end].decode("utf-8")
+        self.pos = end + 1
+        return text
 
 
 def _read_cameras_bin(path: Path) -> dict[int, ColmapCamera]:
@@ -138,17 +140,26 @@ def _read_images_bin(path: Path) -> dict[int, ColmapImage]:
     return images
 
 
+_POINT_RECORD = np.dtype([("id", "<u8"), ("xyz", "<f8", 3), ("rgb", "u1", 3), ("error", "<f8"), ("track", "<u8")])
+
+
 def _read_points_bin(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    xyz, rgb = [], []
+    # Records have variable-length tracks: walk the offsets, then gather the fixed parts at once.
     with open(path, "rb") as f:
         r = _Reader(f, path)
-        (count,) = r.read("Q")
-        for _ in range(count):
-            _, x, y, z, cr, cg, cb, _, track = r.read("Q3d3BdQ")
-            r.skip(track * 8)  # image id and point2D index (int32 each)
-            xyz.append((x, y, z))
-            rgb.append((cr, cg, cb))
-    return np.array(xyz, np.float64).reshape(-1, 3), np.array(rgb, np.uint8).reshape(-1, 3)
+    (count,) = r.read("Q")
+    offsets = np.empty(count, np.int64)
+    pos, size, unpack = r.pos, _POINT_RECORD.itemsize, struct.Struct("<Q").unpack_from
+    for k in range(count):
+        if pos + size > len(r.data):
+            raise ValueError(f"{path} is truncated or malformed")
+        offsets[k] = pos
+        pos += size + 8 * unpack(r.data, pos + size - 8)[0]
+    if pos > len(r.data):
+        raise ValueError(f"{path} is truncated or malformed")
+    raw = np.frombuffer(r.data, np.uint8)
+    records = raw[offsets[:, None] + np.arange(size)].copy().view(_POINT_RECORD).reshape(count)
+    return records["xyz"].astype(np.float64).reshape(-1, 3), records["rgb"].reshape(-1, 3).copy()
 
 
 # ---------------------------------------------------------------- text
@@ -207,12 +218,14 @@ def _read_images_txt(path: Path) -> dict[int, ColmapImage]:
 def _read_points_txt(path: Path) -> tuple[np.ndarray, np.ndarray]:
     xyz, rgb = [], []
     for lineno, line in _data_lines(path):
-        tokens = line.split()
+        tokens = line.split(maxsplit=8)  # the track (tokens 8...) is not needed
         if len(tokens) < 8:
             raise ValueError(f"{path}:{lineno}: expected 'POINT3D_ID X Y Z R G B ERROR TRACK...'")
-        values = _parse(path, lineno, tokens[1:7], "dddiii")
-        xyz.append(values[:3])
-        rgb.append(values[3:])
+        try:
+            xyz.append((float(tokens[1]), float(tokens[2]), float(tokens[3])))
+            rgb.append((int(tokens[4]), int(tokens[5]), int(tokens[6])))
+        except ValueError as exc:
+            raise ValueError(f"{path}:{lineno}: malformed line: {exc}") from exc
     return np.array(xyz, np.float64).reshape(-1, 3), np.array(rgb, np.uint8).reshape(-1, 3)
 
 

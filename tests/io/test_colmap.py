@@ -175,3 +175,32 @@ def test_image_referring_to_unknown_camera(tmp_path):
     write_image(tmp_path / "images" / "view_000.png", 20, 20)
     with pytest.raises(ValueError, match="refers to unknown camera 7"):
         load_colmap(tmp_path)
+
+
+def test_points_with_tracks_match_pycolmap(tmp_path):
+    pycolmap = pytest.importorskip("pycolmap")
+    rec = pycolmap.Reconstruction()
+    rec.add_camera_with_trivial_rig(pycolmap.Camera(model="PINHOLE", width=64, height=48,
+                                                    params=[50, 52, 32, 24], camera_id=1))
+    points2d = [pycolmap.Point2D(np.array([float(i), float(i)])) for i in range(6)]
+    rec.add_image_with_trivial_frame(pycolmap.Image(name="a.png", camera_id=1, image_id=1, points2D=points2d),
+                                     pycolmap.Rigid3d())
+    rng = np.random.default_rng(0)
+    for k in range(6):
+        track = pycolmap.Track()
+        for _ in range(k % 3 + 1):  # tracks of different lengths
+            track.add_element(1, k)
+        rec.add_point3D(rng.normal(size=3), track, rng.integers(0, 255, 3).astype(np.uint8))
+    ids = sorted(rec.points3D)
+    for fmt in ("binary", "text"):
+        out = tmp_path / fmt
+        out.mkdir()
+        getattr(rec, f"write_{fmt}")(str(out))
+        model = read_colmap_model(out)
+        np.testing.assert_array_equal(model.points, np.array([rec.points3D[i].xyz for i in ids]))
+        np.testing.assert_array_equal(model.colors, np.array([rec.points3D[i].color for i in ids]))
+        assert model.images[1].name == "a.png"
+    data = (tmp_path / "binary" / "points3D.bin").read_bytes()
+    (tmp_path / "binary" / "points3D.bin").write_bytes(data[:-4])
+    with pytest.raises(ValueError, match=r"points3D\.bin is truncated or malformed"):
+        read_colmap_model(tmp_path / "binary")
