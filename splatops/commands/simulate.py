@@ -32,9 +32,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from operators.datasets import generate_dataset, load_dataset
 
-    out = generate_dataset(args.material, args.scene, args.dim, args.trajectories,
-                           args.particles, args.frames, args.seed, args.out,
-                           progress=not args.no_progress, resume=args.resume)
+    import sys
+
+    try:
+        out = generate_dataset(args.material, args.scene, args.dim, args.trajectories,
+                               args.particles, args.frames, args.seed, args.out,
+                               progress=not args.no_progress, resume=args.resume)
+    except FileExistsError as exc:
+        print(f"splatops simulate: error: {exc}", file=sys.stderr)
+        return 2
     ds = load_dataset(out)
     print(f"wrote {out}: {len(ds.train)}/{len(ds.valid)}/{len(ds.test)} train/valid/test "
           f"trajectories, {ds.metadata['sequence_length'] + 1} frames, "
