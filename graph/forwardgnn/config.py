@@ -30,9 +30,9 @@ class ForwardGNNConfig:
     epochs: int = 100
     lr: float = 0.01
     weight_decay: float = 5e-4
-    theta: float = 2.0
+    theta: float = 0.5
     num_negatives: int = 1
-    temperature: float = 0.5
+    temperature: float = 0.2
     link_threshold: float = 1.0
     gat_heads: int = 2
     eval_every: int = 5

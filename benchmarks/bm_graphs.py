@@ -1,0 +1,166 @@
+"""Graph learning benchmark: ForwardGNN variants against back-propagation, and CGS.
+
+For every dataset x conv x variant, trains over several seeds and reports the
+test metric (accuracy for node classification, ROC-AUC for link prediction) as
+mean and standard deviation, the peak training memory (see
+``graph.forwardgnn.memory``: tensors saved for backward, and resident-set
+growth) and the median training time. Target: the best forward variant within
+2 points of ``bp`` while holding less memory for backward.
+
+    python benchmarks/bm_graphs.py                 # 5 seeds
+    python benchmarks/bm_graphs.py --quick --json results/bm_graphs.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from graph.datasets import dataset_info, load_dataset  # noqa: E402
+from graph.forwardgnn import (  # noqa: E402
+    ForwardGNNConfig,
+    available_variants,
+    summarize,
+    train_forwardgnn,
+)
+
+SETS = {"karate": "node", "drosophila_left": "node", "drosophila_right": "node",
+        "les_miserables": "link", "minnesota": "link"}
+CONVS = ("gcn", "sage", "gat")
+
+
+def write_json(path: Path, payload) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def bench_forwardgnn(datasets: list[str], convs: list[str], seeds: int,
+                     config: ForwardGNNConfig) -> list[dict]:
+    records = []
+    train_forwardgnn(load_dataset("karate"), "sf", "gcn", config=ForwardGNNConfig(epochs=2))  # warm-up
+    for name in datasets:
+        task = SETS[name]
+        data = load_dataset(name)
+        for conv in convs:
+            for variant in available_variants(task):
+                t0 = time.perf_counter()
+                runs = [train_forwardgnn(data, variant, conv, task, config, seed=s)
+                        for s in range(seeds)]
+                rec = {"dataset": name, **summarize(runs)}
+                records.append(rec)
+                rss = rec["peak_rss_mb"]
+                print(f"  {name:16s} {conv:4s} {variant:10s} {rec['metric']:8s} "
+                      f"{100 * rec['mean']:6.2f} +- {100 * rec['std']:5.2f}  "
+                      f"saved {rec['peak_saved_mb']:7.3f} MB  rss "
+                      f"{'-' if rss is None else f'{rss:6.2f}'} MB  "
+                      f"{rec['train_seconds']:6.2f} s  ({time.perf_counter() - t0:.0f} s)",
+                      flush=True)
+    return records
+
+
+def compare_to_backprop(records: list[dict]) -> list[dict]:
+    """Per dataset and conv: best forward variant vs bp (points and memory ratio)."""
+    out = []
+    keys = sorted({(r["dataset"], r["conv"]) for r in records}, key=lambda k: (k[0], k[1]))
+    for ds, conv in keys:
+        group = [r for r in records if r["dataset"] == ds and r["conv"] == conv]
+        bp = next(r for r in group if r["variant"] == "bp")
+        forward = [r for r in group if r["variant"] != "bp"]
+        good = [r for r in forward if 100 * (bp["mean"] - r["mean"]) <= 2.0
+                and r["peak_saved_mb"] < bp["peak_saved_mb"]]
+        # The most accurate forward variant, preferring one that meets the target.
+        best = max(good or forward, key=lambda r: (r["mean"], -r["peak_saved_mb"]))
+        gap = 100 * (bp["mean"] - best["mean"])
+        ratio = best["peak_saved_mb"] / bp["peak_saved_mb"]
+        out.append({"dataset": ds, "conv": conv, "bp": bp["mean"], "best_forward": best["variant"],
+                    "best_forward_mean": best["mean"], "gap_points": gap,
+                    "saved_memory_ratio": ratio, "met": gap <= 2.0 and ratio < 1.0})
+    return out
+
+
+def print_tables(records: list[dict], targets: list[dict]) -> None:
+    print("\n| dataset | task | conv | variant | metric (mean +- std, %) | peak saved MB | "
+          "peak RSS growth MB | train s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in records:
+        rss = "-" if r["peak_rss_mb"] is None else f"{r['peak_rss_mb']:.2f}"
+        print(f"| {r['dataset']} | {r['task']} | {r['conv']} | {r['variant']} | "
+              f"{100 * r['mean']:.1f} +- {100 * r['std']:.1f} | {r['peak_saved_mb']:.3f} | "
+              f"{rss} | {r['train_seconds']:.2f} |")
+    print("\n| dataset | conv | bp | best forward | gap (points) | saved-memory ratio | target met |")
+    print("|---|---|---|---|---|---|---|")
+    for t in targets:
+        print(f"| {t['dataset']} | {t['conv']} | {100 * t['bp']:.1f} | {t['best_forward']} "
+              f"{100 * t['best_forward_mean']:.1f} | {t['gap_points']:+.1f} | "
+              f"{t['saved_memory_ratio']:.2f} | {'yes' if t['met'] else 'no'} |")
+
+
+def bench_cgs(quick: bool) -> list[dict] | None:
+    try:
+        from graph.cgs.experiments import benchmark
+    except ImportError as exc:
+        print(f"\nCGS benchmark skipped: graph.cgs.experiments.benchmark unavailable ({exc})")
+        return None
+    records = benchmark(quick=quick)
+    print("\nConvergent Graph Solvers:")
+    for r in records:
+        print("  " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                               for k, v in r.items()))
+    return records
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2 seeds instead of 5")
+    parser.add_argument("--seeds", type=int, default=None)
+    parser.add_argument("--datasets", nargs="+", default=list(SETS), choices=list(SETS))
+    parser.add_argument("--convs", nargs="+", default=list(CONVS), choices=list(CONVS))
+    parser.add_argument("--epochs", type=int, default=ForwardGNNConfig.epochs)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-cgs", action="store_true", help="skip the CGS benchmark")
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH")
+    args = parser.parse_args(argv)
+    seeds = args.seeds or (2 if args.quick else 5)
+    torch.set_num_threads(args.threads)
+    for name in args.datasets:
+        assert SETS[name] in dataset_info(name).tasks
+    start = time.perf_counter()
+    print(f"ForwardGNN: {seeds} seeds, {args.epochs} epochs, {args.threads} thread(s)")
+    records = bench_forwardgnn(args.datasets, args.convs, seeds, ForwardGNNConfig(epochs=args.epochs))
+    targets = compare_to_backprop(records)
+    print_tables(records, targets)
+    cgs = None if args.no_cgs else bench_cgs(args.quick)
+    total = time.perf_counter() - start
+    print(f"\ntotal {total:.0f} s")
+    if args.json is not None:
+        write_json(args.json, {
+            "machine": {"cpu_count": os.cpu_count(), "threads": args.threads,
+                        "platform": platform.platform(), "torch": torch.__version__},
+            "seeds": seeds, "epochs": args.epochs, "total_seconds": total,
+            "records": [{k: v for k, v in r.items() if k != "runs"} | {"runs": r["runs"]}
+                        for r in records],
+            "targets": targets, "cgs": cgs,
+        })
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
