@@ -103,6 +103,10 @@ class MPMConfig:
 class MPMSolver:
     """Explicit MLS-MPM time stepping of one material in the unit box.
 
+    Particle vectors are stored component-major (``[d, N]``) and stencil
+    quantities as ``[d, K, N]`` so that every broadcast runs over contiguous
+    particle rows; :attr:`x` and :attr:`v` give the usual ``[N, d]`` views.
+
     Args:
         material: constitutive model.
         positions: initial particle positions,  # [N, d]
@@ -119,9 +123,9 @@ class MPMSolver:
         self.material = material
         self.config = config
         dev, dt_ = torch.device(config.device), config.dtype
-        self.x = positions.to(dev, dt_).clone()  # [N, d]
-        self.v = velocities.to(dev, dt_).clone()  # [N, d]
-        n, d = self.x.shape
+        n, d = positions.shape
+        self._x = positions.to(dev, dt_).T.contiguous()  # [d, N]
+        self._v = velocities.to(dev, dt_).T.contiguous()  # [d, N]
         self.dim = d
         self.n_grid = n_grid
         self.dx = 1.0 / n_grid
@@ -133,15 +137,17 @@ class MPMSolver:
         self.tau = torch.zeros(n, d, d, device=dev, dtype=dt_)  # [N, d, d]
         self.walls = walls
         self.dt = config.cfl * material.max_dt(self.dx, d)
-        # stencil offsets [K, d], K = 3^d, and linear strides of the node grid
-        self.offsets = torch.tensor(list(itertools.product(range(3), repeat=d)), device=dev)
-        self.offsets_f = self.offsets.to(dt_)  # [K, d]
+        # stencil offsets, K = 3^d in itertools.product order, and grid strides
+        offsets = torch.tensor(list(itertools.product(range(3), repeat=d)), device=dev)  # [K, d]
         self.n_nodes = n_grid + 1
+        self.n_grid_nodes = self.n_nodes ** d
         self.strides = torch.tensor([self.n_nodes ** (d - 1 - k) for k in range(d)], device=dev)
-        self.offsets_lin = (self.offsets * self.strides).sum(-1)  # [K]
+        self.offsets_t = offsets.T.to(dt_).contiguous()  # [d, K]
+        self.offsets_lin = (offsets * self.strides).sum(-1)  # [K]
+        self.component_base = torch.arange(d, device=dev) * self.n_grid_nodes  # [d]
         self._wall_masks(dev)
-        self.last_grid_momentum = torch.zeros(d, device=dev, dtype=dt_)  # [d], of the last P2G
-        self.last_grid_mass = 0.0
+        self._grid_m = torch.zeros(1, device=dev, dtype=dt_)
+        self._grid_mv = torch.zeros(d, 1, device=dev, dtype=dt_)
 
     def _wall_masks(self, dev: torch.device) -> None:
         """Ids of the wall nodes and, per axis, which side of the box they are on."""
@@ -154,34 +160,45 @@ class MPMSolver:
         self.hi_wall = hi[self.wall_nodes]  # [W, d]
 
     @property
+    def x(self) -> Tensor:
+        """Particle positions,  # [N, d]"""
+        return self._x.T.contiguous()
+
+    @property
+    def v(self) -> Tensor:
+        """Particle velocities,  # [N, d]"""
+        return self._v.T.contiguous()
+
+    @property
     def n_particles(self) -> int:
-        return self.x.shape[0]
+        return self._x.shape[1]
 
     def _stencil(self) -> tuple[Tensor, Tensor, Tensor]:
-        """Weights ``[N, K]``, node offsets ``x_i - x_p`` ``[N, K, d]``, node ids ``[N, K]``."""
-        xg = self.x * self.inv_dx
+        """Weights ``[K, N]``, node offsets ``x_i - x_p`` ``[d, K, N]``, node ids ``[K, N]``."""
+        n = self._x.shape[1]
+        xg = self._x * self.inv_dx
         base = torch.floor(xg - 0.5)
-        fx = xg - base  # [N, d] in [0.5, 1.5)
-        w = torch.stack([0.5 * (1.5 - fx) ** 2, 0.75 - (fx - 1.0) ** 2, 0.5 * (fx - 0.5) ** 2],
-                        dim=1)  # [N, 3, d]
-        weight = w[:, :, 0]
-        for k in range(1, self.dim):  # outer product over axes, in itertools.product order
-            weight = (weight[:, :, None] * w[:, None, :, k]).reshape(weight.shape[0], -1)
-        dpos = (self.offsets_f[None] - fx[:, None, :]) * self.dx  # [N, K, d]
-        node = (base.long() * self.strides).sum(-1, keepdim=True) + self.offsets_lin  # [N, K]
+        fx = xg - base  # [d, N] in [0.5, 1.5)
+        w = torch.stack([0.5 * (1.5 - fx) ** 2, 0.75 - (fx - 1.0) ** 2, 0.5 * (fx - 0.5) ** 2])
+        weight = w[:, 0]  # [3, N]; w is [3, d, N]
+        for k in range(1, self.dim):  # outer product over axes, last axis fastest
+            weight = (weight[:, None, :] * w[None, :, k]).reshape(-1, n)
+        dpos = (self.offsets_t[:, :, None] - fx[:, None, :]) * self.dx  # [d, K, N]
+        node = (base.long() * self.strides[:, None]).sum(0) + self.offsets_lin[:, None]  # [K, N]
         return weight, dpos, node
 
-    def _apply_walls(self, gv: Tensor) -> Tensor:
-        """Wall velocities of the wall nodes ``gv`` [W, d] (slip with friction, or sticky)."""
+    def _apply_walls(self, gv: Tensor, occupied: Tensor) -> Tensor:
+        """Velocities ``gv`` [W', d] of the occupied wall nodes after the wall condition."""
         if self.config.boundary == "sticky":
             return torch.zeros_like(gv)
         mu = self.material.wall_friction
+        lo, hi = self.lo_wall[occupied], self.hi_wall[occupied]
         for k in range(self.dim):
-            into = (self.lo_wall[:, k] & (gv[:, k] < 0)) | (self.hi_wall[:, k] & (gv[:, k] > 0))
+            into = (lo[:, k] & (gv[:, k] < 0)) | (hi[:, k] & (gv[:, k] > 0))
             tangential = gv.clone()
             tangential[:, k] = 0
             if mu > 0:
-                vt = tangential.norm(dim=-1, keepdim=True)
+                vt = (tangential * tangential).sum(-1, keepdim=True).sqrt()
                 keep = (1.0 - mu * gv[:, k:k + 1].abs() / vt.clamp_min(1e-12)).clamp_min(0.0)
                 tangential = tangential * keep
             gv = torch.where(into[:, None], tangential, gv)
@@ -189,42 +206,53 @@ class MPMSolver:
 
     def substep(self) -> None:
         """Advance one explicit substep ``self.dt`` (P2G, grid update, G2P, constitutive)."""
-        d, dt = self.dim, self.dt
+        d, dt, G = self.dim, self.dt, self.n_grid_nodes
         weight, dpos, node = self._stencil()
+        like = dict(device=self._x.device, dtype=self._x.dtype)
         # P2G: APIC momentum plus the MLS force term -dt V0 (4/dx^2) tau (x_i - x_p)
         affine = (-dt * self.vol * 4.0 * self.inv_dx ** 2) * self.tau + self.mass * self.C
-        mom = self.mass * self.v[:, None, :] + (affine[:, None] * dpos[..., None, :]).sum(-1)  # [N, K, d]
-        payload = torch.cat([mom, torch.full_like(mom[..., :1], self.mass)], dim=-1)
-        payload = payload * weight[..., None]  # [N, K, d+1]
-        grid = torch.zeros(self.n_nodes ** d, d + 1, device=self.x.device, dtype=self.x.dtype)
-        grid.index_add_(0, node.reshape(-1), payload.reshape(-1, d + 1))
-        gm = grid[:, d:]
-        self.last_grid_momentum = grid[:, :d].sum(0)
-        self.last_grid_mass = float(gm.sum())
+        A = affine.permute(1, 2, 0).contiguous()  # [d, d, N]
+        mom = self.mass * self._v[:, None, :] + (A[:, :, None, :] * dpos[None]).sum(1)  # [d, K, N]
+        mom = mom * weight
+        node_c = (node[None] + self.component_base[:, None, None]).reshape(-1)  # [d*K*N]
+        gm = torch.zeros(G, **like).index_add_(0, node.reshape(-1), (weight * self.mass).reshape(-1))
+        gmv = torch.zeros(d * G, **like).index_add_(0, node_c, mom.reshape(-1)).view(d, G)
+        self._grid_m, self._grid_mv = gm, gmv  # [G], [d, G]
         # grid update: velocity, gravity, walls
-        gv = grid[:, :d] / gm.clamp_min(1e-30)  # empty nodes: 0 (never read back)
-        gv[:, 1] -= dt * self.config.gravity
+        gv = gmv / gm.clamp_min(1e-30)  # [d, G]; empty nodes: 0 (never read back)
+        gv[1] -= dt * self.config.gravity
         if self.walls:
-            gv[self.wall_nodes] = self._apply_walls(gv[self.wall_nodes])
+            occupied = gm[self.wall_nodes] > 0  # only wall nodes that carry mass matter
+            wn = self.wall_nodes[occupied]
+            gv[:, wn] = self._apply_walls(gv[:, wn].T, occupied).T
         # G2P: velocity, APIC affine matrix, advection, deformation gradient
-        wv = gv[node] * weight[..., None]  # [N, K, d]
-        self.v = wv.sum(1)
-        self.C = mm(wv.transpose(-1, -2), dpos) * (4.0 * self.inv_dx ** 2)
-        self.x = self.x + dt * self.v
-        # keep every particle's stencil inside the grid
-        self.x = self.x.clamp(self.dx, 1.0 - self.dx)
-        eye = torch.eye(d, device=self.x.device, dtype=self.x.dtype)
-        F_trial = mm(eye + dt * self.C, self.F)
+        wv = gv.reshape(-1)[node_c].view(d, *node.shape) * weight  # [d, K, N]
+        self._v = wv.sum(1)
+        C = (wv[:, None] * dpos[None]).sum(2) * (4.0 * self.inv_dx ** 2)  # [d, d, N]
+        self.C = C.permute(2, 0, 1).contiguous()  # [N, d, d]
+        # advect; keep every particle's stencil inside the grid
+        self._x = (self._x + dt * self._v).clamp(self.dx, 1.0 - self.dx)
+        F_trial = self.F + dt * mm(self.C, self.F)
         self.F, self.tau = self.material.update(F_trial, self.C, dt)
+
+    @property
+    def last_grid_mass(self) -> float:
+        """Total grid mass after the last particle-to-grid transfer."""
+        return float(self._grid_m.double().sum())
+
+    @property
+    def last_grid_momentum(self) -> Tensor:
+        """Total grid momentum after the last particle-to-grid transfer,  # [d]"""
+        return self._grid_mv.double().sum(1)
 
     def is_finite(self) -> bool:
         """Whether positions, velocities and deformation gradients are all finite."""
-        return bool(torch.isfinite(self.x).all() and torch.isfinite(self.v).all()
+        return bool(torch.isfinite(self._x).all() and torch.isfinite(self._v).all()
                     and torch.isfinite(self.F).all())
 
     def particle_momentum(self) -> Tensor:
         """Total particle momentum ``sum m v``,  # [d]"""
-        return self.mass * self.v.sum(0)
+        return self.mass * self._v.sum(1)
 
     def kinetic_energy(self) -> float:
-        return float(0.5 * self.mass * (self.v ** 2).sum())
+        return float(0.5 * self.mass * (self._v ** 2).sum())
