@@ -171,7 +171,8 @@ class Scene:
         ids = list(range(len(self))) if ids is None else _check_ids(ids, len(self), "ids")
         if not ids:
             return torch.zeros(0, self.height, self.width, 3)
-        return torch.stack([self.image(i) for i in ids])
+        # numpy's single-threaded copy: torch.stack's thread pool stalls on a busy machine.
+        return torch.from_numpy(np.stack([self.image(i).numpy() for i in ids]))
 
     def subset(self, ids: Sequence[int]) -> "Scene":
         """A scene of views ``ids`` only (in that order); train/test membership is kept."""
