@@ -19,6 +19,7 @@ def _cpu_available() -> bool:
 BACKENDS = ["torch", pytest.param("cpu", marks=pytest.mark.skipif(not _cpu_available(), reason="cpu backend unavailable"))]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_default_strategy_densifies_from_our_meta(backend):
     target_scene, W, H = random_scene(n=60, n_cameras=2, width=32, height=32, seed=0, scale=0.1)
@@ -54,6 +55,7 @@ def test_default_strategy_densifies_from_our_meta(backend):
     assert losses[-1] < losses[0]
 
 
+@pytest.mark.slow
 def test_viewmat_gradients_recover_a_perturbed_camera():
     backend = "cpu" if _cpu_available() else "torch"
     scene, W, H = random_scene(n=60, width=32, height=32, seed=2, spread=1.2, scale=0.12)
