@@ -52,24 +52,27 @@ def make_scene(n: int, size: int, seed: int = 0) -> dict:
                 viewmats=viewmats, Ks=Ks, width=size, height=size)
 
 
-def _run(scene: dict, backend: str, backward: bool) -> tuple[float, dict]:
+def _run(scene: dict, backend: str, backward: bool) -> tuple[float, float, dict]:
+    """One call; returns wall seconds, process CPU seconds (all threads) and meta."""
     params = {k: (v.clone().requires_grad_(backward) if k in ("means", "quats", "scales", "opacities", "colors") else v)
               for k, v in scene.items()}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with torch.set_grad_enabled(backward):
         img, alpha, meta = rasterization(**params, backend=backend)
         if backward:
             (img.sum() + alpha.sum()).backward()
-    return time.perf_counter() - t0, meta
+    return time.perf_counter() - t0, time.process_time() - c0, meta
 
 
-def measure(scene: dict, backend: str, backward: bool, repeats: int) -> tuple[float, dict]:
+def measure(scene: dict, backend: str, backward: bool, repeats: int) -> tuple[float, float, dict]:
+    """Median wall and CPU seconds over ``repeats`` calls after one warm-up call."""
     _run(scene, backend, backward)  # warm-up
-    times, meta = [], None
+    walls, cpus, meta = [], [], None
     for _ in range(repeats):
-        t, meta = _run(scene, backend, backward)
-        times.append(t)
-    return statistics.median(times), meta
+        w, c, meta = _run(scene, backend, backward)
+        walls.append(w)
+        cpus.append(c)
+    return statistics.median(walls), statistics.median(cpus), meta
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per case (median reported)")
     parser.add_argument("--torch-limit", type=float, default=3e8,
                         help="skip the torch backend above this many pixel-Gaussian pairs (it would take minutes)")
+    parser.add_argument("--sizes", type=int, nargs="+", help="image sizes (default: 128 256 512)")
+    parser.add_argument("--ns", type=int, nargs="+", help="Gaussian counts (default: 1000 20000 100000)")
     parser.add_argument("--json", metavar="PATH", help="write the figures to PATH")
     args = parser.parse_args(argv)
 
@@ -85,9 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         ns, sizes, repeats = [1_000, 20_000], [128, 256], args.repeats or 2
     else:
         ns, sizes, repeats = [1_000, 20_000, 100_000], [128, 256, 512], args.repeats or 5
+    ns, sizes = args.ns or ns, args.sizes or sizes
 
     rows = []
-    header = f"{'N':>7} {'size':>5} {'isects':>8} {'backend':>7} {'fwd ms':>9} {'fwd+bwd ms':>11} {'Gpair/s fwd':>11} {'speed-up f+b':>12}"
+    header = (f"{'N':>7} {'size':>5} {'isects':>8} {'backend':>7} {'fwd ms':>9} {'fwd+bwd ms':>11} "
+              f"{'f+b cpu-s':>9} {'Gpair/s fwd':>11} {'speed-up f+b':>12}")
     print(f"threads={torch.get_num_threads()}  cpu={platform.processor() or platform.machine()}")
     print(header)
     print("-" * len(header))
@@ -96,17 +103,17 @@ def main(argv: list[str] | None = None) -> int:
             scene = make_scene(n, size)
             results = {}
             for backend in ("cpu", "torch"):
-                _, meta = _run(scene, "cpu", False)
+                _, _, meta = _run(scene, "cpu", False)
                 isects = int(meta["tiles_per_gauss"].sum())
                 pairs = isects * meta["tile_size"] ** 2
                 if backend == "torch" and pairs > args.torch_limit:
                     results[backend] = None
                     print(f"{n:>7} {size:>5} {isects:>8} {backend:>7} {'skipped (would take minutes)':>45}")
                     continue
-                fwd, _ = measure(scene, backend, False, repeats)
-                both, _ = measure(scene, backend, True, repeats)
-                results[backend] = dict(fwd_s=fwd, fwd_bwd_s=both, isects=isects, pairs=pairs,
-                                        pairs_per_s_fwd=pairs / fwd)
+                fwd, fwd_cpu, _ = measure(scene, backend, False, repeats)
+                both, both_cpu, _ = measure(scene, backend, True, repeats)
+                results[backend] = dict(fwd_s=fwd, fwd_bwd_s=both, fwd_cpu_s=fwd_cpu, fwd_bwd_cpu_s=both_cpu,
+                                        isects=isects, pairs=pairs, pairs_per_s_fwd=pairs / fwd)
             for backend in ("cpu", "torch"):
                 r = results[backend]
                 if r is None:
@@ -117,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
                     r["speedup_fwd"] = results["torch"]["fwd_s"] / r["fwd_s"]
                     speed = f"{r['speedup_fwd_bwd']:.1f}x"
                 print(f"{n:>7} {size:>5} {r['isects']:>8} {backend:>7} {r['fwd_s'] * 1e3:>9.1f} "
-                      f"{r['fwd_bwd_s'] * 1e3:>11.1f} {r['pairs_per_s_fwd'] / 1e9:>11.2f} {speed:>12}")
+                      f"{r['fwd_bwd_s'] * 1e3:>11.1f} {r['fwd_bwd_cpu_s']:>9.2f} {r['pairs_per_s_fwd'] / 1e9:>11.2f} "
+                      f"{speed:>12}")
                 rows.append(dict(n=n, size=size, backend=backend, **r))
     if args.json:
         payload = dict(machine=dict(cpu=platform.processor() or platform.machine(), threads=torch.get_num_threads(),

@@ -198,20 +198,23 @@ std::pair<at::Tensor, at::Tensor> bin_gaussians(
     return {offsets, ids};
 }
 
-// Shared by forward and backward so both see the same sigma and alpha.
-struct Eval {
-    vf dx, dy, sigma, vis, alpha;
+// sigma = 0.5 (a dx^2 + c dy^2) + b dx dy, split into the part that depends on
+// the pixel column only (computed once per Gaussian and strip) and the part
+// that depends on the row (scalars). Forward and backward share these two
+// functions so both see the same sigma and alpha, bit for bit.
+struct Columns {
+    vf dx, half_a_dx2, b_dx;  // mean_x - pixel_x, 0.5 a dx^2, b dx
 };
 
-inline Eval evaluate(float mx, float my, float a, float b, float c, float op, vf px, float py) {
-    Eval e;
-    e.dx = mx - px;
-    e.dy = vsplat(my - py);
-    e.sigma = 0.5f * (a * e.dx * e.dx + c * e.dy * e.dy) + b * e.dx * e.dy;
-    e.vis = fast_exp(-e.sigma);
-    e.alpha = vmin(vsplat(kMaxAlpha), op * e.vis);
-    return e;
+inline Columns columns(float mx, float a, float b, vf px) {
+    Columns k;
+    k.dx = mx - px;
+    k.half_a_dx2 = 0.5f * a * k.dx * k.dx;
+    k.b_dx = b * k.dx;
+    return k;
 }
+
+inline vf sigma_at(const Columns &k, float dy, float half_c_dy2) { return (k.half_a_dx2 + half_c_dy2) + k.b_dx * dy; }
 
 // Per-Gaussian gradient accumulators: registers for D = 1, 3, 4, the heap otherwise.
 template <int DC>
@@ -231,7 +234,8 @@ struct Accumulators<0> {
 };
 
 struct Scratch {
-    std::vector<vf> T, rgb, px, aux, buf, vrc;
+    std::vector<vf> T, rgb, px, aux, buf, vrc, s0, s1, s2;
+    std::vector<Columns> cols;
     std::vector<vi> last, done;
 };
 
@@ -246,6 +250,7 @@ void forward_tile(const Problem &p, int64_t tile, Scratch &s, float *out_rgb, fl
     s.last.assign(g.nv, visplat(-1));
     s.done.assign(g.nv, visplat(0));
     s.px.resize(g.ns);
+    s.cols.resize(g.ns);
     for (int st = 0; st < g.ns; ++st) {
         vi outside = {};
         for (int l = 0; l < LANES; ++l) {
@@ -273,20 +278,23 @@ void forward_tile(const Problem &p, int64_t tile, Scratch &s, float *out_rgb, fl
         const float op = rec[kOp];
         const float *col = rec + kCol;
         const vi local = visplat((int32_t)(k - g.begin));
+        for (int st = sp.s0; st <= sp.s1; ++st) s.cols[st] = columns(mx, a, b, s.px[st]);
         for (int r = sp.r0; r <= sp.r1; ++r) {
-            const float py = (float)(g.y0 + r) + 0.5f;
+            const float dy = my - ((float)(g.y0 + r) + 0.5f);
+            const float half_c_dy2 = 0.5f * c * dy * dy;
             for (int st = sp.s0; st <= sp.s1; ++st) {
                 const int v = r * g.ns + st;
                 if (all(done[v])) continue;
-                const Eval e = evaluate(mx, my, a, b, c, op, s.px[st], py);
-                vi valid = (e.sigma >= 0.f) & (e.alpha >= kAlphaThreshold) & ~done[v];
+                const vf sigma = sigma_at(s.cols[st], dy, half_c_dy2);
+                const vf alpha = vmin(vsplat(kMaxAlpha), op * fast_exp(-sigma));
+                vi valid = (sigma >= 0.f) & (alpha >= kAlphaThreshold) & ~done[v];
                 if (!any(valid)) continue;
                 const vf Tv = T[v];
-                const vf next_T = Tv * (1.f - e.alpha);
+                const vf next_T = Tv * (1.f - alpha);
                 const vi stop = valid & (next_T <= kMinTransmittance);
                 done[v] |= stop;
                 valid &= ~stop;
-                const vf w = valid ? e.alpha * Tv : vsplat(0.f);
+                const vf w = valid ? alpha * Tv : vsplat(0.f);
                 for (int d = 0; d < D; ++d) rgb[(size_t)d * g.nv + v] += w * col[d];
                 T[v] = valid ? next_T : Tv;
                 last[v] = valid ? local : last[v];
@@ -323,6 +331,10 @@ void backward_tile(const Problem &p, int64_t tile, Scratch &s, const float *alph
     s.buf.assign((size_t)g.nv * D, vsplat(0.f));
     s.last.assign(g.nv, visplat(-1));
     s.px.resize(g.ns);
+    s.cols.resize(g.ns);
+    s.s0.resize(g.ns);
+    s.s1.resize(g.ns);
+    s.s2.resize(g.ns);
     const float *bg = p.bg ? p.bg + g.cam * D : nullptr;
     int32_t max_last = -1;
     for (int st = 0; st < g.ns; ++st)
@@ -361,24 +373,32 @@ void backward_tile(const Problem &p, int64_t tile, Scratch &s, const float *alph
         const float *col = rec + kCol;
         const vi local = visplat(j);
         bool touched = false;
+        const vf zero = vsplat(0.f);
         for (int r = sp.r0; r <= sp.r1; ++r) {
-            const float py = (float)(g.y0 + r) + 0.5f;
+            const float dy = my - ((float)(g.y0 + r) + 0.5f);
+            const float half_c_dy2 = 0.5f * c * dy * dy;
             for (int st = sp.s0; st <= sp.s1; ++st) {
                 const int v = r * g.ns + st;
                 vi valid = local <= last[v];
                 if (!any(valid)) continue;
-                const Eval e = evaluate(mx, my, a, b, c, op, s.px[st], py);
-                valid &= (e.sigma >= 0.f) & (e.alpha >= kAlphaThreshold);
-                if (!any(valid)) continue;
                 if (!touched) {
-                    acc.reset(K);
                     touched = true;
+                    acc.reset(K);
+                    for (int q = sp.s0; q <= sp.s1; ++q) {
+                        s.cols[q] = columns(mx, a, b, s.px[q]);
+                        s.s0[q] = s.s1[q] = s.s2[q] = zero;
+                    }
                 }
-                const vf zero = vsplat(0.f);
-                const vf ra = 1.f / (1.f - e.alpha);
+                const Columns &kc = s.cols[st];
+                const vf sigma = sigma_at(kc, dy, half_c_dy2);
+                const vf vis = fast_exp(-sigma);
+                const vf alpha = vmin(vsplat(kMaxAlpha), op * vis);
+                valid &= (sigma >= 0.f) & (alpha >= kAlphaThreshold);
+                if (!any(valid)) continue;
+                const vf ra = 1.f / (1.f - alpha);
                 const vf Tv = valid ? T[v] * ra : T[v];
                 T[v] = Tv;
-                const vf fac = e.alpha * Tv;
+                const vf fac = alpha * Tv;
                 vf v_alpha = zero;
                 for (int d = 0; d < D; ++d) {
                     const vf vr = vrc[(size_t)d * g.nv + v];
@@ -388,25 +408,47 @@ void backward_tile(const Problem &p, int64_t tile, Scratch &s, const float *alph
                     bd = valid ? bd + col[d] * fac : bd;
                 }
                 v_alpha += aux[v] * ra;
-                const vi unclamped = valid & (op * e.vis <= kMaxAlpha);
-                const vf v_sigma = -op * e.vis * v_alpha;
-                const vf gx = v_sigma * (a * e.dx + b * e.dy);
-                const vf gy = v_sigma * (b * e.dx + c * e.dy);
-                acc[D + 0] += unclamped ? 0.5f * v_sigma * e.dx * e.dx : zero;
-                acc[D + 1] += unclamped ? v_sigma * e.dx * e.dy : zero;
-                acc[D + 2] += unclamped ? 0.5f * v_sigma * e.dy * e.dy : zero;
-                acc[D + 3] += unclamped ? gx : zero;
-                acc[D + 4] += unclamped ? gy : zero;
-                acc[D + 5] += unclamped ? e.vis * v_alpha : zero;
+                const vi unclamped = valid & (op * vis <= kMaxAlpha);
+                // dL/dsigma per pixel; the conic and mean gradients are sums of
+                // v_sigma times polynomials in (dx, dy), gathered per column below.
+                const vf v_sigma = unclamped ? -op * vis * v_alpha : zero;
+                acc[D] += unclamped ? vis * v_alpha : zero;
+                const vf vs_dy = v_sigma * dy;
+                s.s0[st] += v_sigma;
+                s.s1[st] += vs_dy;
+                s.s2[st] += vs_dy * dy;
                 if (absgrad) {
-                    acc[D + 6] += unclamped ? vabs(gx) : zero;
-                    acc[D + 7] += unclamped ? vabs(gy) : zero;
+                    acc[D + 1] += vabs(v_sigma * (a * kc.dx + b * dy));
+                    acc[D + 2] += vabs(v_sigma * (b * kc.dx + c * dy));
                 }
             }
         }
         if (touched) {
+            // With S0 = sum_rows v_sigma, S1 = sum_rows v_sigma dy, S2 = sum_rows v_sigma dy^2 per column:
+            // dL/da = 0.5 sum dx^2 S0, dL/db = sum dx S1, dL/dc = 0.5 sum S2,
+            // dL/dmx = a sum dx S0 + b sum S1, dL/dmy = b sum dx S0 + c sum S1.
+            vf dx2_s0 = zero, dx_s0 = zero, dx_s1 = zero, s1 = zero, s2 = zero;
+            for (int q = sp.s0; q <= sp.s1; ++q) {
+                const vf dx = s.cols[q].dx;
+                dx2_s0 += dx * dx * s.s0[q];
+                dx_s0 += dx * s.s0[q];
+                dx_s1 += dx * s.s1[q];
+                s1 += s.s1[q];
+                s2 += s.s2[q];
+            }
             float *row = isect_grad + k * K;
-            for (int q = 0; q < K; ++q) row[q] = hsum(acc[q]);
+            for (int d = 0; d < D; ++d) row[d] = hsum(acc[d]);
+            const float h_dx_s0 = hsum(dx_s0), h_s1 = hsum(s1);
+            row[D + 0] = 0.5f * hsum(dx2_s0);
+            row[D + 1] = hsum(dx_s1);
+            row[D + 2] = 0.5f * hsum(s2);
+            row[D + 3] = a * h_dx_s0 + b * h_s1;
+            row[D + 4] = b * h_dx_s0 + c * h_s1;
+            row[D + 5] = hsum(acc[D]);
+            if (absgrad) {
+                row[D + 6] = hsum(acc[D + 1]);
+                row[D + 7] = hsum(acc[D + 2]);
+            }
         }
     }
 }
