@@ -212,7 +212,9 @@ class MPMSolver:
         # P2G: APIC momentum plus the MLS force term -dt V0 (4/dx^2) tau (x_i - x_p)
         affine = (-dt * self.vol * 4.0 * self.inv_dx ** 2) * self.tau + self.mass * self.C
         A = affine.permute(1, 2, 0).contiguous()  # [d, d, N]
-        mom = self.mass * self._v[:, None, :] + (A[:, :, None, :] * dpos[None]).sum(1)  # [d, K, N]
+        mom = self.mass * self._v[:, None, :] + A[:, 0, None, :] * dpos[0]  # [d, K, N]
+        for j in range(1, d):
+            mom = mom + A[:, j, None, :] * dpos[j]
         mom = mom * weight
         node_c = (node[None] + self.component_base[:, None, None]).reshape(-1)  # [d*K*N]
         gm = torch.zeros(G, **like).index_add_(0, node.reshape(-1), (weight * self.mass).reshape(-1))
@@ -228,7 +230,8 @@ class MPMSolver:
         # G2P: velocity, APIC affine matrix, advection, deformation gradient
         wv = gv.reshape(-1)[node_c].view(d, *node.shape) * weight  # [d, K, N]
         self._v = wv.sum(1)
-        C = (wv[:, None] * dpos[None]).sum(2) * (4.0 * self.inv_dx ** 2)  # [d, d, N]
+        C = torch.stack([(wv * dpos[j]).sum(1) for j in range(d)], dim=1)  # [d, d, N]
+        C = C * (4.0 * self.inv_dx ** 2)
         self.C = C.permute(2, 0, 1).contiguous()  # [N, d, d]
         # advect; keep every particle's stencil inside the grid
         self._x = (self._x + dt * self._v).clamp(self.dx, 1.0 - self.dx)
