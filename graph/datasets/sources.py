@@ -134,13 +134,14 @@ def read_mice() -> tuple[list[RawGraph], list[str], list[str]]:
     for b, row in enumerate(blocks):
         block[int(row["i"]):int(row["j"])] = b
     x = torch.nn.functional.one_hot(block, len(blocks)).float()
-    off = store["offsets"]
+    # Each key access of an npz decompresses the array again: read each once.
+    off, src, dst, count = (store[k] for k in ("offsets", "src", "dst", "count"))
     graphs = []
     for g in range(len(rows)):
         s = slice(int(off[g]), int(off[g + 1]))
-        pairs = torch.from_numpy(np.stack([store["src"][s], store["dst"][s]]).astype(np.int64))
-        graphs.append(RawGraph(MICE_NODES, pairs,
-                               torch.from_numpy(store["count"][s].astype(np.float32)), x=x))
+        pairs = torch.from_numpy(np.stack([src[s], dst[s]]).astype(np.int64))
+        graphs.append(RawGraph(MICE_NODES, pairs, torch.from_numpy(count[s].astype(np.float32)),
+                               x=x))
     return graphs, [r["genotype"] for r in rows], [r["sex"] for r in rows]
 
 

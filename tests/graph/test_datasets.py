@@ -30,6 +30,15 @@ EXPECTED = {
 }
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Small tensors: one intra-op thread avoids contention on the shared 2-core machine.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def test_available_datasets_lists_every_set():
     assert available_datasets() == sorted(EXPECTED)
     assert available_graph_classification() == ["mice"]
