@@ -147,7 +147,7 @@ def simulate(material: str | Material, scene: str | SceneInit, dim: int = 2,
     seconds = []
     bar = None
     work = solver.n_particles * substeps * n_frames * (3 ** solver.dim)
-    if progress or (progress is None and work > 2e9):
+    if progress or (progress is None and work > 2e8):
         from tqdm.auto import tqdm
         bar = tqdm(total=n_frames, desc=f"mpm {solver.material.name}", unit="frame")
     with torch.no_grad(), cfg.threads():

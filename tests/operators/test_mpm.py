@@ -290,3 +290,8 @@ def test_make_scene_rejects_bad_input():
         make_scene("dam_break", 2, 10, wall=0.5)
     with pytest.raises(TypeError, match="scene must be a string"):
         make_scene(None, 2, 10)
+
+
+def test_progress_bar_counts_frames(capsys):
+    simulate("water", "dam_break", n_particles=60, n_frames=2, progress=True)
+    assert "2/2" in capsys.readouterr().err
