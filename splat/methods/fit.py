@@ -234,6 +234,7 @@ def fit(
     checkpoint_every: int = 1000,
     show_progress: bool = True,
     gaussians: Gaussians | None = None,
+    num_threads: int | None = None,
     **method_overrides,
 ) -> FitResult:
     """Fits Gaussians to a scene's training views with a registered method.
@@ -256,6 +257,8 @@ def fit(
         checkpoint_every: steps between checkpoints (0: only at the end).
         show_progress: show a tqdm bar with loss, PSNR and number of Gaussians.
         gaussians: initial Gaussians (default: from the scene's points).
+        num_threads: torch threads during the fit (restored afterwards); None
+            keeps the current setting. On a busy machine 1 is often fastest.
         **method_overrides: hyper-parameters of the method (e.g. ``sh_degree=1``).
 
     Returns:
@@ -267,6 +270,15 @@ def fit(
         FileNotFoundError: a scene path that does not exist.
     """
     steps = _check_int("steps", steps, 1)
+    if num_threads is not None:
+        num_threads = _check_int("num_threads", num_threads, 1)
+        previous_threads = torch.get_num_threads()
+        torch.set_num_threads(num_threads)
+        try:
+            return fit(scene, method, steps, out_dir, resume, backend, seed, progress, should_stop, eval_every,
+                       checkpoint_every, show_progress, gaussians, None, **method_overrides)
+        finally:
+            torch.set_num_threads(previous_threads)
     eval_every = _check_int("eval_every", eval_every, 0)
     checkpoint_every = _check_int("checkpoint_every", checkpoint_every, 0)
     seed = _check_int("seed", seed, 0)
@@ -342,7 +354,11 @@ def fit(
             },
         )
 
-    last_loss, last_psnr = float("nan"), (curve[-1]["psnr"] if curve else None)
+    if start_step == 0:  # the starting point of the PSNR curve
+        init_psnr, _, _ = evaluate(method, scene, gaussians, state, quick_ids, quick_images,
+                                   method.active_sh_degree(0), backend, with_ssim=False)
+        curve.append({"step": 0, "seconds": 0.0, "psnr": init_psnr, "num_gaussians": gaussians.num_gaussians})
+    last_loss, last_psnr = float("nan"), curve[-1]["psnr"]
     bar = tqdm(total=steps, initial=start_step, disable=not show_progress, desc=f"fit {method.name}", unit="step")
     stopped = False
     step = start_step
@@ -376,7 +392,7 @@ def fit(
                 opt.zero_grad(set_to_none=True)
             step += 1
             train_seconds += time.perf_counter() - t0
-            last_loss = float(loss)
+            last_loss = float(loss.detach())
 
             evaluated = eval_every and step % eval_every == 0 and step < steps
             if evaluated:

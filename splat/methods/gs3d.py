@@ -114,7 +114,7 @@ class GS3D(Method):
 
     def loss(self, ctx: StepContext) -> Tensor:
         l1 = (ctx.render - ctx.gt_images).abs().mean()
-        ctx.info["l1"] = float(l1)
+        ctx.info["l1"] = float(l1.detach())
         if self.ssim_lambda == 0:
             return l1
         d_ssim = 1.0 - ssim(ctx.render, ctx.gt_images).mean()

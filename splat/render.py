@@ -1,0 +1,213 @@
+"""Rendering fitted Gaussians: a scene's views, and an orbit video around them.
+
+>>> from splat.render import render_views, render_orbit      # doctest: +SKIP
+>>> render_views("out/point_cloud.ply", scene, "out/views")   # doctest: +SKIP
+>>> render_orbit("out/point_cloud.ply", scene, "out/orbit.mp4")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from splat.core.camera import look_at
+from splat.core.gaussians import Gaussians
+from splat.io.ply import atomic_write_bytes, load_ply
+
+__all__ = ["render_views", "render_orbit", "render_images", "orbit_viewmats"]
+
+
+def _as_gaussians(gaussians) -> Gaussians:
+    if isinstance(gaussians, (str, os.PathLike)):
+        return load_ply(gaussians)
+    if not isinstance(gaussians, Gaussians):
+        raise TypeError(f"gaussians must be Gaussians or a PLY path, got {type(gaussians).__name__}")
+    return gaussians
+
+
+def _background(scene) -> Tensor:  # [1, 3]
+    bg = getattr(scene, "background", None) or (0.0, 0.0, 0.0)
+    return torch.tensor([bg], dtype=torch.float32)
+
+
+@torch.no_grad()
+def render_images(
+    gaussians: Gaussians,
+    viewmats: Tensor,  # [C, 4, 4]
+    Ks: Tensor,  # [C, 3, 3]
+    width: int,
+    height: int,
+    background: Tensor | None = None,  # [1, 3]
+    backend: str = "auto",
+    show_progress: bool = False,
+) -> Tensor:
+    """Renders one image per camera, ``[C, H, W, 3]`` in ``[0, 1]``."""
+    from splat.core.rasterization import rasterization
+
+    out = []
+    for i in tqdm(range(viewmats.shape[0]), disable=not show_progress, desc="render", unit="view"):
+        img, _, _ = rasterization(
+            gaussians.means, gaussians.params["quats"], gaussians.scales, gaussians.opacities, gaussians.sh,
+            viewmats[i : i + 1], Ks[i : i + 1], width, height, sh_degree=gaussians.sh_degree,
+            backgrounds=background, backend=backend,
+        )
+        out.append(img[0].clamp(0, 1))
+    return torch.stack(out) if out else torch.zeros(0, height, width, 3)
+
+
+def _to_uint8(img: Tensor) -> np.ndarray:
+    return (img.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+
+
+def render_views(
+    gaussians,
+    scene,
+    out_dir: str | os.PathLike,
+    ids: Sequence[int] | None = None,
+    backend: str = "auto",
+    side_by_side: bool = True,
+    show_progress: bool = True,
+) -> list[Path]:
+    """Renders a scene's views into ``out_dir/<id>.png`` (beside the ground truth by default).
+
+    Args:
+        gaussians: :class:`Gaussians` or a path to a 3DGS PLY.
+        scene: the :class:`~splat.io.scene.Scene` whose cameras (and images) are used.
+        out_dir: destination folder (created).
+        ids: views to render (default: all).
+        backend: rasterization backend.
+        side_by_side: put the ground-truth image to the right of each render.
+        show_progress: show a progress bar.
+
+    Returns:
+        The written PNG paths.
+    """
+    import imageio.v3 as iio
+
+    g = _as_gaussians(gaussians)
+    n = len(scene.cameras)
+    ids = list(range(n)) if ids is None else [int(i) for i in ids]
+    bad = [i for i in ids if not 0 <= i < n]
+    if bad:
+        raise ValueError(f"ids must index the scene's {n} views, got {bad}")
+    cams = scene.cameras
+    renders = render_images(g, cams.viewmats[ids], cams.Ks[ids], cams.width, cams.height,
+                            _background(scene), backend, show_progress)
+    out_dir = Path(out_dir)
+    paths = []
+    for k, cid in enumerate(ids):
+        img = renders[k]
+        if side_by_side:
+            img = torch.cat([img, scene.images([cid])[0]], dim=1)
+        path = out_dir / f"{cid:04d}.png"
+        atomic_write_bytes(path, iio.imwrite("<bytes>", _to_uint8(img), extension=".png"))
+        paths.append(path)
+    return paths
+
+
+def orbit_viewmats(viewmats: Tensor, num_frames: int = 60) -> Tensor:
+    """World-to-camera matrices on a circle fitted to the given cameras, ``[num_frames, 4, 4]``.
+
+    The orbit looks at the point closest to all optical axes, turns about the
+    cameras' mean up direction at their mean distance and mean height.
+    """
+    c2w = torch.linalg.inv(viewmats.double())
+    centers, forward = c2w[:, :3, 3], c2w[:, :3, 2]
+    cam_up = -c2w[:, :3, 1].mean(0)  # OpenCV y points down
+    up = cam_up / cam_up.norm().clamp_min(1e-12)
+    if centers.shape[0] >= 3:  # normal of the plane through the camera centres, facing the cameras' up
+        _, sv, vh = torch.linalg.svd(centers - centers.mean(0))
+        if sv[1] > 1e-6 * sv[0].clamp_min(1e-12):
+            up = vh[2] if float(vh[2] @ cam_up) >= 0 else -vh[2]
+    # least-squares point nearest every optical axis
+    eye3 = torch.eye(3, dtype=torch.float64)
+    proj = eye3 - forward[:, :, None] * forward[:, None, :]  # [C, 3, 3]
+    A, b = proj.sum(0), (proj @ centers[:, :, None]).sum(0)[:, 0]
+    target = torch.linalg.lstsq(A, b).solution if torch.linalg.matrix_rank(A) == 3 else centers.mean(0)
+    rel = centers - target
+    height = float((rel @ up).mean())
+    planar = rel - (rel @ up)[:, None] * up
+    radius = float(planar.norm(dim=-1).mean())
+    e1 = planar[0] / planar[0].norm().clamp_min(1e-12) if radius > 1e-9 else torch.linalg.svd(up[None])[2][1]
+    e2 = torch.linalg.cross(up, e1)
+    radius = radius if radius > 1e-9 else float(rel.norm(dim=-1).mean()) or 1.0
+    mats = []
+    for t in range(num_frames):
+        a = 2 * math.pi * t / num_frames
+        eye = target + height * up + radius * (math.cos(a) * e1 + math.sin(a) * e2)
+        mats.append(look_at(eye, target, up))
+    return torch.stack(mats).to(viewmats.dtype)
+
+
+def render_orbit(
+    gaussians,
+    scene,
+    path: str | os.PathLike,
+    num_frames: int = 60,
+    fps: int = 20,
+    backend: str = "auto",
+    show_progress: bool = True,
+) -> Path:
+    """Renders a turn around the scene into a video (mp4 via ffmpeg, else a GIF).
+
+    Args:
+        gaussians: :class:`Gaussians` or a path to a 3DGS PLY.
+        scene: a scene (its cameras define the orbit and the intrinsics).
+        path: destination ``.mp4`` or ``.gif``; if mp4 encoding is unavailable
+            the video is written as ``.gif`` next to it.
+        num_frames: frames in the turn.
+        fps: frames per second.
+        backend: rasterization backend.
+        show_progress: show a progress bar.
+
+    Returns:
+        The written video path.
+    """
+    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
+        raise ValueError(f"num_frames must be a positive int, got {num_frames!r}")
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps!r}")
+    path = Path(path)
+    if path.suffix.lower() not in (".mp4", ".gif"):
+        raise ValueError(f"path must end in .mp4 or .gif, got {path.name!r}")
+    g = _as_gaussians(gaussians)
+    cams = scene.cameras
+    viewmats = orbit_viewmats(cams.viewmats, num_frames)
+    Ks = cams.Ks[:1].expand(num_frames, 3, 3)
+    frames = [_to_uint8(f) for f in render_images(g, viewmats, Ks, cams.width, cams.height,
+                                                    _background(scene), backend, show_progress)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".mp4":
+        try:
+            return _write_video(path, frames, fps)
+        except Exception:  # no ffmpeg plugin: fall back to a GIF
+            path = path.with_suffix(".gif")
+    return _write_video(path, frames, fps)
+
+
+def _write_video(path: Path, frames: list[np.ndarray], fps: int) -> Path:
+    import imageio.v2 as imageio
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        if path.suffix.lower() == ".mp4":
+            h, w = frames[0].shape[:2]
+            # yuv420p needs even sizes
+            frames = [f[: h - h % 2, : w - w % 2] for f in frames]
+            imageio.mimwrite(tmp, frames, fps=fps, codec="libx264", macro_block_size=1, format="FFMPEG")
+        else:
+            imageio.mimwrite(tmp, frames, duration=1000.0 / fps, loop=0, format="GIF")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
