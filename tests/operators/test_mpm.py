@@ -295,3 +295,16 @@ def test_make_scene_rejects_bad_input():
 def test_progress_bar_counts_frames(capsys):
     simulate("water", "dam_break", n_particles=60, n_frames=2, progress=True)
     assert "2/2" in capsys.readouterr().err
+
+
+def test_wall_friction_and_sticky_walls_slow_the_spreading():
+    """Sand spreads furthest on frictionless walls, less with Coulomb friction, least when sticky."""
+    def front(material, boundary):
+        traj = simulate(material, "column_collapse", n_particles=300, n_frames=40,
+                        config=MPMConfig(n_grid=40, boundary=boundary))
+        return float(torch.quantile(traj.positions[-1, :, 0], 0.995))
+    frictionless = front(Sand(wall_friction=0.0), "slip")
+    rough = front(Sand(wall_friction=0.5), "slip")
+    sticky = front(Sand(), "sticky")
+    assert frictionless > rough + 0.05
+    assert rough > sticky + 0.01
