@@ -84,6 +84,16 @@ def make_synthetic_scene(
     root = Path(tempfile.mkdtemp(prefix="splatops_synthetic_") if root is None else root)
     root.mkdir(parents=True, exist_ok=True)
 
+    # Tiny tensors: one thread avoids the thread pool's stalls on a busy machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _make(num_views, size, root, num_points, background, seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _make(num_views, size, root, num_points, background, seed) -> Scene:
     focal = size / (2.0 * math.tan(math.radians(40.0) / 2.0))
     K = torch.tensor([[focal, 0.0, size / 2], [0.0, focal, size / 2], [0.0, 0.0, 1.0]])
     viewmats, paths, cache = [], [], {}

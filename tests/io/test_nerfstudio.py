@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from io_fixtures import gl_pose, write_image, write_nerfstudio
+from io_fixtures import write_nerfstudio
 from splat.core.camera import project_points
 from splat.io import load_nerfstudio, make_synthetic_scene, save_nerfstudio
 
