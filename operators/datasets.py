@@ -251,10 +251,19 @@ def _load_split(path: Path, meta: dict) -> list[TrajectoryRecord]:
         raise ValueError(f"{path}: not a readable .npz file ({exc})") from exc
     pos_ids = sorted(int(k[len("positions_"):]) for k in keys
                      if k.startswith("positions_") and k[len("positions_"):].isdigit())
-    if not pos_ids:
-        raise ValueError(f"{path}: no positions_<i> arrays")
-    if pos_ids != list(range(len(pos_ids))):
+    if not pos_ids or pos_ids != list(range(len(pos_ids))):
+        npz.close()
+        if not pos_ids:
+            raise ValueError(f"{path}: no positions_<i> arrays")
         raise ValueError(f"{path}: positions_<i> indices are not 0..{len(pos_ids) - 1}")
+    try:
+        return _read_records(path, npz, keys, pos_ids, meta)
+    finally:
+        npz.close()
+
+
+def _read_records(path: Path, npz, keys: set, pos_ids: list[int],
+                  meta: dict) -> list[TrajectoryRecord]:
     d, T = int(meta["dim"]), int(meta["sequence_length"]) + 1
     records = []
     for i in pos_ids:

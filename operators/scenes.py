@@ -86,17 +86,18 @@ def dam_break(dim: int, n_particles: int, seed: int = 0, randomize: bool = False
 
 def falling_blocks(dim: int, n_particles: int, seed: int = 0, randomize: bool = False,
                    wall: float = 0.05) -> SceneInit:
-    """One block (canonical) or up to three (randomised) falling onto the floor."""
+    """One block (canonical) or one to three stacked, non-overlapping blocks (randomised)."""
     rng = np.random.default_rng(seed)
     n_blocks = 1 if not randomize else int(rng.integers(1, 4))
     boxes, vels = [], []
     span = 1.0 - 2 * wall
     for b in range(n_blocks):
-        size = np.full(dim, 0.25) if not randomize else rng.uniform(0.12, 0.25, dim)
+        size = np.full(dim, 0.25) if not randomize else rng.uniform(0.12, 0.2, dim)
         lo = np.empty(dim)
         for k in range(dim):
             lo[k] = 0.5 - size[k] / 2 if not randomize else wall + rng.uniform(0, span - size[k])
-        lo[1] = 0.45 if not randomize else wall + 0.3 + 0.55 * b / max(n_blocks, 1) * 0.6
+        # one vertical slot per block, so blocks never overlap
+        lo[1] = 0.45 if not randomize else wall + 0.25 + 0.23 * b
         hi = lo + size
         hi[1] = min(hi[1], 1.0 - wall - 0.02)
         v = _zeros(dim) if not randomize else np.concatenate(
