@@ -257,5 +257,22 @@ class MPMSolver:
         """Total particle momentum ``sum m v``,  # [d]"""
         return self.mass * self._v.sum(1)
 
+    def angular_momentum(self) -> Tensor:
+        """Total APIC angular momentum about the origin, float64,  # [1] in 2D, [3] in 3D
+
+        ``sum m x × v`` plus the affine part ``m (dx^2/4) eps_ijk C_kj`` that
+        APIC carries in ``C`` (quadratic B-splines: ``D = dx^2/4 I``).
+        """
+        x, v, C = self._x.double(), self._v.double(), self.C.double()
+        D = 0.25 * self.dx * self.dx
+        if self.dim == 2:
+            orbit = (x[0] * v[1] - x[1] * v[0]).sum()
+            spin = (C[:, 1, 0] - C[:, 0, 1]).sum() * D
+            return (self.mass * (orbit + spin)).reshape(1)
+        orbit = torch.linalg.cross(x.T, v.T).sum(0)
+        spin = torch.stack([C[:, 2, 1] - C[:, 1, 2], C[:, 0, 2] - C[:, 2, 0],
+                            C[:, 1, 0] - C[:, 0, 1]], dim=-1).sum(0) * D
+        return self.mass * (orbit + spin)
+
     def kinetic_energy(self) -> float:
         return float(0.5 * self.mass * (self._v ** 2).sum())
