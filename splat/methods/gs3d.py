@@ -66,7 +66,7 @@ class GS3D(Method):
     """
 
     sh_degree: int = 3
-    sh_degree_interval: int = 1000
+    sh_degree_interval: int = 500
     ssim_lambda: float = 0.2
     lr_means: float = 1.6e-4
     lr_means_final: float = 1.6e-6
@@ -75,15 +75,15 @@ class GS3D(Method):
     lr_opacities: float = 5e-2
     lr_sh0: float = 2.5e-3
     lr_shN: float = 2.5e-3 / 20
-    refine_start: int = 500
-    refine_stop: int = 15_000
+    refine_start: int = 250
+    refine_stop: int = 5000
     refine_every: int = 100
-    reset_every: int = 3000
+    reset_every: int = 1000
     grow_grad2d: float = 2e-4
     grow_scale3d: float = 0.01
     prune_opa: float = 0.005
     prune_scale3d: float = 0.1
-    max_gaussians: int = 200_000
+    max_gaussians: int = 60_000
 
     def __post_init__(self) -> None:
         if not 0 <= self.sh_degree <= 3:
