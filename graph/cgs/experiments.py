@@ -72,7 +72,7 @@ class GVIExperiment:
 
     def __post_init__(self):
         if self.model is None:
-            self.model = CGSConfig(node_dim=2, edge_dim=1, hidden=32, heads=16,
+            self.model = CGSConfig(node_dim=1, edge_dim=1, hidden=32, heads=16,
                                    gamma_max=0.99, init_contraction=0.9, tol=1e-4,
                                    max_iter=500)
         if self.train is None:
@@ -266,3 +266,140 @@ def run(task: str, seed: int = 0, quick: bool = False) -> list[dict]:
     if task == "gvi":
         return run_gvi(seed, quick_gvi() if quick else None)
     return run_classification(seed, quick_classification() if quick else None)
+
+
+def matched_gcn(target_params: int, node_dim: int, layers: int = 4,
+                graph_level: bool = False, out_dim: int = 1) -> GCN:
+    """The :class:`GCN` whose parameter count is closest to ``target_params``."""
+    best = None
+    for hidden in range(4, 513, 2):
+        n = count_parameters(GCN(GCNConfig(node_dim, out_dim, hidden, layers, graph_level)))
+        if best is None or abs(n - target_params) < abs(best[1] - target_params):
+            best = (hidden, n)
+        if n > target_params:
+            break
+    return GCN(GCNConfig(node_dim, out_dim, best[0], layers, graph_level))
+
+
+def gradient_cost(model: CGS, graphs: list[Data], repeats: int = 5) -> list[dict]:
+    """Forward+backward time and autograd memory of implicit vs unrolled gradients.
+
+    The unrolled baseline is the same model (same weights) with
+    ``gradient="unrolled"`` and as many iterations as the implicit forward
+    solve needed on this input (the same depth). Both are measured for the
+    whole model (encoder, solve, decoder, MSE loss) and for the fixed-point
+    solve alone (gradients to its ``weight`` and ``b``).
+
+    Returns:
+        Records for ``cgs-implicit`` and ``cgs-unrolled``: ``fwd_bwd_seconds``
+        and ``saved_bytes`` (whole model), ``solver_fwd_bwd_seconds`` and
+        ``solver_saved_bytes`` (solve only), and ``grad_cosine_vs_implicit``
+        (unrolled model gradient against the implicit one).
+    """
+    batch = Batch.from_data_list(graphs)
+    model.train()
+    cfg = model.config
+
+    def model_step(grad_mode: str, depth: int):
+        model.config = replace(cfg, gradient=grad_mode, unrolled_iter=depth)
+        model.zero_grad(set_to_none=True)
+        (pred, info), saved = saved_tensor_bytes(
+            lambda: model(batch.x, batch.edge_index, batch.edge_attr, batch.batch))
+        ((pred - batch.y) ** 2).mean().backward()
+        return info, saved, torch.cat([p.grad.flatten() for p in model.parameters()])
+
+    with torch.no_grad():
+        weight, b, _ = model.transition_map(batch.x, batch.edge_index, batch.edge_attr,
+                                            batch.batch)
+    cot = torch.randn(b.shape, generator=torch.Generator().manual_seed(0)) / b.numel()
+
+    def solver_step(grad_mode: str, depth: int):
+        model.config = replace(cfg, gradient=grad_mode, unrolled_iter=depth)
+        w = weight.clone().requires_grad_()
+        bb = b.clone().requires_grad_()
+        (h, _), saved = saved_tensor_bytes(lambda: model.solve(w, bb, batch.edge_index))
+        (h * cot).sum().backward()
+        return saved
+
+    try:
+        info, saved_imp, g_imp = model_step("implicit", 1)
+        depth = max(1, info.forward_iterations)
+        _, saved_unr, g_unr = model_step("unrolled", depth)
+        t_imp = median_seconds(lambda: model_step("implicit", 1), repeats)
+        t_unr = median_seconds(lambda: model_step("unrolled", depth), repeats)
+        s_imp, s_unr = solver_step("implicit", 1), solver_step("unrolled", depth)
+        ts_imp = median_seconds(lambda: solver_step("implicit", 1), repeats)
+        ts_unr = median_seconds(lambda: solver_step("unrolled", depth), repeats)
+    finally:
+        model.config = cfg
+    cos = float(torch.nn.functional.cosine_similarity(g_imp, g_unr, dim=0))
+    common = dict(task="porous", iterations=depth, train_seconds=None,
+                  nodes=int(batch.num_nodes), edges=int(batch.num_edges))
+    out = []
+    for name, values in (("cgs-implicit", (t_imp, saved_imp, ts_imp, s_imp)),
+                         ("cgs-unrolled", (t_unr, saved_unr, ts_unr, s_unr))):
+        for metric, v in zip(("fwd_bwd_seconds", "saved_bytes", "solver_fwd_bwd_seconds",
+                              "solver_saved_bytes"), values):
+            out.append({"model": name, "metric": metric, "value": float(v), **common})
+    out[0]["backward_iterations"] = info.backward_iterations
+    out.append({"model": "cgs-unrolled", "metric": "grad_cosine_vs_implicit", "value": cos,
+                **common})
+    return out
+
+
+def benchmark(quick: bool = False, seed: int = 0) -> list[dict]:
+    """CGS against its baselines on the porous-network task.
+
+    Trains CGS (implicit gradients) and a GCN with about as many parameters
+    (4 layers, back-propagation) on small networks, and reports on larger
+    held-out networks: the MSE and relative error against SciPy's exact
+    pressures (and the mean predictor's MSE), the fixed-point iterations, and
+    the forward+backward time and autograd memory of the implicit backward
+    against unrolling the same number of iterations.
+
+    Args:
+        quick: the small setting (a few minutes on a 2-core CPU).
+        seed: seeds data and models.
+
+    Returns:
+        Records ``{"task", "model", "metric", "value", "iterations", "train_seconds", ...}``.
+    """
+    if not isinstance(quick, bool):
+        raise TypeError(f"quick must be a bool, got {type(quick).__name__}")
+    s = quick_porous() if quick else PorousExperiment()
+    train_set = make_porous_dataset(s.train_graphs, s.train_sizes, seed=seed)
+    test_set = make_porous_dataset(s.test_graphs, s.test_sizes, seed=seed + 10_000)
+    records = []
+    torch.manual_seed(seed)
+    cgs = CGS(s.model)
+    res = train(cgs, train_set, s.train, seed=seed, desc="cgs porous")
+    ev = evaluate_regression(cgs, test_set)
+    n_par = count_parameters(cgs)
+    for metric in ("mse", "relative_error"):
+        records.append(_record("porous", "cgs", f"test_{metric}", ev[metric], ev["iterations"],
+                               res.seconds, parameters=n_par))
+    torch.manual_seed(seed)
+    gcn = matched_gcn(n_par, s.model.node_dim)
+    res_g = train(gcn, train_set, s.train, seed=seed, desc="gcn porous")
+    ev_g = evaluate_regression(gcn, test_set)
+    for metric in ("mse", "relative_error"):
+        records.append(_record("porous", "gcn", f"test_{metric}", ev_g[metric], None,
+                               res_g.seconds, parameters=count_parameters(gcn)))
+    records.append(_record("porous", "mean", "test_mse", mean_predictor_mse(train_set, test_set)))
+    # gradient cost on one batch of training-size graphs and on one large held-out graph
+    records += gradient_cost(cgs, train_set[: s.train.batch_size], repeats=3 if quick else 5)
+    largest = max(test_set, key=lambda d: d.num_nodes)
+    records += gradient_cost(cgs, [largest], repeats=3 if quick else 5)
+    return records
+
+
+def format_table(records: list[dict]) -> str:
+    """A plain-text table of benchmark or run records."""
+    rows = [("task", "model", "metric", "value", "iterations", "train s")]
+    for r in records:
+        it = r.get("iterations")
+        ts = r.get("train_seconds")
+        rows.append((r["task"], r["model"], r["metric"], f"{r['value']:.4g}",
+                     "" if it is None else f"{it:.1f}", "" if ts is None else f"{ts:.1f}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows)

@@ -135,13 +135,20 @@ def check_contraction(weight: Tensor, edge_index: Tensor, num_nodes: int) -> flo
 @torch.no_grad()
 def _iterate(mat: Tensor, rhs: Tensor, x0: Tensor, tol: float, max_iter: int,
              history: list | None = None) -> tuple[Tensor, int, float]:
-    """Iterate ``x <- mat @ x + rhs`` until ``max|dx| <= tol``; returns (x, iterations, residual)."""
+    """Iterate ``x <- mat @ x + rhs`` until ``max|dx| <= tol * max|rhs|``.
+
+    Returns:
+        (x, iterations, relative residual ``max|dx| / max|rhs|``).
+    """
     x = x0
     res = float("inf")
     it = 0
+    scale = float(rhs.abs().max()) if rhs.numel() else 0.0
+    if scale == 0.0:
+        scale = 1.0
     for it in range(1, max_iter + 1):
         nxt = torch.addmm(rhs, mat, x) if mat._nnz() else rhs.clone()
-        res = float((nxt - x).abs().max()) if x.numel() else 0.0
+        res = float((nxt - x).abs().max()) / scale if x.numel() else 0.0
         x = nxt
         if history is not None:
             history.append(res)
@@ -234,7 +241,8 @@ def solve_fixed_point(
         edge_index: ``[2, E]`` (source, target) pairs.
         solver: ``"iterate"`` (fixed-point iteration to ``tol``, at most
             ``max_iter`` steps) or ``"direct"`` (sparse LU of ``I - W`` in float64).
-        tol: stop when the max-abs change of an iteration is at most this.
+        tol: stop when the max-abs change of an iteration is at most ``tol``
+            times ``max|b|`` (the adjoint: times ``max|dL/dH|``).
         max_iter: iteration bound (forward and adjoint).
         x0: ``[N, H]`` start of the iteration (default zeros).
         layout: a prebuilt :class:`BlockSparse` for these edges, to reuse.

@@ -29,7 +29,7 @@ class CGSConfig:
         enc_layers: :class:`EdgeMLPConv` layers before the attention layer.
         gamma_max: upper bound on the contraction factor, in (0, 1).
         solver: ``"iterate"`` or ``"direct"`` forward solve.
-        tol: iteration tolerance (max-abs change).
+        tol: iteration tolerance (max-abs change relative to ``max|b|``).
         max_iter: iteration bound, forward and adjoint.
         gradient: ``"implicit"`` (adjoint fixed point) or ``"unrolled"``
             (back-propagation through ``unrolled_iter`` steps).

@@ -106,7 +106,7 @@ def train(model: nn.Module, dataset: list[Data], config: TrainConfig | None = No
             if info is not None:
                 iters.append(info.forward_iterations)
             bar.update()
-            bar.set_postfix(loss=f"{float(loss):.4g}")
+            bar.set_postfix(loss=f"{float(loss.detach()):.4g}")
         losses.append(run / len(dataset))
     bar.close()
     mean_it = float(sum(iters) / len(iters)) if iters else float("nan")

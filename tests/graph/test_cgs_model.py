@@ -9,6 +9,15 @@ from graph.cgs.checks import check_graph
 from graph.cgs.fixed_point import row_abs_sums
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These graphs are small: intra-op threads add only synchronisation cost."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
 def random_graph(n, seed, node_dim=3, edge_dim=2):
     g = torch.Generator().manual_seed(seed)
     pts = torch.rand(n, 2, generator=g)

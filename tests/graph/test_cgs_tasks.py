@@ -10,6 +10,15 @@ from graph.cgs.tasks import (bellman_backup, greedy_policy, make_mdp, make_pore_
 from graph.cgs.tasks.classification import stratified_folds, top_k_incoming
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These graphs are small: intra-op threads add only synchronisation cost."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
 def test_porous_pressure_conserves_flow_and_meets_boundary_conditions():
     d = make_pore_network(120, seed=0)
     p = d.y.view(-1).double()

@@ -1,8 +1,7 @@
 """Graph value iteration: random deterministic MDPs whose states are graph nodes.
 
-States are ``n`` random points in the unit square; the actions of a state are
-the moves along its edges of a symmetric k-nearest-neighbour graph, each with a
-reward uniform in ``reward_range``. The optimal values solve the Bellman
+Every state has ``actions`` actions, each moving deterministically to a
+distinct random other state with a reward uniform in ``reward_range``. The optimal values solve the Bellman
 equation ``V(i) = max_j [R(i, j) + discount * V(j)]`` and are found by value
 iteration to ``tol``.
 
@@ -19,7 +18,6 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from ...build import knn_graph
 
 
 @dataclass
@@ -27,16 +25,16 @@ class MDPConfig:
     """Parameters of a random graph MDP.
 
     Attributes:
-        neighbours: k of the k-nearest-neighbour graph (made symmetric).
+        actions: actions per state (each to a distinct random other state).
         discount: MDP discount in (0, 1).
         reward_range: rewards uniform in this range.
         tol: value-iteration tolerance (max-abs change).
         max_iter: value-iteration bound.
     """
 
-    neighbours: int = 4
+    actions: int = 5
     discount: float = 0.9
-    reward_range: tuple[float, float] = (0.0, 1.0)
+    reward_range: tuple[float, float] = (-1.0, 1.0)
     tol: float = 1e-10
     max_iter: int = 10_000
 
@@ -94,7 +92,7 @@ def make_mdp(num_states: int, seed: int, config: MDPConfig | None = None) -> Dat
     """One random graph MDP with its optimal values.
 
     Returns:
-        ``Data`` with ``x: [N, 2]`` (1, normalised number of actions),
+        ``Data`` with ``x: [N, 1]`` (a constant),
         ``edge_index: [2, E]`` reversed actions, ``edge_attr: [E, 1]`` reward,
         ``y: [N, 1]`` optimal value scaled by ``1 - discount`` (in the reward
         range), ``value [N]`` (float64, unscaled), ``discount``, ``policy [N]``
@@ -104,16 +102,18 @@ def make_mdp(num_states: int, seed: int, config: MDPConfig | None = None) -> Dat
         raise ValueError(f"num_states must be an int >= 3, got {num_states!r}")
     c = config or MDPConfig()
     gen = torch.Generator().manual_seed(int(seed))
-    pts = torch.rand(num_states, 2, generator=gen, dtype=torch.float64)
-    ei = knn_graph(pts, k=min(c.neighbours, num_states - 1))
-    ei = torch.unique(torch.cat([ei, ei.flip(0)], dim=1), dim=1)
+    k = min(c.actions, num_states - 1)
+    # k distinct other states per state: ranks of random keys, self excluded
+    keys = torch.rand(num_states, num_states, generator=gen)
+    keys.fill_diagonal_(2.0)
+    nxt = torch.argsort(keys, dim=1)[:, :k]  # [N, k]
+    ei = torch.stack([nxt.reshape(-1), torch.arange(num_states).repeat_interleave(k)])
     lo, hi = c.reward_range
     reward = lo + (hi - lo) * torch.rand(ei.shape[1], generator=gen, dtype=torch.float64)
     value, _ = value_iteration(ei, reward, c.discount, num_states, c.tol, c.max_iter)
-    deg = torch.bincount(ei[1], minlength=num_states).double()
-    x = torch.stack([torch.ones(num_states, dtype=torch.float64), deg / deg.max()], dim=1)
+    x = torch.ones(num_states, 1)
     return Data(
-        x=x.float(), edge_index=ei, edge_attr=reward[:, None].float(),
+        x=x, edge_index=ei, edge_attr=reward[:, None].float(),
         y=((1.0 - c.discount) * value)[:, None].float(), value=value,
         reward=reward, discount=float(c.discount),
         policy=greedy_policy(value, ei, reward, c.discount, num_states),

@@ -1,0 +1,107 @@
+"""CGS experiments: training lowers the porous error, implicit gradients cost less memory, errors."""
+
+import pytest
+import torch
+
+from graph.cgs import CGS, CGSConfig, TrainConfig, count_parameters, train
+from graph.cgs.experiments import (PorousExperiment, benchmark, format_table, gradient_cost,
+                                   matched_gcn, run, run_porous)
+from graph.cgs.profiling import median_seconds, saved_tensor_bytes
+from graph.cgs.tasks import make_porous_dataset
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These graphs are small: intra-op threads add only synchronisation cost."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
+def tiny_porous():
+    return PorousExperiment(
+        train_graphs=16, train_sizes=(30, 60), test_graphs=3, test_sizes=(100, 150),
+        model=CGSConfig(node_dim=4, edge_dim=1, hidden=16, heads=8, enc_layers=1,
+                        gamma_max=0.999, init_contraction=0.95, tol=1e-4, max_iter=300),
+        train=TrainConfig(epochs=30, batch_size=4, lr=1e-2, progress=False))
+
+
+@pytest.mark.slow
+def test_training_brings_porous_error_well_below_the_mean_predictor():
+    records = run_porous(seed=0, setting=tiny_porous())
+    by = {(r["model"], r["metric"]): r for r in records}
+    cgs, mean = by[("cgs", "test_mse")]["value"], by[("mean", "test_mse")]["value"]
+    assert cgs < 0.35 * mean, (cgs, mean)
+    assert by[("cgs", "test_mse")]["iterations"] > 1
+    assert by[("cgs", "test_mse")]["train_seconds"] > 0
+
+
+def test_implicit_backward_keeps_less_for_backward_than_unrolling():
+    torch.manual_seed(0)
+    graphs = make_porous_dataset(2, (40, 60), seed=3)
+    model = CGS(tiny_porous().model)
+    recs = gradient_cost(model, graphs, repeats=1)
+    by = {(r["model"], r["metric"]): r["value"] for r in recs}
+    depth = recs[0]["iterations"]
+    assert depth > 5
+    # unrolling saves one [N, H] state per iteration; the implicit solve saves one in all
+    state = sum(d.num_nodes for d in graphs) * 8 * 4
+    for prefix in ("", "solver_"):
+        assert by[("cgs-unrolled", prefix + "saved_bytes")] \
+            - by[("cgs-implicit", prefix + "saved_bytes")] >= (depth - 4) * state
+    # the implicit solve keeps only its weights [E, H] and the fixed point [N, H]
+    # (plus the [N, H] cotangent the test loss multiplies by)
+    weights = sum(d.num_edges for d in graphs) * 8 * 4
+    assert by[("cgs-implicit", "solver_saved_bytes")] <= weights + 2 * state
+    assert by[("cgs-unrolled", "grad_cosine_vs_implicit")] > 0.99
+    assert model.config.gradient == "implicit"  # restored
+
+
+def test_saved_tensor_bytes_and_median_seconds():
+    x = torch.randn(100, 10, requires_grad=True)
+    out, saved = saved_tensor_bytes(lambda: (x.exp() * 2).sum())
+    assert saved == 100 * 10 * 4  # exp saves its result
+    with torch.no_grad():
+        _, none = saved_tensor_bytes(lambda: x.exp())
+    assert none == 0
+    calls = []
+    assert median_seconds(lambda: calls.append(1), repeats=3, warmup=2) >= 0
+    assert len(calls) == 5
+    with pytest.raises(ValueError, match="repeats must be >= 1"):
+        median_seconds(lambda: None, repeats=0)
+
+
+def test_matched_gcn_has_about_the_same_size():
+    cgs = CGS(CGSConfig(node_dim=4, edge_dim=1, hidden=32, heads=16))
+    n = count_parameters(cgs)
+    gcn = matched_gcn(n, 4)
+    assert abs(count_parameters(gcn) - n) < 0.05 * n
+
+
+def test_format_table():
+    text = format_table([{"task": "porous", "model": "cgs", "metric": "test_mse",
+                          "value": 0.0123, "iterations": 40.0, "train_seconds": 3.5}])
+    assert "porous" in text and "0.0123" in text and "40.0" in text
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match=r"unknown task 'maze'; choose one of \['porous', 'gvi', "
+                                         r"'classification'\]"):
+        run("maze")
+    with pytest.raises(TypeError, match="task must be a str"):
+        run(3)
+    with pytest.raises(TypeError, match="seed must be an int"):
+        run("porous", seed="0")
+    with pytest.raises(TypeError, match="quick must be a bool"):
+        run("porous", quick="yes")
+    with pytest.raises(TypeError, match="quick must be a bool"):
+        benchmark(quick=1)
+    with pytest.raises(ValueError, match="epochs must be a positive int"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        TrainConfig(loss="l1")
+    with pytest.raises(ValueError, match="dataset must be a non-empty list"):
+        train(CGS(CGSConfig(node_dim=4, edge_dim=1)), [])
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
+        train("cgs", make_porous_dataset(1, (20, 20), seed=0))
