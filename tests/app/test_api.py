@@ -1,0 +1,64 @@
+"""Every app endpoint through gradio_client, against the app served on a local port."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from gradio_client import handle_file
+from gradio_client.exceptions import AppError
+
+pytestmark = pytest.mark.slow
+
+
+def test_fit_bundled_scene_returns_renders_splats_and_metrics(client):
+    status, gallery, video, viewer, metrics, download = client.predict(
+        "Bundled example scene", None, "3dgs", 20, api_name="/fit")
+    m = json.loads(metrics)
+    assert m["method"] == "3dgs" and m["steps"] == 20
+    assert m["num_gaussians"] > 0 and m["psnr"] > 10.0
+    assert Path(viewer).suffix == ".ply" and Path(viewer).stat().st_size > 1000
+    assert Path(download).read_bytes()[:3] == b"ply"
+    assert len(gallery) >= 1 and Path(video).stat().st_size > 0
+    assert "Done" in status
+
+
+def test_bad_uploads_show_a_readable_error(client, tmp_path):
+    not_zip = tmp_path / "scene.zip"
+    not_zip.write_text("this is not a zip archive")
+    with pytest.raises(AppError, match="can't be used"):
+        client.predict("Upload a scene (.zip)", handle_file(str(not_zip)), "3dgs", 20, api_name="/fit")
+    empty = tmp_path / "empty.zip"
+    with zipfile.ZipFile(empty, "w") as z:
+        z.writestr("readme.txt", "no images here")
+    with pytest.raises(AppError, match="can't be used"):
+        client.predict("Upload a scene (.zip)", handle_file(str(empty)), "3dgs", 20, api_name="/fit")
+    with pytest.raises(AppError, match="Choose a .zip"):
+        client.predict("Upload a scene (.zip)", None, "3dgs", 20, api_name="/fit")
+
+
+def test_simulation_preview_runs_mpm_and_giorom(client):
+    gif, timings, summary = client.predict("water", "dam_break", 400, 20, api_name="/simulate")
+    assert Path(gif).read_bytes()[:3] == b"GIF"
+    models = [row[0] for row in timings["data"]]
+    assert models[0].startswith("MPM")
+    assert any(m.startswith("GIOROM") for m in models), summary
+    assert "water" in summary
+
+
+def test_cgs_porous_solve_is_close_to_exact(client):
+    png, summary = client.predict(300, 0, api_name="/cgs_porous")
+    assert Path(png).read_bytes()[:4] == b"\x89PNG"
+    mae = float(summary.split("Mean absolute error ")[1].split()[0])
+    assert mae < 0.1, summary
+
+
+def test_forwardgnn_table_has_one_row_per_variant(client):
+    table = client.predict("karate", "gcn", ["bp", "sf"], 1, api_name="/forwardgnn")
+    rows = table["data"]
+    assert [r[0] for r in rows] == ["bp", "sf"]
+    for r in rows:
+        acc = float(r[1].split(" ")[0])
+        assert 50.0 < acc <= 100.0
