@@ -40,8 +40,10 @@ class MPMConfig:
         gravity: gravitational acceleration in m/s^2 (along ``-y``).
         boundary: ``"slip"`` (separating walls, Coulomb friction from the
             material's ``wall_friction``) or ``"sticky"`` (no-slip walls).
-        boundary_cells: thickness of the wall layer in grid cells; the walls
-            sit at ``boundary_cells * dx`` from the box faces.
+        boundary_cells: thickness of the wall layer in grid nodes. Particles
+            come to rest about ``(boundary_cells - 1) * dx`` from the box faces
+            (their stencils then reach mostly wall nodes); that is where the
+            walls are reported (:meth:`wall_bounds`) and scenes are laid out.
         dtype: ``torch.float32`` or ``torch.float64``.
         device: torch device string.
         num_threads: torch CPU threads while simulating (restored afterwards);
@@ -95,8 +97,8 @@ class MPMConfig:
         return int(min(max(n, self.min_grid), self.max_grid))
 
     def wall_bounds(self, n_grid: int) -> tuple[float, float]:
-        """Positions ``(lo, hi)`` of the walls along every axis."""
-        pad = self.boundary_cells / n_grid
+        """Positions ``(lo, hi)`` of the effective walls along every axis."""
+        pad = (self.boundary_cells - 1) / n_grid
         return pad, 1.0 - pad
 
 

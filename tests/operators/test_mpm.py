@@ -135,10 +135,13 @@ MM_Z = [1.11, 1.22, 1.44, 1.67, 1.89, 2.11, 2.33, 2.56, 2.78, 3.00, 3.22, 3.44, 
 
 @pytest.mark.slow
 def test_dam_break_front_follows_martin_moyce():
-    """Front (99.5th percentile of x) within 20% of every point, RMS error under 12%.
+    """Front (99.5th percentile of x) within 15% of every point, RMS error under 8%.
 
     Numerical dam breaks lead the experiment in the early phase (the
     experiment's gate takes time to open); the tolerance covers that lead.
+    The front speed dZ/dT over 2 <= T <= 3 matches the experiment's within 15%
+    (later, the tongue thins to a few particles at this resolution and the
+    percentile front lags the tip).
     """
     a = 0.2
     traj = simulate("water", "dam_break", dim=2, n_particles=700, n_frames=32,
@@ -148,12 +151,12 @@ def test_dam_break_front_follows_martin_moyce():
     Z = (torch.quantile(traj.positions[:, :, 0], 0.995, dim=1).numpy() - x0) / a
     Z_sim = np.interp(MM_T, T, Z)
     rel = (Z_sim - np.array(MM_Z)) / np.array(MM_Z)
-    assert np.abs(rel).max() < 0.20, rel
-    assert np.sqrt((rel ** 2).mean()) < 0.12, rel
-    # the late front speed dZ/dT matches the experiment's (~1.3) within 15%
-    late = np.array(MM_T) >= 2.0
-    speed_exp = np.polyfit(np.array(MM_T)[late], np.array(MM_Z)[late], 1)[0]
-    speed_sim = np.polyfit(np.array(MM_T)[late], Z_sim[late], 1)[0]
+    assert np.abs(rel).max() < 0.15, rel
+    assert np.sqrt((rel ** 2).mean()) < 0.08, rel
+    t_exp, z_exp = np.array(MM_T), np.array(MM_Z)
+    mid = (t_exp >= 2.0) & (t_exp <= 3.0)
+    speed_exp = np.polyfit(t_exp[mid], z_exp[mid], 1)[0]
+    speed_sim = np.polyfit(t_exp[mid], Z_sim[mid], 1)[0]
     assert speed_sim == pytest.approx(speed_exp, rel=0.15)
 
 
