@@ -83,8 +83,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip the torch backend above this many pixel-Gaussian pairs (it would take minutes)")
     parser.add_argument("--sizes", type=int, nargs="+", help="image sizes (default: 128 256 512)")
     parser.add_argument("--ns", type=int, nargs="+", help="Gaussian counts (default: 1000 20000 100000)")
+    parser.add_argument("--threads", type=int, help="torch/OpenMP threads (default: torch's default)")
     parser.add_argument("--json", metavar="PATH", help="write the figures to PATH")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     if args.quick:
         ns, sizes, repeats = [1_000, 20_000], [128, 256], args.repeats or 2
@@ -95,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     header = (f"{'N':>7} {'size':>5} {'isects':>8} {'backend':>7} {'fwd ms':>9} {'fwd+bwd ms':>11} "
               f"{'f+b cpu-s':>9} {'Gpair/s fwd':>11} {'speed-up f+b':>12}")
-    print(f"threads={torch.get_num_threads()}  cpu={platform.processor() or platform.machine()}")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"threads={torch.get_num_threads()}  cores={os.cpu_count()}  load average at start={load:.1f}  "
+          f"repeats={repeats} (median; cpu-s = process CPU time, all threads)")
     print(header)
     print("-" * len(header))
     for n in ns:
@@ -124,12 +129,13 @@ def main(argv: list[str] | None = None) -> int:
                     r["speedup_fwd"] = results["torch"]["fwd_s"] / r["fwd_s"]
                     speed = f"{r['speedup_fwd_bwd']:.1f}x"
                 print(f"{n:>7} {size:>5} {r['isects']:>8} {backend:>7} {r['fwd_s'] * 1e3:>9.1f} "
-                      f"{r['fwd_bwd_s'] * 1e3:>11.1f} {r['fwd_bwd_cpu_s']:>9.2f} {r['pairs_per_s_fwd'] / 1e9:>11.2f} "
+                      f"{r['fwd_bwd_s'] * 1e3:>11.1f} {r['fwd_bwd_cpu_s']:>9.2f} {r['pairs_per_s_fwd'] / 1e9:>11.3f} "
                       f"{speed:>12}")
                 rows.append(dict(n=n, size=size, backend=backend, **r))
     if args.json:
-        payload = dict(machine=dict(cpu=platform.processor() or platform.machine(), threads=torch.get_num_threads(),
-                                    torch=torch.__version__), repeats=repeats, rows=rows)
+        payload = dict(machine=dict(cpu=platform.processor() or platform.machine(), cores=os.cpu_count(),
+                                    threads=torch.get_num_threads(), torch=torch.__version__,
+                                    load_average_at_start=load), repeats=repeats, rows=rows)
         folder = os.path.dirname(os.path.abspath(args.json))
         with tempfile.NamedTemporaryFile("w", dir=folder, delete=False, suffix=".tmp") as f:
             json.dump(payload, f, indent=2)

@@ -183,10 +183,10 @@ class _Composite(torch.autograd.Function):
     def forward(ctx, means2d, conics, colors, opacities, backgrounds, depths, radii,
                 width, height, tile_size, absgrad):
         ext = load_extension()
-        rgb, alpha, last, offsets, ids = ext.forward(
+        rgb, alpha, last, offsets, ids, row_masks = ext.forward(
             means2d, conics, colors, opacities, depths, radii, backgrounds, width, height, tile_size
         )
-        ctx.save_for_backward(means2d, conics, colors, opacities, backgrounds, offsets, ids, alpha, last)
+        ctx.save_for_backward(means2d, conics, colors, opacities, backgrounds, offsets, ids, row_masks, alpha, last)
         ctx.dims = (width, height, tile_size)
         ctx.absgrad = absgrad
         ctx.has_bg = backgrounds is not None
@@ -196,7 +196,7 @@ class _Composite(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, v_rgb, v_alpha):
-        means2d, conics, colors, opacities, backgrounds, offsets, ids, alpha, last = ctx.saved_tensors
+        means2d, conics, colors, opacities, backgrounds, offsets, ids, row_masks, alpha, last = ctx.saved_tensors
         width, height, tile_size = ctx.dims
         v_rgb = torch.zeros_like(alpha.expand(*alpha.shape[:-1], colors.shape[-1])) if v_rgb is None else v_rgb
         v_alpha = torch.zeros_like(alpha) if v_alpha is None else v_alpha
@@ -204,7 +204,7 @@ class _Composite(torch.autograd.Function):
         v_alpha = v_alpha.float().contiguous()
         v_means2d, v_conics, v_colors, v_opac, v_abs = load_extension().backward(
             means2d, conics, colors, opacities, backgrounds if ctx.has_bg else None,
-            width, height, tile_size, offsets, ids, alpha, last, v_rgb, v_alpha, ctx.absgrad,
+            width, height, tile_size, offsets, ids, row_masks, alpha, last, v_rgb, v_alpha, ctx.absgrad,
         )
         if ctx.absgrad:
             ctx.means2d_ref.absgrad = v_abs

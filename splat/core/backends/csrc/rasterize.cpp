@@ -241,7 +241,7 @@ struct Scratch {
 
 template <int DC>
 void forward_tile(const Problem &p, int64_t tile, Scratch &s, float *out_rgb, float *out_alpha,
-                  int32_t *out_last) {
+                  int32_t *out_last, int32_t *row_masks) {
     const int D = DC > 0 ? DC : p.D;
     const TileGeom g = tile_geom(p, tile);
     if (g.rows <= 0 || g.cols <= 0) return;
@@ -278,6 +278,7 @@ void forward_tile(const Problem &p, int64_t tile, Scratch &s, float *out_rgb, fl
         const float op = rec[kOp];
         const float *col = rec + kCol;
         const vi local = visplat((int32_t)(k - g.begin));
+        uint32_t rows_drawn = 0;
         for (int st = sp.s0; st <= sp.s1; ++st) s.cols[st] = columns(mx, a, b, s.px[st]);
         for (int r = sp.r0; r <= sp.r1; ++r) {
             const float dy = my - ((float)(g.y0 + r) + 0.5f);
@@ -294,12 +295,14 @@ void forward_tile(const Problem &p, int64_t tile, Scratch &s, float *out_rgb, fl
                 const vi stop = valid & (next_T <= kMinTransmittance);
                 done[v] |= stop;
                 valid &= ~stop;
+                if (any(valid)) rows_drawn |= 1u << (r & 31);
                 const vf w = valid ? alpha * Tv : vsplat(0.f);
                 for (int d = 0; d < D; ++d) rgb[(size_t)d * g.nv + v] += w * col[d];
                 T[v] = valid ? next_T : Tv;
                 last[v] = valid ? local : last[v];
             }
         }
+        row_masks[k] = (int32_t)rows_drawn;
     }
     const float *bg = p.bg ? p.bg + g.cam * D : nullptr;
     for (int r = 0; r < g.rows; ++r)
@@ -320,7 +323,7 @@ void forward_tile(const Problem &p, int64_t tile, Scratch &s, float *out_rgb, fl
 template <int DC>
 void backward_tile(const Problem &p, int64_t tile, Scratch &s, const float *alphas,
                    const int32_t *last_ids, const float *v_out_rgb, const float *v_out_alpha,
-                   float *isect_grad, int K, bool absgrad) {
+                   const int32_t *row_masks, float *isect_grad, int K, bool absgrad) {
     const int D = DC > 0 ? DC : p.D;
     const TileGeom g = tile_geom(p, tile);
     if (g.rows <= 0 || g.cols <= 0 || g.end == g.begin) return;
@@ -363,6 +366,10 @@ void backward_tile(const Problem &p, int64_t tile, Scratch &s, const float *alph
     for (int32_t j = max_last; j >= 0; --j) {
         const int64_t k = g.begin + j;
         if (j >= 8) __builtin_prefetch(p.rec + (int64_t)p.ids[k - 8] * p.stride);
+        // Rows where the forward drew this Gaussian on some pixel; the others
+        // contribute nothing to any gradient (exact: same alpha, same tests).
+        const uint32_t rows_drawn = p.ts <= 32 ? (uint32_t)row_masks[k] : 0xffffffffu;
+        if (!rows_drawn) continue;
         const int64_t gid = p.ids[k];
         Span sp;
         if (!gaussian_span(p, g, gid, sp)) continue;
@@ -375,6 +382,7 @@ void backward_tile(const Problem &p, int64_t tile, Scratch &s, const float *alph
         bool touched = false;
         const vf zero = vsplat(0.f);
         for (int r = sp.r0; r <= sp.r1; ++r) {
+            if (p.ts <= 32 && !((rows_drawn >> r) & 1u)) continue;
             const float dy = my - ((float)(g.y0 + r) + 0.5f);
             const float half_c_dy2 = 0.5f * c * dy * dy;
             for (int st = sp.s0; st <= sp.s1; ++st) {
@@ -505,7 +513,7 @@ void dispatch_channels(int D, F &&f) {
 }  // namespace
 
 // Returns (render_colors [C,H,W,D], render_alphas [C,H,W,1], last_ids [C,H,W],
-// tile_offsets [C*T+1], flatten_ids [M]).
+// tile_offsets [C*T+1], flatten_ids [M], row_masks [M]).
 std::vector<at::Tensor> forward(const at::Tensor &means2d, const at::Tensor &conics,
                                 const at::Tensor &colors, const at::Tensor &opacities,
                                 const at::Tensor &depths, const at::Tensor &radii,
@@ -526,6 +534,9 @@ std::vector<at::Tensor> forward(const at::Tensor &means2d, const at::Tensor &con
     auto out_rgb = at::empty({C, height, width, D}, at::kFloat);
     auto out_alpha = at::empty({C, height, width, 1}, at::kFloat);
     auto out_last = at::empty({C, height, width}, at::kInt);
+    // Per intersection: bit r set when the Gaussian was drawn on some pixel of tile row r.
+    auto row_masks = at::zeros({bins.second.size(0)}, at::kInt);
+    int32_t *masks = row_masks.data_ptr<int32_t>();
     const int64_t n_tiles = C * tw * th;
     float *rgb = out_rgb.data_ptr<float>(), *alpha = out_alpha.data_ptr<float>();
     int32_t *last = out_last.data_ptr<int32_t>();
@@ -535,10 +546,10 @@ std::vector<at::Tensor> forward(const at::Tensor &means2d, const at::Tensor &con
         {
             Scratch s;
 #pragma omp for schedule(dynamic, 1)
-            for (int64_t t = 0; t < n_tiles; ++t) forward_tile<DC>(p, t, s, rgb, alpha, last);
+            for (int64_t t = 0; t < n_tiles; ++t) forward_tile<DC>(p, t, s, rgb, alpha, last, masks);
         }
     });
-    return {out_rgb, out_alpha, out_last, bins.first, bins.second};
+    return {out_rgb, out_alpha, out_last, bins.first, bins.second, row_masks};
 }
 
 // Returns (v_means2d [C,N,2], v_conics [C,N,3], v_colors [C,N,D], v_opacities [C,N],
@@ -547,7 +558,8 @@ std::vector<at::Tensor> backward(const at::Tensor &means2d, const at::Tensor &co
                                  const at::Tensor &colors, const at::Tensor &opacities,
                                  const c10::optional<at::Tensor> &backgrounds, int64_t width,
                                  int64_t height, int64_t tile_size, const at::Tensor &tile_offsets,
-                                 const at::Tensor &flatten_ids, const at::Tensor &render_alphas,
+                                 const at::Tensor &flatten_ids, const at::Tensor &row_masks,
+                                 const at::Tensor &render_alphas,
                                  const at::Tensor &last_ids, const at::Tensor &v_render_colors,
                                  const at::Tensor &v_render_alphas, bool absgrad) {
     check_cpu_float(render_alphas, "render_alphas");
@@ -566,6 +578,8 @@ std::vector<at::Tensor> backward(const at::Tensor &means2d, const at::Tensor &co
     const int64_t n_tiles = C * p.tw * p.th;
     const float *alphas = render_alphas.data_ptr<float>();
     const int32_t *lids = last_ids.data_ptr<int32_t>();
+    TORCH_CHECK(row_masks.scalar_type() == at::kInt && row_masks.numel() == flatten_ids.numel(), "row_masks mismatch");
+    const int32_t *rmask = row_masks.data_ptr<int32_t>();
     const float *vrgb = v_render_colors.data_ptr<float>(), *va = v_render_alphas.data_ptr<float>();
     dispatch_channels((int)D, [&](auto dc) {
         constexpr int DC = decltype(dc)::value;
@@ -574,7 +588,7 @@ std::vector<at::Tensor> backward(const at::Tensor &means2d, const at::Tensor &co
             Scratch s;
 #pragma omp for schedule(dynamic, 1)
             for (int64_t t = 0; t < n_tiles; ++t)
-                backward_tile<DC>(p, t, s, alphas, lids, vrgb, va, ig, K, absgrad);
+                backward_tile<DC>(p, t, s, alphas, lids, vrgb, va, rmask, ig, K, absgrad);
         }
     });
     // Fixed-order reduction of intersection rows into per-Gaussian gradients.
