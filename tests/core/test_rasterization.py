@@ -273,3 +273,20 @@ def test_torch_backend_gradcheck_float64():
     img.sum().backward()
     for name, t in zip(names, inputs):
         assert float(t.grad.abs().sum()) > 0, name
+
+
+def test_checkpointed_batches_give_the_same_values_and_gradients():
+    scene, W, H = random_scene(n=60, n_cameras=2, width=30, height=20, seed=15)
+    p = project_gaussians(scene["means"], scene["quats"], scene["scales"], scene["viewmats"], scene["Ks"], W, H)
+    results = []
+    for checkpoint in (False, True):
+        inputs = [p.means2d.detach().clone().requires_grad_(), p.conics.detach().clone().requires_grad_(),
+                  scene["colors"].expand(2, -1, -1).clone().requires_grad_(),
+                  scene["opacities"].expand(2, -1).clone().requires_grad_()]
+        img, alpha = torch_backend.composite(*inputs, p.depths, p.radii, W, H, 8, None, absgrad=True,
+                                             batch_size=8, checkpoint=checkpoint)
+        (img.square().sum() + alpha.sum()).backward()
+        results.append([img.detach(), alpha.detach(), inputs[0].absgrad] + [t.grad for t in inputs])
+    for plain, recomputed in zip(*results):
+        torch.testing.assert_close(recomputed, plain)
+    assert float(results[0][2].sum()) > 0

@@ -16,15 +16,18 @@ The rules are gsplat's (``rasterize_to_pixels``, ``packed=False``):
 Each tile's depth-ordered list is processed in batches of ``batch_size``
 Gaussians as dense ``[tiles, pixels, batch]`` tensors; autograd provides the
 backward pass. Memory grows with (pixels per tile) x (tile-Gaussian
-intersections), so this backend suits small and medium scenes.
+intersections), so this backend suits small and medium scenes;
+``checkpoint=True`` roughly halves it by recomputing each batch in backward.
 """
 
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import NamedTuple, Optional
 
 import torch
+import torch.utils.checkpoint
 from torch import Tensor
 
 ALPHA_THRESHOLD = 1.0 / 255.0
@@ -112,6 +115,7 @@ def composite(
     backgrounds: Optional[Tensor] = None,  # [C, D]
     absgrad: bool = False,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    checkpoint: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Alpha-composites projected Gaussians into images (see the module docstring).
 
@@ -128,7 +132,10 @@ def composite(
         backgrounds: Tensor,  # [C, D] or None (black)
         absgrad: if True, backward also stores ``sum over pixels |dL/dmeans2d|``
             in ``means2d.absgrad`` ([C, N, 2]).
-        batch_size: Gaussians per tile processed in one dense step (memory knob).
+        batch_size: Gaussians per tile processed in one dense step.
+        checkpoint: recompute each batch's intermediates during backward
+            instead of keeping them (``torch.utils.checkpoint``): much less
+            memory for some extra time.
 
     Returns:
         render_colors: Tensor,  # [C, H, W, D]
@@ -170,41 +177,25 @@ def composite(
     # Transmittance including the contribution that stopped the pixel, so a
     # stopped pixel stays stopped in later batches (no gradient needed).
     probe = torch.ones(A, P, device=device, dtype=dtype)
-    cx, cy = centres[..., 0, None], centres[..., 1, None]  # [A, P, 1]
     max_length = int(lengths[0]) if A else 0
     for start in range(0, max_length, batch_size):
         k = int((lengths > start).sum())  # tiles with Gaussians left
         slot = start + torch.arange(batch_size, device=device)  # [B]
         in_list = slot[None, :] < lengths[:k, None]  # [k, B]
         ids = isect.flatten_ids[torch.where(in_list, first[:k, None] + slot, 0)]  # [k, B]
-
-        mean = flat_means[ids]  # [k, B, 2]
-        if absgrad_sum is not None:  # per-pixel mean copies, to see per-pixel gradients
-            mean = mean[:, None].expand(k, P, -1, 2)
-            mean.register_hook(_absgrad_hook(absgrad_sum, ids))
-        else:
-            mean = mean[:, None]  # [k, 1, B, 2]
-        dx, dy = mean[..., 0] - cx[:k], mean[..., 1] - cy[:k]  # [k, P, B]
-        a, b, c = flat_conics[ids][:, None].unbind(-1)  # [k, 1, B]
-        sigma = dx * (0.5 * a * dx + b * dy) + 0.5 * c * dy * dy
         # Padding slots get opacity 0, so they fall under the 1/255 threshold.
-        opacity = torch.where(in_list, flat_opacities[ids], 0.0)[:, None]  # [k, 1, B]
-        alpha = torch.clamp_max(opacity * torch.exp(-sigma.clamp(min=0.0)), MAX_ALPHA)
-        alpha = torch.where((sigma >= 0) & (alpha >= ALPHA_THRESHOLD), alpha, 0.0)
-
-        # Transmittance after each contribution, and in front of it (exclusive).
-        keep = 1.0 - alpha
-        after = torch.cumprod(keep, -1)
-        before = after / keep
-        with torch.no_grad():  # stop before T would drop to <= 1e-4
-            stopped = probe[:k, :, None] * after <= MIN_TRANSMITTANCE
-            probe = torch.cat([probe[:k] * after[..., -1], probe[k:]])
-        # Zeroing alpha from the stop on leaves `before` right where it matters.
-        weights = transmittance[:k, :, None] * before * torch.where(stopped, 0.0, alpha)  # [k, P, B]
-        added = torch.einsum("kpb,kbd->kpd", weights, flat_colors[ids])
+        batch = (
+            flat_means[ids], flat_conics[ids], torch.where(in_list, flat_opacities[ids], 0.0), flat_colors[ids],
+            centres[:k], transmittance[:k], probe[:k],
+        )  # fmt: skip
+        step = partial(_composite_batch, absgrad_hook=_absgrad_hook(absgrad_sum, ids) if absgrad_sum is not None else None)
+        if checkpoint and torch.is_grad_enabled():
+            added, new_transmittance, new_probe = torch.utils.checkpoint.checkpoint(step, *batch, use_reentrant=False)
+        else:
+            added, new_transmittance, new_probe = step(*batch)
         pixel_colors = torch.cat([pixel_colors[:k] + added, pixel_colors[k:]])
-        # sum_i T_i alpha_i telescopes to T_first - T_last.
-        transmittance = torch.cat([transmittance[:k] - weights.sum(-1), transmittance[k:]])
+        transmittance = torch.cat([new_transmittance, transmittance[k:]])
+        probe = torch.cat([new_probe, probe[k:]])
 
     # Scatter the active tiles into full images, add the background, crop.
     n_tiles = C * tiles_per_image
@@ -219,6 +210,50 @@ def composite(
         render_colors = render_colors + trans_image * backgrounds[:, None, None, :]
     render_alphas = 1.0 - trans_image + anchor
     return render_colors, render_alphas
+
+
+def _composite_batch(
+    means: Tensor,  # [k, B, 2]
+    conics: Tensor,  # [k, B, 3]
+    opacities: Tensor,  # [k, B], 0 on padding slots
+    colors: Tensor,  # [k, B, D]
+    centres: Tensor,  # [k, P, 2] pixel centres
+    transmittance: Tensor,  # [k, P] in front of this batch
+    probe: Tensor,  # [k, P] transmittance including stopping contributions
+    absgrad_hook=None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Composites the next ``B`` depth-ordered Gaussians of ``k`` tiles.
+
+    Returns:
+        added: Tensor,  # [k, P, D] colour contributed by this batch
+        transmittance: Tensor,  # [k, P] after this batch
+        probe: Tensor,  # [k, P] after this batch, stops included (no gradient)
+    """
+    k, P = centres.shape[:2]
+    if absgrad_hook is not None:  # per-pixel copies of the means, to see per-pixel gradients
+        means = means[:, None].expand(k, P, -1, 2)
+        means.register_hook(absgrad_hook)
+    else:
+        means = means[:, None]  # [k, 1, B, 2]
+    dx = means[..., 0] - centres[..., 0, None]  # [k, P, B]
+    dy = means[..., 1] - centres[..., 1, None]
+    a, b, c = conics[:, None].unbind(-1)  # [k, 1, B]
+    sigma = dx * (0.5 * a * dx + b * dy) + 0.5 * c * dy * dy
+    alpha = torch.clamp_max(opacities[:, None] * torch.exp(-sigma.clamp(min=0.0)), MAX_ALPHA)
+    alpha = torch.where((sigma >= 0) & (alpha >= ALPHA_THRESHOLD), alpha, 0.0)
+
+    # Transmittance after each contribution, and in front of it (exclusive).
+    keep = 1.0 - alpha
+    after = torch.cumprod(keep, -1)
+    before = after / keep
+    with torch.no_grad():  # stop before T would drop to <= 1e-4
+        running = probe[..., None] * after
+        stopped = running <= MIN_TRANSMITTANCE
+    # Zeroing alpha from the stop on leaves `before` right where it matters.
+    weights = transmittance[..., None] * before * torch.where(stopped, 0.0, alpha)  # [k, P, B]
+    added = torch.einsum("kpb,kbd->kpd", weights, colors)
+    # sum_i T_i alpha_i telescopes to T_first - T_last.
+    return added, transmittance - weights.sum(-1), running[..., -1]
 
 
 def _untile(
