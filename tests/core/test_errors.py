@@ -82,3 +82,34 @@ def test_resolve_backend_errors():
         resolve_backend("cpu", torch.device("cuda:0"))
     assert resolve_backend("auto", torch.device("cuda:0")) == "gsplat"
     assert resolve_backend("torch", torch.device("cpu")) == "torch"
+
+
+def _composite_args():
+    C, N = 2, 5
+    return dict(means2d=torch.zeros(C, N, 2), conics=torch.zeros(C, N, 3), colors=torch.zeros(C, N, 3),
+                opacities=torch.zeros(C, N), depths=torch.zeros(C, N), radii=torch.zeros(C, N, 2, dtype=torch.int32),
+                width=8, height=8, tile_size=4, backgrounds=None)
+
+
+@pytest.mark.parametrize(
+    "overrides, error, match",
+    [
+        (dict(colors=torch.zeros(2, 5)), ValueError, r"colors must have shape \[C, N, D\], got \[2, 5\]"),
+        (dict(means2d=torch.zeros(2, 4, 2)), ValueError, r"means2d must have shape \[C, N, 2\] with C=2, N=5 \(from colors\), got \[2, 4, 2\]"),
+        (dict(conics=torch.zeros(2, 5, 2)), ValueError, r"conics must have shape \[C, N, 3\] with C=2, N=5"),
+        (dict(opacities=torch.zeros(5)), ValueError, r"opacities must have shape \[C, N\] with C=2, N=5"),
+        (dict(depths=torch.zeros(2, 6)), ValueError, r"depths must have shape \[C, N\] with C=2, N=5"),
+        (dict(radii=torch.zeros(2, 5, 2)), TypeError, "radii must be an integer tensor, got torch.float32"),
+        (dict(radii=torch.zeros(2, 5, dtype=torch.int32)), ValueError, r"radii must have shape \[C, N, 2\]"),
+        (dict(backgrounds=torch.zeros(2, 4)), ValueError, r"backgrounds must have shape \[C, D\] with C=2, D=3"),
+        (dict(tile_size=0), ValueError, "tile_size must be > 0, got 0"),
+        (dict(width=2.5), TypeError, "width must be an int, got float"),
+        (dict(batch_size=0), ValueError, "batch_size must be > 0, got 0"),
+        (dict(means2d=None), TypeError, "means2d must be a torch.Tensor, got NoneType"),
+    ],
+)
+def test_torch_composite_invalid_arguments_raise(overrides, error, match):
+    from splat.core.backends.torch_backend import composite
+
+    with pytest.raises(error, match=match):
+        composite(**dict(_composite_args(), **overrides))

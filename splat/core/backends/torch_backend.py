@@ -30,6 +30,8 @@ import torch
 import torch.utils.checkpoint
 from torch import Tensor
 
+from splat.core.validation import check_positive_int, check_shape, check_tensor
+
 ALPHA_THRESHOLD = 1.0 / 255.0
 MAX_ALPHA = 0.999
 MIN_TRANSMITTANCE = 1e-4
@@ -140,7 +142,12 @@ def composite(
     Returns:
         render_colors: Tensor,  # [C, H, W, D]
         render_alphas: Tensor,  # [C, H, W, 1]
+
+    Raises:
+        TypeError, ValueError: mismatched shapes, non-integer radii or sizes.
     """
+    check_composite_inputs(means2d, conics, colors, opacities, depths, radii, width, height, tile_size, backgrounds)
+    check_positive_int("batch_size", batch_size)
     C, N, D = colors.shape
     device, dtype = means2d.device, means2d.dtype
     tile_width = math.ceil(width / tile_size)
@@ -188,7 +195,8 @@ def composite(
             flat_means[ids], flat_conics[ids], torch.where(in_list, flat_opacities[ids], 0.0), flat_colors[ids],
             centres[:k], transmittance[:k], probe[:k],
         )  # fmt: skip
-        step = partial(_composite_batch, absgrad_hook=_absgrad_hook(absgrad_sum, ids) if absgrad_sum is not None else None)
+        hook = _absgrad_hook(absgrad_sum, ids) if absgrad_sum is not None else None
+        step = partial(_composite_batch, absgrad_hook=hook)
         if checkpoint and torch.is_grad_enabled():
             added, new_transmittance, new_probe = torch.utils.checkpoint.checkpoint(step, *batch, use_reentrant=False)
         else:
@@ -210,6 +218,39 @@ def composite(
         render_colors = render_colors + trans_image * backgrounds[:, None, None, :]
     render_alphas = 1.0 - trans_image + anchor
     return render_colors, render_alphas
+
+
+def check_composite_inputs(
+    means2d: Tensor,
+    conics: Tensor,
+    colors: Tensor,
+    opacities: Tensor,
+    depths: Tensor,
+    radii: Tensor,
+    width: int,
+    height: int,
+    tile_size: int,
+    backgrounds: Optional[Tensor],
+) -> None:
+    """Checks the arguments of a backend's ``composite`` (shapes, kinds, sizes)."""
+    for name, value in (("means2d", means2d), ("conics", conics), ("colors", colors),
+                        ("opacities", opacities), ("depths", depths)):
+        check_tensor(name, value)
+    if not isinstance(radii, Tensor) or radii.is_floating_point() or radii.is_complex():
+        kind = radii.dtype if isinstance(radii, Tensor) else type(radii).__name__
+        raise TypeError(f"radii must be an integer tensor, got {kind}")
+    check_shape("colors", colors, (None, None, None), "[C, N, D]")
+    C, N, D = colors.shape
+    check_shape("means2d", means2d, (C, N, 2), f"[C, N, 2] with C={C}, N={N} (from colors)")
+    check_shape("conics", conics, (C, N, 3), f"[C, N, 3] with C={C}, N={N} (from colors)")
+    check_shape("opacities", opacities, (C, N), f"[C, N] with C={C}, N={N} (from colors)")
+    check_shape("depths", depths, (C, N), f"[C, N] with C={C}, N={N} (from colors)")
+    check_shape("radii", radii, (C, N, 2), f"[C, N, 2] with C={C}, N={N} (from colors)")
+    if backgrounds is not None:
+        check_tensor("backgrounds", backgrounds)
+        check_shape("backgrounds", backgrounds, (C, D), f"[C, D] with C={C}, D={D} (from colors)")
+    for name, value in (("width", width), ("height", height), ("tile_size", tile_size)):
+        check_positive_int(name, value)
 
 
 def _composite_batch(
