@@ -1,0 +1,166 @@
+"""Learned Lagrangian simulator: the physics around a learned network.
+
+As DeepMind's ``LearnedSimulator`` in learning_to_simulate: the simulator
+owns normalisation, feature and graph building and semi-implicit Euler
+integration; the network only maps a graph to normalised accelerations.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import Tensor, nn
+
+from graph.build import radius_graph
+from operators.features import (INPUT_SEQUENCE_LENGTH, NUM_PARTICLE_TYPES, Normalization,
+                                edge_features, node_features)
+
+
+class AccelerationNetwork(Protocol):
+    """What the simulator needs from a network."""
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, pos: Tensor,
+                batch: Tensor | None) -> Tensor: ...
+
+
+def check_positions(name: str, positions: Tensor, dim: int, ndim: int) -> None:
+    """Raise a clear error for a malformed position tensor."""
+    if not isinstance(positions, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(positions).__name__}")
+    if positions.ndim != ndim or positions.shape[-1] != dim:
+        want = "[N, W, d]" if ndim == 3 else "[N, d]"
+        raise ValueError(f"{name} must be {want} with d={dim}, got shape {tuple(positions.shape)}")
+    if positions.shape[0] == 0:
+        raise ValueError(f"{name} has 0 particles; need at least 1")
+    if not torch.isfinite(positions).all():
+        raise ValueError(f"{name} contains NaN or Inf")
+
+
+class LearnedSimulator(nn.Module):
+    """Normalisation, features, graph and integration around a network.
+
+    Args:
+        network: maps ``(x [N, F], edge_index [2, E], edge_attr [E, d+1],
+            pos [N, d], batch [N] | None)`` to normalised accelerations ``[N, d]``.
+        dim: spatial dimension (2 or 3).
+        radius: connectivity radius of the particle graph.
+        bounds: ``[d, 2]`` lower and upper wall per dimension.
+        stats: velocity/acceleration statistics.
+        type_embedding_dim: width of the particle-type embedding.
+        max_num_neighbors: cap on incoming edges per particle.
+    """
+
+    def __init__(self, network: nn.Module, dim: int, radius: float, bounds, stats: Normalization,
+                 type_embedding_dim: int = 16, max_num_neighbors: int | None = 32):
+        super().__init__()
+        if dim not in (2, 3):
+            raise ValueError(f"dim must be 2 or 3, got {dim}")
+        if radius <= 0:
+            raise ValueError(f"radius must be positive, got {radius}")
+        bounds = torch.as_tensor(bounds, dtype=torch.float32)
+        if bounds.shape != (dim, 2):
+            raise ValueError(f"bounds must be [{dim}, 2], got {tuple(bounds.shape)}")
+        self.network = network
+        self.dim = dim
+        self.radius = float(radius)
+        self.max_num_neighbors = max_num_neighbors
+        self.register_buffer("bounds", bounds)
+        for key in ("vel_mean", "vel_std", "acc_mean", "acc_std"):
+            self.register_buffer(key, getattr(stats, key).float().clone())
+        self.type_embedding = nn.Embedding(NUM_PARTICLE_TYPES, type_embedding_dim)
+
+    @staticmethod
+    def num_node_features(dim: int, type_embedding_dim: int = 16) -> int:
+        """Width of the node features the network receives."""
+        return (INPUT_SEQUENCE_LENGTH - 1) * dim + 2 * dim + type_embedding_dim
+
+    @property
+    def stats(self) -> Normalization:
+        return Normalization(self.vel_mean, self.vel_std, self.acc_mean, self.acc_std)
+
+    def graph_inputs(self, position_sequence: Tensor, particle_type: Tensor,
+                     batch: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Node features, edges and edge features of the current state.
+
+        Args:
+            position_sequence: Tensor,  # [N, W, d]
+            particle_type: Tensor,  # [N] int
+            batch: Tensor | None,  # [N] example index
+
+        Returns:
+            (x [N, F], edge_index [2, E], edge_attr [E, d+1])
+        """
+        last = position_sequence[:, -1]
+        edge_index = radius_graph(last, self.radius, batch=batch,
+                                  max_num_neighbors=self.max_num_neighbors)
+        x = torch.cat([node_features(position_sequence, self.stats, self.bounds, self.radius),
+                       self.type_embedding(particle_type.long())], dim=-1)
+        return x, edge_index, edge_features(last, edge_index, self.radius)
+
+    def forward(self, position_sequence: Tensor, particle_type: Tensor,
+                batch: Tensor | None = None) -> Tensor:
+        """Normalised acceleration of every particle.
+
+        Args:
+            position_sequence: Tensor,  # [N, W, d]
+            particle_type: Tensor,  # [N]
+
+        Returns:
+            Tensor,  # [N, d]
+        """
+        check_positions("position_sequence", position_sequence, self.dim, 3)
+        if particle_type.shape != position_sequence.shape[:1]:
+            raise ValueError(f"particle_type must be [{position_sequence.shape[0]}], "
+                             f"got {tuple(particle_type.shape)}")
+        x, edge_index, edge_attr = self.graph_inputs(position_sequence, particle_type, batch)
+        return self.network(x, edge_index, edge_attr, position_sequence[:, -1], batch)
+
+    def integrate(self, normalized_acceleration: Tensor, position_sequence: Tensor) -> Tensor:
+        """Semi-implicit Euler step from a normalised acceleration.
+
+        Args:
+            normalized_acceleration: Tensor,  # [N, d]
+            position_sequence: Tensor,  # [N, W, d]
+
+        Returns:
+            Tensor,  # [N, d] next positions
+        """
+        acc = normalized_acceleration * self.acc_std + self.acc_mean
+        last = position_sequence[:, -1]
+        velocity = last - position_sequence[:, -2] + acc
+        return last + velocity
+
+    def normalized_acceleration(self, next_position: Tensor, position_sequence: Tensor) -> Tensor:
+        """Inverse of :meth:`integrate`: the normalised acceleration that
+        leads from ``position_sequence`` to ``next_position``."""
+        prev_vel = position_sequence[:, -1] - position_sequence[:, -2]
+        next_vel = next_position - position_sequence[:, -1]
+        return (next_vel - prev_vel - self.acc_mean) / self.acc_std
+
+    def predict_positions(self, position_sequence: Tensor, particle_type: Tensor,
+                          batch: Tensor | None = None) -> Tensor:
+        """Next positions ``[N, d]`` from a window ``[N, W, d]``."""
+        return self.integrate(self(position_sequence, particle_type, batch), position_sequence)
+
+    def training_targets(self, next_position: Tensor, position_sequence: Tensor,
+                         noise: Tensor, particle_type: Tensor,
+                         batch: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Predicted and target normalised accelerations on a noisy window.
+
+        The target is corrected so that the noise on the last input position
+        is not learnt as acceleration: the next position is shifted by the
+        same noise (GNS).
+
+        Args:
+            next_position: Tensor,  # [N, d]
+            position_sequence: Tensor,  # [N, W, d]
+            noise: Tensor,  # [N, W, d]
+
+        Returns:
+            (predicted [N, d], target [N, d])
+        """
+        noisy = position_sequence + noise
+        predicted = self(noisy, particle_type, batch)
+        target = self.normalized_acceleration(next_position + noise[:, -1], noisy)
+        return predicted, target

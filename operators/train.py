@@ -1,0 +1,364 @@
+"""Training of the learned simulators (GNS, GIOROM), single process or DDP.
+
+Run as ``operators.train.train(...)``, ``splatops train giorom|gns ...``, or
+under ``torchrun --nproc_per_node=2 -m operators.train giorom --data D --out O``
+(DistributedDataParallel with the gloo backend; rank 0 writes checkpoints).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from operators.checkpoints import (MODELS, Checkpoint, build_models, check_compatible,
+                                   load_checkpoint, save_checkpoint)
+from operators.features import (INPUT_SEQUENCE_LENGTH, KINEMATIC_PARTICLE, Normalization,
+                                random_walk_noise)
+from operators.giorom import GIOROMConfig, sample_sparse
+from operators.gns import GNSConfig
+
+CHECKPOINT_NAME = "checkpoint.pt"
+_META_KEYS = ("dim", "bounds", "default_connectivity_radius", "vel_mean", "vel_std", "acc_mean", "acc_std")
+
+
+@dataclass
+class Trajectory:
+    """One trajectory of a GNS-layout split.
+
+    Attributes:
+        positions: Tensor,  # [T, N, d]
+        particle_type: Tensor,  # [N] int64
+    """
+
+    positions: Tensor
+    particle_type: Tensor
+
+
+def read_metadata(data_dir: str | os.PathLike) -> dict:
+    """Read and check ``metadata.json`` of a dataset folder."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"dataset folder {data_dir} does not exist")
+    path = data_dir / "metadata.json"
+    if not path.is_file():
+        raise ValueError(f"dataset folder {data_dir} has no metadata.json")
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from exc
+    missing = [k for k in _META_KEYS if k not in meta]
+    if missing:
+        raise ValueError(f"{path} is missing {missing}")
+    dim = meta["dim"]
+    if dim not in (2, 3):
+        raise ValueError(f"{path}: dim must be 2 or 3, got {dim!r}")
+    bounds = np.asarray(meta["bounds"], dtype=float)
+    if bounds.shape != (dim, 2) or not np.all(bounds[:, 0] < bounds[:, 1]):
+        raise ValueError(f"{path}: bounds must be [{dim}, 2] lower < upper, got {meta['bounds']!r}")
+    if not float(meta["default_connectivity_radius"]) > 0:
+        raise ValueError(f"{path}: default_connectivity_radius must be positive")
+    return meta
+
+
+def read_split(data_dir: str | os.PathLike, split: str, metadata: dict | None = None) -> list[Trajectory]:
+    """Trajectories of ``<data_dir>/<split>.npz`` (``positions_<i>``, ``particle_type_<i>``).
+
+    Raises:
+        ValueError: missing or malformed file, wrong dimension, NaN, or no particles.
+    """
+    meta = metadata or read_metadata(data_dir)
+    path = Path(data_dir) / f"{split}.npz"
+    if not path.is_file():
+        raise ValueError(f"dataset folder {data_dir} has no {split}.npz")
+    dim = int(meta["dim"])
+    out = []
+    try:
+        npz = np.load(path)
+    except Exception as exc:
+        raise ValueError(f"{path} could not be read: {exc}") from exc
+    with npz:
+        keys = sorted((k for k in npz.files if k.startswith("positions_")), key=lambda k: int(k.split("_")[-1]))
+        if not keys:
+            raise ValueError(f"{path} has no positions_<i> arrays")
+        for key in keys:
+            i = key.split("_")[-1]
+            pos = npz[key]
+            if pos.ndim != 3 or pos.shape[2] != dim:
+                raise ValueError(f"{path}:{key} must be [T, N, {dim}], got {pos.shape}")
+            if pos.shape[1] == 0:
+                raise ValueError(f"{path}:{key} has 0 particles")
+            if pos.shape[0] < INPUT_SEQUENCE_LENGTH + 1:
+                raise ValueError(f"{path}:{key} has {pos.shape[0]} frames; need at least "
+                                 f"{INPUT_SEQUENCE_LENGTH + 1}")
+            if not np.isfinite(pos).all():
+                raise ValueError(f"{path}:{key} contains NaN or Inf")
+            tkey = f"particle_type_{i}"
+            if tkey not in npz.files:
+                raise ValueError(f"{path} has {key} but no {tkey}")
+            ptype = npz[tkey]
+            if ptype.shape != (pos.shape[1],):
+                raise ValueError(f"{path}:{tkey} must be [{pos.shape[1]}], got {ptype.shape}")
+            out.append(Trajectory(torch.from_numpy(pos.astype(np.float32)),
+                                  torch.from_numpy(ptype.astype(np.int64))))
+    return out
+
+
+@dataclass
+class TrainConfig:
+    """Training settings (model hyper-parameters live in the model configs).
+
+    Attributes:
+        batch_size: windows per step (per process under DDP).
+        lr: initial learning rate (Adam).
+        lr_final: learning rate approached for long runs.
+        lr_decay_steps: steps over which ``lr - lr_final`` decays tenfold
+            (independent of the run length, so a resumed run continues the schedule).
+        noise_std: random-walk noise on the last input velocity (data units).
+        checkpoint_every: steps between checkpoints.
+        log_every: steps between logged losses.
+        query_points: dense points per window in GIOROM's query loss.
+        query_weight: weight of the query loss.
+        seed: random seed.
+    """
+
+    batch_size: int = 2
+    lr: float = 1e-3
+    lr_final: float = 1e-5
+    lr_decay_steps: int = 1000
+    noise_std: float = 3e-4
+    checkpoint_every: int = 200
+    log_every: int = 10
+    query_points: int = 1024
+    query_weight: float = 1.0
+    seed: int = 0
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes:
+        checkpoint: path of the last checkpoint.
+        step: steps done.
+        loss: mean loss of the last logged interval.
+        state_dict: this process's final weights.
+    """
+
+    checkpoint: Path
+    step: int
+    loss: float
+    state_dict: dict
+
+
+class _Objective(nn.Module):
+    """Loss of one batch; the module DDP wraps (its forward runs the models)."""
+
+    def __init__(self, simulator, query, dense_radius: float):
+        super().__init__()
+        self.simulator, self.query = simulator, query
+        self.dense_radius = dense_radius
+
+    def forward(self, windows, nexts, types, batch, noise, queries) -> tuple[Tensor, Tensor]:
+        predicted, target = self.simulator.training_targets(nexts, windows, noise, types, batch)
+        mask = (types != KINEMATIC_PARTICLE).float()
+        acc_loss = (((predicted - target) ** 2).sum(-1) * mask).sum() / mask.sum().clamp(min=1)
+        q_loss = windows.new_zeros(())
+        if self.query is not None and queries:
+            parts = []
+            for sparse_ref, sparse_next, dense_ref, dense_next in queries:
+                pred = self.query(sparse_ref, sparse_next, dense_ref)
+                parts.append((((pred - dense_next) / self.dense_radius) ** 2).sum(-1).mean())
+            q_loss = torch.stack(parts).mean()
+        return acc_loss, q_loss
+
+
+def _dist_info() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo")
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _lr_at(cfg: TrainConfig, step: int) -> float:
+    return cfg.lr_final + (cfg.lr - cfg.lr_final) * 0.1 ** (step / max(cfg.lr_decay_steps, 1))
+
+
+def _sample_batch(trajs, cfg: TrainConfig, model_cfg, model: str, gen: torch.Generator,
+                  noise_std: float):
+    w = INPUT_SEQUENCE_LENGTH
+    windows, nexts, types, batch, noises, queries = [], [], [], [], [], []
+    for b in range(cfg.batch_size):
+        tr = trajs[int(torch.randint(len(trajs), (1,), generator=gen))]
+        t = int(torch.randint(w - 1, tr.positions.shape[0] - 1, (1,), generator=gen))
+        window = tr.positions[t - w + 1: t + 1].transpose(0, 1)  # [N, W, d]
+        nxt, ptype = tr.positions[t + 1], tr.particle_type
+        if model == "giorom":
+            ref = tr.positions[0]
+            idx = sample_sparse(ref, model_cfg.sparse_fraction, model_cfg.sampler, generator=gen)
+            n_q = min(cfg.query_points, ref.shape[0])
+            q = torch.randperm(ref.shape[0], generator=gen)[:n_q]
+            queries.append((ref[idx], nxt[idx], ref[q], nxt[q]))
+            window, nxt, ptype = window[idx], nxt[idx], ptype[idx]
+        noises.append(random_walk_noise(window, noise_std, generator=gen))
+        windows.append(window)
+        nexts.append(nxt)
+        types.append(ptype)
+        batch.append(torch.full((window.shape[0],), b, dtype=torch.long))
+    return (torch.cat(windows), torch.cat(nexts), torch.cat(types), torch.cat(batch),
+            torch.cat(noises), queries)
+
+
+def train(model: str, data_dir: str | os.PathLike, out_dir: str | os.PathLike, steps: int,
+          resume: bool = False, progress: bool = True, model_config: dict | None = None,
+          **train_overrides) -> TrainResult:
+    """Train a GNS or GIOROM simulator on a GNS-layout dataset.
+
+    Writes ``<out_dir>/checkpoint.pt`` atomically every ``checkpoint_every``
+    steps and at the end (model, optimizer, step, normalisation statistics,
+    dataset metadata incl. dimension, material and particle types). Under
+    ``torchrun`` every process trains on its own batches, gradients are
+    averaged by DistributedDataParallel (gloo), and rank 0 writes.
+
+    Args:
+        model: ``"giorom"`` or ``"gns"``.
+        data_dir: folder with ``metadata.json`` and ``train.npz``.
+        out_dir: folder for the checkpoint.
+        steps: total optimisation steps (a resumed run continues up to it).
+        resume: continue from ``<out_dir>/checkpoint.pt``.
+        progress: show a tqdm bar with the loss.
+        model_config: overrides of :class:`GNSConfig` / :class:`GIOROMConfig` fields.
+        **train_overrides: overrides of :class:`TrainConfig` fields.
+
+    Returns:
+        TrainResult.
+
+    >>> # train("giorom", "data/water2d", "runs/water", steps=2000)  # doctest: +SKIP
+    """
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = set(train_overrides) - known
+    if unknown:
+        raise TypeError(f"unknown training settings {sorted(unknown)}; expected some of {sorted(known)}")
+    cfg = TrainConfig(**train_overrides)
+    meta = read_metadata(data_dir)
+    trajs = read_split(data_dir, "train", meta)
+    ptypes = sorted({int(t) for tr in trajs for t in tr.particle_type.unique()})
+    out_dir = Path(out_dir)
+    ckpt_path = out_dir / CHECKPOINT_NAME
+
+    prior = None
+    if resume:
+        if not ckpt_path.is_file():
+            raise ValueError(f"resume=True but {ckpt_path} does not exist")
+        prior = load_checkpoint(ckpt_path)
+        if prior.model != model:
+            raise ValueError(f"{ckpt_path} holds a {prior.model} model, not {model}")
+        check_compatible(prior, meta, ptypes)
+        model_config = prior.model_config
+        cfg = TrainConfig(**{**prior.train_config, **train_overrides})
+    cfg_cls = GNSConfig if model == "gns" else GIOROMConfig
+    model_cfg = cfg_cls(**(model_config or {}))
+
+    rank, world = _dist_info()
+    if world > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) // world))
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    stats = Normalization.from_metadata(meta, cfg.noise_std)
+    simulator, query = build_models(model, asdict(model_cfg), meta, stats)
+    objective = _Objective(simulator, query, float(meta["default_connectivity_radius"]))
+    optimizer = torch.optim.Adam(objective.parameters(), lr=cfg.lr)
+    step, history = 0, []
+    if prior is not None:
+        objective.load_state_dict(prior.state_dict)
+        if prior.optimizer is not None:
+            optimizer.load_state_dict(prior.optimizer)
+        step, history = prior.step, list(prior.history)
+    wrapped: nn.Module = objective
+    if world > 1:
+        wrapped = nn.parallel.DistributedDataParallel(objective)
+
+    ckpt_meta = {k: meta[k] for k in ("dim", "dt", "bounds", "default_connectivity_radius",
+                                      "sequence_length", "material") if k in meta}
+    ckpt_meta["particle_types"] = ptypes
+
+    def save() -> None:
+        if rank == 0:
+            save_checkpoint(Checkpoint(
+                model=model, model_config=asdict(model_cfg), metadata=ckpt_meta,
+                stats=stats.as_dict(), state_dict=objective.state_dict(), step=step,
+                optimizer=optimizer.state_dict(), train_config=asdict(cfg), history=history),
+                ckpt_path)
+        if world > 1:
+            dist.barrier()
+
+    bar = tqdm(total=steps, initial=step, desc=f"train {model}", disable=not progress or rank != 0,
+               dynamic_ncols=True)
+    recent: list[float] = []
+    loss_value = math.nan
+    objective.train()
+    while step < steps:
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 997 + rank)
+        windows, nexts, types, batch, noise, queries = _sample_batch(
+            trajs, cfg, model_cfg, model, gen, cfg.noise_std)
+        for group in optimizer.param_groups:
+            group["lr"] = _lr_at(cfg, step)
+        acc_loss, q_loss = wrapped(windows, nexts, types, batch, noise, queries)
+        loss = acc_loss + cfg.query_weight * q_loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        recent.append(loss.item())
+        if step % cfg.log_every == 0 or step == steps:
+            loss_value = float(np.mean(recent))
+            history.append([step, loss_value])
+            recent = []
+            bar.set_postfix(loss=f"{loss_value:.4g}")
+        bar.update(1)
+        if step % cfg.checkpoint_every == 0 or step == steps:
+            save()
+    bar.close()
+    if prior is not None and prior.step >= steps:
+        save()
+    if world > 1:
+        dist.destroy_process_group()
+    state = {k: v.detach().clone() for k, v in objective.state_dict().items()}
+    return TrainResult(ckpt_path, step, loss_value, state)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for ``torchrun -m operators.train MODEL --data D --out O``."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="operators.train")
+    p.add_argument("model", choices=MODELS)
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args(argv)
+    res = train(a.model, a.data, a.out, a.steps, resume=a.resume, progress=not a.no_progress,
+                batch_size=a.batch_size)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"wrote {res.checkpoint} at step {res.step}, loss {res.loss:.4g}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
