@@ -100,7 +100,7 @@ class Gaussians(torch.nn.Module):
     Example:
         >>> import torch
         >>> g = Gaussians.from_points(torch.rand(100, 3), torch.rand(100, 3), sh_degree=1)
-        >>> g.num_gaussians, tuple(g.shN.shape)
+        >>> g.num_gaussians, tuple(g.params["shN"].shape)
         (100, (100, 3, 3))
     """
 
