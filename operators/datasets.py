@@ -84,7 +84,9 @@ class LagrangianDataset:
 
 
 def _as_numpy_positions(name: str, positions) -> np.ndarray:
-    arr = positions.detach().cpu().numpy() if isinstance(positions, Tensor) else np.asarray(positions)
+    if isinstance(positions, Tensor):
+        positions = positions.detach().cpu().numpy()
+    arr = np.asarray(positions)
     if arr.ndim != 3 or arr.shape[-1] not in (2, 3):
         raise ValueError(f"{name} must be [T, N, 2|3], got shape {arr.shape}")
     if arr.shape[0] < 3:
@@ -116,7 +118,8 @@ def finite_difference_stats(trajectories: list[np.ndarray]) -> dict:
     if not trajectories:
         raise ValueError("trajectories must hold at least one trajectory")
     d = trajectories[0].shape[-1]
-    vel = np.concatenate([np.diff(p.astype(np.float64), axis=0).reshape(-1, d) for p in trajectories])
+    vel = np.concatenate([np.diff(p.astype(np.float64), axis=0).reshape(-1, d)
+                          for p in trajectories])
     acc = np.concatenate([np.diff(p.astype(np.float64), n=2, axis=0).reshape(-1, d)
                           for p in trajectories])
     return {"vel_mean": vel.mean(0).tolist(), "vel_std": vel.std(0).tolist(),

@@ -205,7 +205,8 @@ class Sand(Material):
         if not 0.0 <= self.poisson_ratio < 0.5:
             raise ValueError(f"poisson_ratio must be in [0, 0.5), got {self.poisson_ratio}")
         if not 0.0 < self.friction_angle < 90.0:
-            raise ValueError(f"friction_angle must be in (0, 90) degrees, got {self.friction_angle}")
+            raise ValueError("friction_angle must be in (0, 90) degrees, "
+                             f"got {self.friction_angle}")
 
     def wave_speed(self) -> float:
         mu, lam = _lame(self.youngs_modulus, self.poisson_ratio)

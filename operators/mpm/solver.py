@@ -219,7 +219,8 @@ class MPMSolver:
             mom = mom + A[:, j, None, :] * dpos[j]
         mom = mom * weight
         node_c = (node[None] + self.component_base[:, None, None]).reshape(-1)  # [d*K*N]
-        gm = torch.zeros(G, **like).index_add_(0, node.reshape(-1), (weight * self.mass).reshape(-1))
+        node_mass = (weight * self.mass).reshape(-1)
+        gm = torch.zeros(G, **like).index_add_(0, node.reshape(-1), node_mass)
         gmv = torch.zeros(d * G, **like).index_add_(0, node_c, mom.reshape(-1)).view(d, G)
         self._grid_m, self._grid_mv = gm, gmv  # [G], [d, G]
         # grid update: velocity, gravity, walls

@@ -7,7 +7,12 @@ import pytest
 import torch
 
 from operators import datasets
-from operators.datasets import finite_difference_stats, generate_dataset, load_dataset, write_dataset
+from operators.datasets import (
+    finite_difference_stats,
+    generate_dataset,
+    load_dataset,
+    write_dataset,
+)
 
 
 def _traj(rng, T=6, N=5, d=2, start=0.0):
@@ -18,7 +23,8 @@ def _traj(rng, T=6, N=5, d=2, start=0.0):
 @pytest.fixture
 def splits():
     rng = np.random.default_rng(0)
-    return {"train": [_traj(rng), _traj(rng, N=7)], "valid": [_traj(rng)], "test": [_traj(rng, N=3)]}
+    return {"train": [_traj(rng), _traj(rng, N=7)], "valid": [_traj(rng)],
+            "test": [_traj(rng, N=3)]}
 
 
 def test_round_trip(tmp_path, splits):

@@ -70,7 +70,8 @@ def test_momentum_is_conserved_without_walls_and_gravity(material):
     cfg = MPMConfig(n_grid=40, gravity=0.0)
     gen = torch.Generator().manual_seed(3)
     init = _block(2, 300, [0.35, 0.35], [0.65, 0.6],
-                  velocity=lambda p: torch.randn(p.shape, generator=gen) * 0.5 + torch.tensor([0.3, -0.2]))
+                  velocity=lambda p: torch.randn(p.shape, generator=gen) * 0.5
+                  + torch.tensor([0.3, -0.2]))
     solver, _ = build_solver(material, init, config=cfg, walls=False)
     p0 = solver.particle_momentum().double()
     with torch.no_grad():
@@ -215,7 +216,8 @@ def test_trajectory_fields_and_3d_water():
     assert (traj.particle_type == Water().particle_type).all()
     assert len(traj.frame_seconds) == 2 and all(s > 0 for s in traj.frame_seconds)
     assert traj.material == "water" and traj.scene == "dam_break" and traj.dt == 0.01
-    assert len(traj.bounds) == 3 and traj.substeps_per_frame * traj.substep_dt == pytest.approx(0.01)
+    assert len(traj.bounds) == 3
+    assert traj.substeps_per_frame * traj.substep_dt == pytest.approx(0.01)
     lo, hi = traj.bounds[0]
     assert (traj.positions >= lo - 0.05).all() and (traj.positions <= hi + 0.05).all()
 
@@ -259,7 +261,8 @@ def test_simulate_rejects_bad_scene_state():
 def test_simulation_blowup_is_reported():
     """An unstable step size is caught as a NaN state, naming the frame."""
     init = _block(2, 100, [0.4, 0.3], [0.6, 0.5],
-                  velocity=lambda p: torch.randn(p.shape, generator=torch.Generator().manual_seed(0)))
+                  velocity=lambda p: torch.randn(p.shape,
+                                                 generator=torch.Generator().manual_seed(0)))
     stiff = Jelly(youngs_modulus=1e12)
     stiff.max_dt = lambda dx, dim: 1.0  # a step far beyond the CFL limit
     with pytest.raises(ValueError, match=r"became NaN/Inf at frame \d"):
@@ -324,7 +327,7 @@ def test_progress_bar_counts_frames(capsys):
 
 
 def test_wall_friction_and_sticky_walls_slow_the_spreading():
-    """Sand spreads furthest on frictionless walls, less with Coulomb friction, least when sticky."""
+    """Sand spreads furthest on frictionless walls, less with friction, least when sticky."""
     def front(material, boundary):
         traj = simulate(material, "column_collapse", n_particles=300, n_frames=40,
                         config=MPMConfig(n_grid=40, boundary=boundary))
