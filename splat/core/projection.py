@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from splat.core.validation import check_positive_int, check_shape, check_tensor
+
 # A 2D Gaussian is drawn where its alpha reaches 1/255 (the compositing threshold).
 ALPHA_THRESHOLD = 1.0 / 255.0
 # Radii cover 3.33 standard deviations, as gsplat.
@@ -114,6 +116,22 @@ def perspective_project(
     return means2d, covars2d
 
 
+def _check_inputs(means, quats, scales, viewmats, Ks, width, height, opacities) -> None:
+    for name, value in (("means", means), ("quats", quats), ("scales", scales), ("viewmats", viewmats), ("Ks", Ks)):
+        check_tensor(name, value)
+    check_shape("means", means, (None, 3), "[N, 3]")
+    N = means.shape[0]
+    check_shape("quats", quats, (N, 4), f"[N, 4] with N={N} (from means)")
+    check_shape("scales", scales, (N, 3), f"[N, 3] with N={N} (from means)")
+    check_shape("viewmats", viewmats, (None, 4, 4), "[C, 4, 4]")
+    check_shape("Ks", Ks, (viewmats.shape[0], 3, 3), f"[C, 3, 3] with C={viewmats.shape[0]} (from viewmats)")
+    if opacities is not None:
+        check_tensor("opacities", opacities)
+        check_shape("opacities", opacities, (N,), f"[N] with N={N} (from means)")
+    check_positive_int("width", width)
+    check_positive_int("height", height)
+
+
 def project_gaussians(
     means: Tensor,  # [N, 3]
     quats: Tensor,  # [N, 4]
@@ -142,11 +160,13 @@ def project_gaussians(
     far plane, degenerate, radius <= ``radius_clip``, or off screen) gets radii
     0; its other outputs are still computed.
 
-    Inputs are assumed valid (see :mod:`splat.core.validation`).
-
     Returns:
         :class:`Projection` ``(radii, means2d, depths, conics, compensations)``.
+
+    Raises:
+        TypeError, ValueError: a tensor of the wrong kind or shape, or a bad size.
     """
+    _check_inputs(means, quats, scales, viewmats, Ks, width, height, opacities)
     covars = covariance_3d(quats, scales)
     means_c, covars_c = world_to_camera(means, covars, viewmats)
     depths = means_c[..., 2]

@@ -85,7 +85,7 @@ def _composite_fn(name: str):
     return module.composite
 
 
-def gaussian_colors(
+def _gaussian_colors(
     colors: Tensor,  # [N, D], [C, N, D], [N, K, 3] or [C, N, K, 3]
     means: Tensor,  # [N, 3]
     viewmats: Tensor,  # [C, 4, 4]
@@ -210,7 +210,7 @@ def rasterization(
     if compensations is not None:
         view_opacities = view_opacities * compensations
 
-    feats = gaussian_colors(colors, means, viewmats, sh_degree)  # [C, N, D]
+    feats = _gaussian_colors(colors, means, viewmats, sh_degree)  # [C, N, D]
     if render_mode in ("RGB+D", "RGB+ED"):
         feats = torch.cat([feats, depths[..., None]], dim=-1)
         if backgrounds is not None:

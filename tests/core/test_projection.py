@@ -99,3 +99,25 @@ def test_gradients_reach_viewmats_through_projection():
     (p.means2d.sum() + p.conics.sum() + p.depths.sum()).backward()
     assert float(viewmats.grad[:, :3, :].abs().sum()) > 0
     assert math.isfinite(float(viewmats.grad.sum()))
+
+
+@pytest.mark.parametrize(
+    "overrides, error, match",
+    [
+        (dict(means=torch.zeros(4, 2)), ValueError, r"means must have shape \[N, 3\], got \[4, 2\]"),
+        (dict(quats=torch.zeros(3, 4)), ValueError, r"quats must have shape \[N, 4\] with N=4 \(from means\), got \[3, 4\]"),
+        (dict(scales=torch.zeros(4, 3, dtype=torch.int32)), TypeError, "scales must be a floating-point tensor, got dtype torch.int32"),
+        (dict(viewmats=torch.zeros(4, 4)), ValueError, r"viewmats must have shape \[C, 4, 4\], got \[4, 4\]"),
+        (dict(Ks=torch.zeros(2, 3, 3)), ValueError, r"Ks must have shape \[C, 3, 3\] with C=1 \(from viewmats\), got \[2, 3, 3\]"),
+        (dict(opacities=torch.zeros(5)), ValueError, r"opacities must have shape \[N\] with N=4 \(from means\), got \[5\]"),
+        (dict(width=0), ValueError, "width must be > 0, got 0"),
+        (dict(height="8"), TypeError, "height must be an int, got str"),
+    ],
+)
+def test_project_gaussians_invalid_arguments_raise(overrides, error, match):
+    args = dict(means=torch.zeros(4, 3), quats=torch.zeros(4, 4), scales=torch.zeros(4, 3), viewmats=torch.eye(4)[None],
+                Ks=torch.eye(3)[None], width=8, height=8)
+    opacities = overrides.pop("opacities", None)
+    args.update(overrides)
+    with pytest.raises(error, match=match):
+        project_gaussians(**args, opacities=opacities)
