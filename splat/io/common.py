@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+from tqdm.auto import tqdm
+
 from splat.io.images import image_size
 
 
@@ -69,7 +71,8 @@ def check_image_sizes(
     """
     expected = None if width is None or height is None else (int(width), int(height))
     first = None
-    for path in paths:
+    # A progress bar for large captures only; small scenes load silently.
+    for path in tqdm(paths, desc="checking images", unit="img", leave=False, disable=len(paths) < 100):
         size = image_size(path, verify=verify)
         if expected is not None and size != expected:
             raise ValueError(
