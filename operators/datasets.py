@@ -126,6 +126,16 @@ def finite_difference_stats(trajectories: list[np.ndarray]) -> dict:
             "acc_mean": acc.mean(0).tolist(), "acc_std": acc.std(0).tolist()}
 
 
+def _median_neighbour_distance(points: np.ndarray) -> float:
+    """Median distance from each point to its nearest neighbour (``points`` [N, d])."""
+    from scipy.spatial import cKDTree
+
+    if points.shape[0] < 2:
+        return 0.01
+    dist, _ = cKDTree(points.astype(np.float64)).query(points.astype(np.float64), k=2)
+    return float(np.median(dist[:, 1]))
+
+
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write an ``.npz`` atomically (temporary file in the same folder, then rename)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -168,8 +178,9 @@ def write_dataset(out_dir: str | os.PathLike, splits: dict[str, list], dt: float
             least one trajectory; all trajectories share ``T`` and ``d``.
         dt: seconds between frames.
         bounds: ``[[lo, hi]] * d``.
-        connectivity_radius: default graph radius; ``None`` uses 3x the mean
-            initial particle spacing of the first training trajectory.
+        connectivity_radius: default graph radius; ``None`` uses 3x the median
+            nearest-neighbour distance in the first frame of the first
+            training trajectory.
         extra: more metadata keys (material, scene, seed, ...).
         overwrite: replace an existing ``out_dir``.
 
@@ -214,9 +225,7 @@ def write_dataset(out_dir: str | os.PathLike, splits: dict[str, list], dt: float
         raise ValueError(f"bounds must have {d} [lo, hi] pairs, got {len(bounds)}")
     train = [a for k, a in arrays["train"].items() if k.startswith("positions_")]
     if connectivity_radius is None:
-        p0 = train[0][0]
-        extent = np.prod(np.maximum(p0.max(0) - p0.min(0), 1e-6))
-        connectivity_radius = 3.0 * float((extent / p0.shape[0]) ** (1.0 / d))
+        connectivity_radius = 3.0 * _median_neighbour_distance(train[0][0])
     metadata = {
         "dim": d,
         "dt": float(dt),

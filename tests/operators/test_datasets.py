@@ -228,3 +228,15 @@ def test_resume_with_other_parameters_is_refused(tmp_path):
     with pytest.raises(ValueError, match="different parameters"):
         generate_dataset("water", "dam_break", 2, 3, 50, 3, 0, tmp_path / "ds",
                          progress=False, resume=True)
+
+
+def test_default_connectivity_radius_is_three_neighbour_distances(tmp_path):
+    """On a regular lattice of spacing h the default radius is 3 h."""
+    h = 0.02
+    grid = np.stack(np.meshgrid(np.arange(10) * h, np.arange(8) * h, indexing="ij"), -1)
+    lattice = grid.reshape(-1, 2).astype(np.float32)
+    pos = np.stack([lattice + 0.001 * t for t in range(4)])
+    types = np.zeros(len(lattice), np.int64)
+    splits = {k: [(pos, types)] for k in ("train", "valid", "test")}
+    ds = load_dataset(write_dataset(tmp_path / "ds", splits, dt=0.01, bounds=[[0, 1], [0, 1]]))
+    assert ds.metadata["default_connectivity_radius"] == pytest.approx(3 * h, rel=1e-4)
