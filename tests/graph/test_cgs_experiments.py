@@ -5,7 +5,7 @@ import torch
 
 from graph.cgs import CGS, CGSConfig, TrainConfig, count_parameters, train
 from graph.cgs.experiments import (PorousExperiment, benchmark, format_table, gradient_cost,
-                                   matched_gcn, run, run_porous)
+                                   matched_gcn, run, run_porous, torch_threads)
 from graph.cgs.profiling import median_seconds, saved_tensor_bytes
 from graph.cgs.tasks import make_porous_dataset
 
@@ -79,6 +79,15 @@ def test_matched_gcn_has_about_the_same_size():
     assert abs(count_parameters(gcn) - n) < 0.05 * n
 
 
+def test_torch_threads_restores_the_setting():
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
+
+
 def test_format_table():
     text = format_table([{"task": "porous", "model": "cgs", "metric": "test_mse",
                           "value": 0.0123, "iterations": 40.0, "train_seconds": 3.5}])
@@ -87,8 +96,10 @@ def test_format_table():
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match=r"unknown task 'maze'; choose one of \['porous', 'gvi', "
-                                         r"'classification'\]"):
+                                         r"'classification'\] \(aliases: .*'mdp'.*'classify'"):
         run("maze")
+    with pytest.raises(ValueError, match="threads must be a positive int or None"):
+        run("porous", threads=0)
     with pytest.raises(TypeError, match="task must be a str"):
         run(3)
     with pytest.raises(TypeError, match="seed must be an int"):
