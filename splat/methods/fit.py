@@ -63,11 +63,13 @@ class FitResult:
         gaussians: the fitted Gaussians.
         metrics: the content of ``metrics.json``.
         paths: name -> written file (``ply``, ``metrics``, ``checkpoint``, ``renders``); empty without ``out_dir``.
+        state: the method's final state (e.g. learned camera-pose deltas).
     """
 
     gaussians: Gaussians
     metrics: dict[str, Any]
     paths: dict[str, Path] = field(default_factory=dict)
+    state: MethodState | None = None
 
 
 @dataclass
@@ -457,4 +459,4 @@ def fit(
         paths["renders"] = render_dir
         paths["metrics"] = out / "metrics.json"
         atomic_write_bytes(paths["metrics"], (json.dumps(metrics, indent=2) + "\n").encode())
-    return FitResult(gaussians=gaussians.detached(), metrics=metrics, paths=paths)
+    return FitResult(gaussians=gaussians.detached(), metrics=metrics, paths=paths, state=state)
