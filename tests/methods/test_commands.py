@@ -6,6 +6,7 @@ from splatops.cli import main
 from splatops.commands.fit import parse_overrides
 
 
+@pytest.mark.slow
 def test_fit_then_render_commands(tiny_scene, tmp_path, capsys):
     from splat.io import save_nerfstudio
 
