@@ -195,9 +195,11 @@ def test_torch_and_cpu_backends_agree_with_gradients():
         params = {k: v.clone().requires_grad_() for k, v in scene.items() if k != "Ks"}
         bg = torch.rand(2, 3, generator=torch.Generator().manual_seed(0))
         img, alpha, meta = rasterization(**params, Ks=scene["Ks"], width=W, height=H, backgrounds=bg,
-                                         render_mode="RGB+ED", sh_degree=None, backend=backend)
+                                         render_mode="RGB+ED", sh_degree=None, absgrad=True, backend=backend)
         (img * torch.linspace(-1, 1, 4)).sum().backward()
-        results[backend] = (img.detach(), alpha.detach(), {k: v.grad for k, v in params.items()})
+        grads = {k: v.grad for k, v in params.items()}
+        grads["means2d"], grads["absgrad"] = meta["means2d"].grad, meta["means2d"].absgrad
+        results[backend] = (img.detach(), alpha.detach(), grads)
     (ti, ta, tg), (ci, ca, cg) = results["torch"], results["cpu"]
     torch.testing.assert_close(ti, ci, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(ta, ca, atol=1e-5, rtol=0)
