@@ -206,6 +206,7 @@ def _write_video(path: Path, frames: list[np.ndarray], fps: int) -> Path:
             imageio.mimwrite(tmp, frames, fps=fps, codec="libx264", macro_block_size=1, format="FFMPEG")
         else:
             imageio.mimwrite(tmp, frames, duration=1000.0 / fps, loop=0, format="GIF")
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
