@@ -213,3 +213,24 @@ def test_fit_errors(tiny_scene, tmp_path):
         fit(tiny_scene, steps=1, num_threads=0)
     with pytest.raises(ValueError, match="SH degree 0 < method sh_degree 3"):
         fit(tiny_scene, steps=1, gaussians=Gaussians.from_points(torch.rand(5, 3), sh_degree=0))
+
+
+def test_random_background_changes_every_step(tiny_scene):
+    from dataclasses import dataclass
+
+    from splat.methods.gs3d import GS3D
+
+    seen = []
+
+    @dataclass
+    class Probe(GS3D):
+        def step_pre_backward(self, ctx):
+            seen.append(ctx.background.clone())
+            super().step_pre_backward(ctx)
+
+    fit(tiny_scene, method=Probe(sh_degree=0, random_background=True), steps=4, eval_every=0, show_progress=False)
+    assert len(seen) == 4 and all(b.shape == (1, 3) for b in seen)
+    assert len({tuple(b[0].tolist()) for b in seen}) == 4
+    seen.clear()
+    fit(tiny_scene, method=Probe(sh_degree=0), steps=2, eval_every=0, show_progress=False)
+    assert all(torch.equal(b, torch.tensor([tiny_scene.background])) for b in seen)
