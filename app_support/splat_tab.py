@@ -22,18 +22,22 @@ def available_methods() -> list[str]:
     return sorted(registered())
 
 
+class UploadError(ValueError):
+    """A user's scene upload that cannot be used; the message is shown in the page."""
+
+
 def _load_scene(source: str, upload: str | None, session):
     from splat.io import extract_scene_archive, load_bundled_scene, load_scene
 
     if source == BUNDLED:
         return load_bundled_scene()
     if not upload:
-        raise gr.Error("Choose a .zip file with a COLMAP model or a transforms.json and its images.")
+        raise UploadError("Choose a .zip file with a COLMAP model or a transforms.json and its images.")
     try:
         root = extract_scene_archive(Path(upload), session.new_job_dir("upload"))
         return load_scene(root)
     except (ValueError, FileNotFoundError) as exc:
-        raise gr.Error(f"That upload can't be used: {exc}") from exc
+        raise UploadError(f"That upload can't be used: {exc}") from exc
 
 
 def _status(p) -> str:
@@ -49,9 +53,15 @@ def run_fit(source: str, upload: str | None, method: str, steps: float, request:
 
     session = get_session(request.session_hash if request else None)
     session.cancel.clear()
-    scene = _load_scene(source, upload, session)
-    out_dir = session.new_job_dir("fit")
     skip = (gr.skip(),) * 5
+    try:
+        scene = _load_scene(source, upload, session)
+    except UploadError as exc:
+        # Shown in the status line and as a toast; earlier results stay on the page.
+        gr.Warning(str(exc))
+        yield (f"**Error:** {exc}",) + skip
+        return
+    out_dir = session.new_job_dir("fit")
     yield (f"Loaded **{scene.name}**: {len(scene.train_ids)} training and "
            f"{len(scene.test_ids)} held-out views of {scene.cameras.width}x{scene.cameras.height}.",) + skip
 

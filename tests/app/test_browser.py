@@ -68,7 +68,7 @@ def test_bad_upload_shows_an_error_and_the_app_keeps_serving(page, tmp_path):
     page.locator("#scene-upload input[type=file]").set_input_files(str(bad))
     page.wait_for_timeout(1500)
     page.get_by_role("button", name="Fit").click()
-    page.get_by_text("can't be used").first.wait_for(timeout=60_000)
+    page.locator("#fit-status").get_by_text("can't be used").wait_for(timeout=60_000)
     page.screenshot(path=str(ARTIFACTS / "browser-bad-upload.png"), full_page=True)
     # The server still answers: the Simulate tab works next.
 
