@@ -7,7 +7,7 @@ import torch
 from splat.core.gaussians import Gaussians
 from splat.io.ply import load_ply
 from splat.methods import FitProgress, available_methods, fit, get_method
-from splat.methods.base import MethodState, StepContext
+from splat.methods.base import StepContext
 from splat.methods.fit import _make_optimizers
 from splat.methods.gs3d import is_reset_step
 
