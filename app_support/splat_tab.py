@@ -26,6 +26,13 @@ class UploadError(ValueError):
     """A user's scene upload that cannot be used; the message is shown in the page."""
 
 
+def _only_images(root: Path) -> bool:
+    from splat.io.images import is_image_file
+
+    files = [p for p in root.rglob("*") if p.is_file()]
+    return bool(files) and all(is_image_file(p) for p in files)
+
+
 def _load_scene(source: str, upload: str | None, session):
     from splat.io import extract_scene_archive, load_bundled_scene, load_scene
 
@@ -35,8 +42,14 @@ def _load_scene(source: str, upload: str | None, session):
         raise UploadError("Choose a .zip file with a COLMAP model or a transforms.json and its images.")
     try:
         root = extract_scene_archive(Path(upload), session.new_job_dir("upload"))
+        if _only_images(root):
+            raise UploadError(
+                "That upload holds images without camera poses. Pose-free fitting is not part of "
+                "this release: add a COLMAP sparse model or a transforms.json beside the images.")
         return load_scene(root)
     except (ValueError, FileNotFoundError) as exc:
+        if isinstance(exc, UploadError):
+            raise
         raise UploadError(f"That upload can't be used: {exc}") from exc
 
 

@@ -11,6 +11,8 @@ from gradio_client import handle_file
 
 pytestmark = pytest.mark.slow
 
+BUNDLED_IMAGES = Path(__file__).resolve().parents[2] / "assets" / "scenes" / "globe" / "images"
+
 
 def test_fit_bundled_scene_returns_renders_splats_and_metrics(client):
     status, gallery, video, viewer, metrics, download = client.predict(
@@ -36,6 +38,13 @@ def test_bad_uploads_show_a_readable_error(client, tmp_path):
     status = client.predict("Upload a scene (.zip)", handle_file(str(empty)), "3dgs", 20,
                             api_name="/fit")[0]
     assert "can't be used" in status and "image" in status.lower()
+    images_only = tmp_path / "photos.zip"
+    with zipfile.ZipFile(images_only, "w") as z:
+        for i in range(3):
+            z.write(sorted(BUNDLED_IMAGES.glob("*.png"))[i], f"photos/{i}.png")
+    status = client.predict("Upload a scene (.zip)", handle_file(str(images_only)), "3dgs", 20,
+                            api_name="/fit")[0]
+    assert "without camera poses" in status
     status = client.predict("Upload a scene (.zip)", None, "3dgs", 20, api_name="/fit")[0]
     assert "Choose a .zip" in status
 
