@@ -190,21 +190,23 @@ class MPMSolver:
         return weight, dpos, node
 
     def _apply_walls(self, gv: Tensor, occupied: Tensor) -> Tensor:
-        """Velocities ``gv`` [W', d] of the occupied wall nodes after the wall condition."""
+        """Velocities ``gv`` [W', d] of the occupied wall nodes after the wall condition.
+
+        Slip: the velocity components into a wall are removed and the rest is
+        slowed by Coulomb friction, ``|v_t| <- max(0, |v_t| - mu |v_n|)``.
+        """
         if self.config.boundary == "sticky":
             return torch.zeros_like(gv)
-        mu = self.material.wall_friction
         lo, hi = self.lo_wall[occupied], self.hi_wall[occupied]
-        for k in range(self.dim):
-            into = (lo[:, k] & (gv[:, k] < 0)) | (hi[:, k] & (gv[:, k] > 0))
-            tangential = gv.clone()
-            tangential[:, k] = 0
-            if mu > 0:
-                vt = (tangential * tangential).sum(-1, keepdim=True).sqrt()
-                keep = (1.0 - mu * gv[:, k:k + 1].abs() / vt.clamp_min(1e-12)).clamp_min(0.0)
-                tangential = tangential * keep
-            gv = torch.where(into[:, None], tangential, gv)
-        return gv
+        into = (lo & (gv < 0)) | (hi & (gv > 0))  # [W', d]
+        normal = torch.where(into, gv, torch.zeros_like(gv))
+        tangential = gv - normal
+        mu = self.material.wall_friction
+        if mu > 0:
+            vn = normal.norm(dim=-1, keepdim=True)
+            vt = tangential.norm(dim=-1, keepdim=True)
+            tangential = tangential * (1.0 - mu * vn / vt.clamp_min(1e-12)).clamp_min(0.0)
+        return tangential
 
     def substep(self) -> None:
         """Advance one explicit substep ``self.dt`` (P2G, grid update, G2P, constitutive)."""
