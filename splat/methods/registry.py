@@ -37,6 +37,7 @@ def register_method(name: str) -> Callable[[M], M]:
 def _load_builtin_methods() -> None:
     # Importing the modules runs their @register_method decorators.
     import splat.methods.gs3d  # noqa: F401
+    import splat.methods.ges  # noqa: F401
 
 
 def available_methods() -> list[str]:
