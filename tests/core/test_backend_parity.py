@@ -99,7 +99,7 @@ def test_absgrad_and_means2d_grad_match_through_rasterization():
 
 def test_fresh_scenes_with_many_gaussians_agree():
     for seed in (100, 101):
-        s = scene(seed, 0, n=600, width=64, height=48)
+        s = scene(seed, 0, n=400, width=56, height=44)
         ci, ca, _, cg = render(s, "cpu", 0, "RGB", "classic")
         ti, ta, _, tg = render(s, "torch", 0, "RGB", "classic")
         torch.testing.assert_close(ci, ti, rtol=1e-5, atol=1e-5)

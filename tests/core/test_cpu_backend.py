@@ -225,6 +225,7 @@ def test_invalid_inputs_raise(over, err, match):
         cpu.composite(**_args(**over))
 
 
+@pytest.mark.slow
 def test_unbuildable_kernel_reports_why_and_never_raises_at_import(tmp_path):
     # A fresh build directory and a compiler that does not exist.
     code = textwrap.dedent(
