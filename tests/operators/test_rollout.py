@@ -142,3 +142,19 @@ def test_cli_train_and_rollout(trained, tmp_path, capsys):
     assert "mean position MSE" in capsys.readouterr().out
     assert cli_main(["rollout", "--model", str(tmp_path / "none.pt"), "--data", str(data)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("material", ["water", "sand"])
+def test_bundled_checkpoints_preview(material):
+    path = bundled_checkpoint(material, 2)
+    ck = load_checkpoint(path)
+    assert ck.model == "giorom" and ck.dim == 2 and ck.metadata["material"] == material
+    assert path.stat().st_size < 8e6
+    lo, hi = np.asarray(ck.metadata["bounds"])[0]
+    g = np.random.default_rng(0)
+    block = lo + (hi - lo) * (0.1 + 0.3 * g.random((300, 2)))
+    out = preview(material, 2, block, 5, dense_points=block[:50])
+    assert out["positions"].shape == (11, 300, 2) and out["dense"].shape == (11, 50, 2)
+    assert np.isfinite(out["positions"]).all()
+    # a block at rest moves a little in 5 frames, not across the box
+    assert np.abs(out["positions"][-1] - block).max() < 0.2 * (hi - lo)
