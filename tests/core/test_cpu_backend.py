@@ -180,7 +180,9 @@ def test_empty_and_fully_culled_inputs_give_background_and_zero_grads():
     torch.testing.assert_close(rgb, inputs["backgrounds"][:, None, None, :].expand_as(rgb))
     for k in ("means2d", "conics", "colors", "opacities"):
         assert torch.equal(grads[k], torch.zeros_like(grads[k])), k
-    torch.testing.assert_close(grads["backgrounds"], grads["backgrounds"])  # defined
+    # Nothing drawn: T = 1 everywhere, so dL/dbackground is the cotangent summed over pixels.
+    w_rgb = torch.randn(rgb.shape, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(grads["backgrounds"], w_rgb.sum(dim=(1, 2)))
     inputs = random_2d(N=0, seed=2)
     rgb, alpha, grads, _ = run(cpu.composite, inputs, 16)
     assert grads["means2d"].shape == (2, 0, 2) and torch.equal(alpha, torch.zeros_like(alpha))
