@@ -129,14 +129,13 @@ class ClassificationExperiment:
                                    init_contraction=0.5, tol=1e-4, max_iter=100,
                                    graph_level=True)
         if self.train is None:
-            self.train = TrainConfig(epochs=40, batch_size=4, lr=2e-3, loss="cross_entropy",
-                                     weight_decay=1e-4)
+            self.train = TrainConfig(epochs=30, batch_size=4, lr=5e-3, loss="cross_entropy")
 
 
 def quick_porous() -> PorousExperiment:
     """The ``quick`` porous setting (a few minutes on a 2-core CPU)."""
     return PorousExperiment(train_graphs=48, test_graphs=6,
-                            train=TrainConfig(epochs=15, batch_size=8, lr=3e-3))
+                            train=TrainConfig(epochs=20, batch_size=8, lr=1e-2))
 
 
 def quick_gvi() -> GVIExperiment:
@@ -148,7 +147,7 @@ def quick_gvi() -> GVIExperiment:
 def quick_classification() -> ClassificationExperiment:
     """The ``quick`` classification setting."""
     return ClassificationExperiment(
-        folds=2, train=TrainConfig(epochs=10, batch_size=4, lr=3e-3, loss="cross_entropy"))
+        folds=2, train=TrainConfig(epochs=20, batch_size=4, lr=5e-3, loss="cross_entropy"))
 
 
 def _record(task: str, model: str, metric: str, value: float, iterations=None,
