@@ -38,6 +38,7 @@ def _load_builtin_methods() -> None:
     # Importing the modules runs their @register_method decorators.
     import splat.methods.gs3d  # noqa: F401
     import splat.methods.ges  # noqa: F401
+    import splat.methods.turbo_gs  # noqa: F401
 
 
 def available_methods() -> list[str]:
