@@ -89,7 +89,7 @@ class PorousExperiment:
 class GVIExperiment:
     """Sizes of the graph value-iteration experiment (see :class:`PorousExperiment`)."""
 
-    train_graphs: int = 192
+    train_graphs: int = 96
     train_sizes: tuple[int, int] = (20, 50)
     test_graphs: int = 32
     test_sizes: tuple[int, int] = (50, 100)
@@ -102,7 +102,7 @@ class GVIExperiment:
                                    gamma_max=0.95, init_contraction=0.9, tol=1e-4,
                                    max_iter=500)
         if self.train is None:
-            self.train = TrainConfig(epochs=40, batch_size=8, lr=1e-2)
+            self.train = TrainConfig(epochs=40, batch_size=8, lr=5e-3)
 
 
 @dataclass
