@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--methods", nargs="*", default=None, help="default: every registered method")
     ap.add_argument("--budget-seconds", type=float, default=120.0, help="training time per method")
-    ap.add_argument("--steps", type=int, default=400, help="schedule length (learning-rate decay)")
+    ap.add_argument("--steps", type=int, default=700, help="schedule length (learning-rate decay)")
     ap.add_argument("--eval-every", type=int, default=50)
     ap.add_argument("--sh-degree", type=int, default=3)
     ap.add_argument("--backend", default="auto")
