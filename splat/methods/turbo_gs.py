@@ -89,7 +89,11 @@ class TurboGS(GS3D):
         return state
 
     def growth_cap(self, step: int, n_init: int) -> int:
-        """Most Gaussians allowed after density control at ``step``."""
+        """Most Gaussians that growth may reach at the density control of ``step``.
+
+        Growth never removes Gaussians: if ``n_init`` already exceeds
+        ``max_gaussians``, the cap is ``max_gaussians`` and nothing grows.
+        """
         t = (step - self.refine_start) / (self.budget_ramp_stop - self.refine_start)
         t = min(max(t, 0.0), 1.0)
         start = min(n_init, self.max_gaussians)
