@@ -55,6 +55,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    # Jobs of different kinds (a fit, a simulation, a graph solve) may run at once;
+    # one torch thread each keeps them from fighting over the cores.
+    import torch
+
+    torch.set_num_threads(1)
     build_app().launch(server_name=args.host, server_port=args.port, share=False,
                        max_file_size=f"{MAX_UPLOAD_MB}mb", show_error=True,
                        allowed_paths=[str(sessions.ROOT)], theme=gr.themes.Soft(),

@@ -34,6 +34,7 @@ What this admits:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -170,6 +171,16 @@ class Method:
 
     def step_post_backward(self, ctx: StepContext) -> None:
         """Called after ``loss.backward()`` and before the optimizer step."""
+
+    def export_ply(self, gaussians: "Gaussians", path: Path) -> Path:
+        """Writes the fitted Gaussians as ``point_cloud.ply`` (default: the standard 3DGS layout).
+
+        Methods with extra per-Gaussian parameters override this so that common
+        viewers still draw what the fit rendered.
+        """
+        from splat.io.ply import save_ply
+
+        return save_ply(gaussians, path)
 
     # --------------------------------------------------------------- helpers
     def hyperparameters(self) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from splat.core.gaussians import Gaussians
-from splat.io.ply import atomic_write_bytes, save_ply
+from splat.io.ply import atomic_write_bytes
 from splat.methods.base import Method, MethodState, StepContext
 from splat.methods.registry import get_method
 from splat.metrics import psnr as psnr_fn
@@ -452,7 +452,7 @@ def fit(
         out.mkdir(parents=True, exist_ok=True)
         checkpoint(step)
         paths["checkpoint"] = ckpt_path
-        paths["ply"] = save_ply(gaussians, out / "point_cloud.ply")
+        paths["ply"] = method.export_ply(gaussians, out / "point_cloud.ply")
         render_dir = out / "renders"
         for i, cid in enumerate(eval_ids):
             _write_png(render_dir / f"{cid:04d}.png", torch.cat([renders[i], eval_images[i]], dim=1))

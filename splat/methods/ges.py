@@ -158,6 +158,10 @@ class GES(GS3D):
         t = min(max(step / max(total_steps - 1, 1), 0.0), 1.0)
         return (1.0 - t) * self.freq_lambda_start + t * self.freq_lambda_end
 
+    def export_ply(self, gaussians: Gaussians, path) -> Path:
+        """Writes the GES PLY: modulated ``scale_*`` plus the raw ``shape`` property."""
+        return save_ges_ply(gaussians, path, self.shape_strength)
+
     def loss(self, ctx: StepContext) -> Tensor:
         base = super().loss(ctx)
         weight = self.freq_lambda(ctx.step, ctx.total_steps)

@@ -176,3 +176,17 @@ def test_short_fit_on_bundled_crop_raises_heldout_psnr():
     assert result.metrics["eval_split"] == "test"
     assert result.metrics["psnr"] > curve[0]["psnr"] + 4.0, (curve[0]["psnr"], result.metrics["psnr"])
     assert float(result.gaussians.params["shape"].detach().abs().max()) > 0  # the shapes moved
+
+
+def test_fit_writes_the_ges_ply_with_shape(tmp_path):
+    from splat.io import make_synthetic_scene
+    from splat.methods.fit import fit
+    from splat.methods.ges import load_ges_ply
+
+    scene = make_synthetic_scene()
+    result = fit(scene, method="ges", steps=3, out_dir=tmp_path, show_progress=False,
+                 eval_every=0)
+    header = result.paths["ply"].read_bytes()[:2000]
+    assert b"property float shape" in header
+    loaded = load_ges_ply(result.paths["ply"])
+    assert loaded.num_gaussians == result.gaussians.num_gaussians
