@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 
 from splat.core.camera import look_at
 from splat.core.gaussians import Gaussians
-from splat.io.ply import atomic_write_bytes, load_ply
+from splat.io.atomic import write_bytes_atomic
+from splat.io.ply import load_ply
 
 __all__ = ["render_views", "render_orbit", "render_images", "orbit_viewmats"]
 
@@ -108,7 +109,7 @@ def render_views(
         if side_by_side:
             img = torch.cat([img, scene.images([cid])[0]], dim=1)
         path = out_dir / f"{cid:04d}.png"
-        atomic_write_bytes(path, iio.imwrite("<bytes>", _to_uint8(img), extension=".png"))
+        write_bytes_atomic(path, iio.imwrite("<bytes>", _to_uint8(img), extension=".png"))
         paths.append(path)
     return paths
 

@@ -18,32 +18,15 @@ sorted by decreasing ``volume * opacity``.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from splat.core.gaussians import Gaussians, SH_C0
+from splat.io.atomic import write_bytes_atomic
 
-__all__ = ["save_ply", "load_ply", "save_splat", "ply_property_names", "atomic_write_bytes"]
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Writes ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are ordinary readable files
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+__all__ = ["save_ply", "load_ply", "save_splat", "ply_property_names"]
 
 
 def ply_property_names(num_rest: int) -> list[str]:
@@ -93,7 +76,7 @@ def save_ply(gaussians: Gaussians, path: str | os.PathLike) -> Path:
     header += [f"property float {name}" for name in names]
     header += ["end_header"]
     data = ("\n".join(header) + "\n").encode("ascii") + np.ascontiguousarray(table).tobytes()
-    return atomic_write_bytes(path, data)
+    return write_bytes_atomic(path, data)
 
 
 _PLY_TYPES = {
@@ -214,4 +197,4 @@ def save_splat(gaussians: Gaussians, path: str | os.PathLike) -> Path:
         out["rgba"] = rgba.numpy()[order.numpy()]
         out["rot"] = rot.numpy()[order.numpy()]
     assert out.dtype.itemsize == 32
-    return atomic_write_bytes(path, out.tobytes())
+    return write_bytes_atomic(path, out.tobytes())

@@ -23,7 +23,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from splat.core.gaussians import Gaussians
-from splat.io.ply import atomic_write_bytes
+from splat.io.atomic import write_bytes_atomic
 from splat.methods.base import Method, MethodState, StepContext
 from splat.methods.registry import get_method
 from splat.metrics import psnr as psnr_fn
@@ -186,7 +186,7 @@ def evaluate(
 def _save_checkpoint(path: Path, payload: dict) -> None:
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 def _rng_state() -> dict:
@@ -203,7 +203,7 @@ def _write_png(path: Path, image: Tensor) -> None:
     import imageio.v3 as iio
 
     arr = (image.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-    atomic_write_bytes(path, iio.imwrite("<bytes>", arr, extension=".png"))
+    write_bytes_atomic(path, iio.imwrite("<bytes>", arr, extension=".png"))
 
 
 def _resolve_scene(scene):
@@ -458,5 +458,5 @@ def fit(
             _write_png(render_dir / f"{cid:04d}.png", torch.cat([renders[i], eval_images[i]], dim=1))
         paths["renders"] = render_dir
         paths["metrics"] = out / "metrics.json"
-        atomic_write_bytes(paths["metrics"], (json.dumps(metrics, indent=2) + "\n").encode())
+        write_bytes_atomic(paths["metrics"], (json.dumps(metrics, indent=2) + "\n").encode())
     return FitResult(gaussians=gaussians.detached(), metrics=metrics, paths=paths, state=state)

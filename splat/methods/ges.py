@@ -36,7 +36,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from splat.core.gaussians import Gaussians
-from splat.io.ply import _read_header, atomic_write_bytes, load_ply, ply_property_names
+from splat.io.atomic import write_bytes_atomic
+from splat.io.ply import _read_header, load_ply, ply_property_names
 from splat.methods.base import MethodState, StepContext
 from splat.methods.gs3d import GS3D
 from splat.methods.registry import register_method
@@ -208,7 +209,7 @@ def save_ges_ply(gaussians: Gaussians, path: str | os.PathLike, shape_strength: 
     header = ["ply", "format binary_little_endian 1.0", f"element vertex {n}"]
     header += [f"property float {name}" for name in names] + ["end_header"]
     data = ("\n".join(header) + "\n").encode("ascii") + np.ascontiguousarray(table).tobytes()
-    return atomic_write_bytes(path, data)
+    return write_bytes_atomic(path, data)
 
 
 def load_ges_ply(path: str | os.PathLike, shape_strength: float = 0.7) -> Gaussians:
