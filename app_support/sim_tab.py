@@ -74,7 +74,7 @@ def build_sim_tab() -> None:
             summary = gr.Markdown(elem_id="sim-summary")
         with gr.Column(scale=2):
             animation = gr.Image(label="Ground truth | learned preview | sparse graph",
-                                 type="filepath", elem_id="sim-animation")
+                                 show_label=False, type="filepath", elem_id="sim-animation")
             timings = gr.Dataframe(headers=["model", "particles", "ms per frame", "position MSE"],
                                    label="Time per frame", elem_id="sim-timings")
     run.click(run_simulation, [material, scene, n_particles, n_frames], [animation, timings, summary],

@@ -245,7 +245,8 @@ def preview(material: str, dim: int, initial_positions, n_steps: int, dense_poin
 
     Returns:
         dict with ``positions`` ``[6 + n_steps, N, d]`` (numpy), ``dense``
-        ``[6 + n_steps, Q, d]`` or None, ``model`` and ``checkpoint``.
+        ``[6 + n_steps, Q, d]`` or None, ``sparse`` ``[6 + n_steps, M, d]``
+        (GIOROM's simulated subset; None for GNS), ``model`` and ``checkpoint``.
     """
     path = Path(checkpoint) if checkpoint is not None else bundled_checkpoint(material, dim)
     ckpt = load_checkpoint(path)
@@ -271,7 +272,7 @@ def preview(material: str, dim: int, initial_positions, n_steps: int, dense_poin
             raise ValueError(f"particle_type must be [{n}], got {tuple(ptype.shape)}")
     check_compatible(ckpt, {"dim": dim, "material": material}, ptype.unique().tolist())
     simulator, query = models_from_checkpoint(ckpt)
-    dense = None
+    dense = sparse = None
     if ckpt.model == "giorom":
         dp = None
         if dense_points is not None:
@@ -280,10 +281,12 @@ def preview(material: str, dim: int, initial_positions, n_steps: int, dense_poin
         reduced = simulate_reduced(simulator, ckpt.model_config["sparse_fraction"],
                                    ckpt.model_config["sampler"], pos, ptype, n_steps)
         positions = reduced.evaluate(query)
+        sparse = reduced.sparse.numpy()
         if dp is not None:
             dense = reduced.evaluate(query, dp).numpy()
     else:
         if dense_points is not None:
             raise ValueError("dense_points needs a GIOROM checkpoint; this one is GNS")
         positions = simulate(simulator, pos, ptype, n_steps)
-    return {"positions": positions.numpy(), "dense": dense, "model": ckpt.model, "checkpoint": str(path)}
+    return {"positions": positions.numpy(), "dense": dense, "sparse": sparse, "model": ckpt.model,
+            "checkpoint": str(path)}

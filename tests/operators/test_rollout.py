@@ -99,11 +99,17 @@ def test_preview_with_dense_points(trained):
     out = preview("toy", 2, start, 4, dense_points=dense, checkpoint=gio)
     assert out["positions"].shape == (10, 24, 2) and out["dense"].shape == (10, 500, 2)
     assert out["model"] == "giorom"
+    # the simulated sparse subset starts as a strict subset of the particles
+    sparse = out["sparse"]
+    assert sparse.shape[0] == 10 and 0 < sparse.shape[1] < 24
+    hits = np.isclose(start[None], sparse[0][:, None], atol=1e-6).all(-1)
+    assert hits.any(1).all()
     # at rest in the first frame, the dense points start where they were given
     np.testing.assert_allclose(out["dense"][0], dense, atol=1e-5)
     assert np.isfinite(out["dense"]).all()
     gns_out = preview("toy", 2, start, 3, checkpoint=gns)
     assert gns_out["positions"].shape == (9, 24, 2) and gns_out["dense"] is None
+    assert gns_out["sparse"] is None
 
 
 def test_preview_errors(trained):
