@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import zipfile
 from pathlib import Path
 
@@ -72,3 +73,16 @@ def test_forwardgnn_table_has_one_row_per_variant(client):
     for r in rows:
         acc = float(r[1].split(" ")[0])
         assert 50.0 < acc <= 100.0
+
+
+def test_cancel_stops_a_long_fit_cleanly(client):
+    job = client.submit("Bundled example scene", None, "3dgs", 5000, api_name="/fit")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any("Fitting" in str(o[0]) for o in job.outputs()):
+        time.sleep(0.5)
+    client.predict(api_name="/cancel_fit")
+    status, gallery, video, viewer, metrics, download = job.result(timeout=300)
+    m = json.loads(metrics)
+    assert 0 < m["steps"] < 5000 and m["stopped_early"] is True
+    assert "stopped early" in status
+    assert Path(viewer).stat().st_size > 1000
