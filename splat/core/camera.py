@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from splat.core.quaternion import quat_to_rotmat, rotmat_to_quat  # noqa: F401  (re-exported)
+
 # Flipping y and z maps OpenGL/Blender camera axes (y up, z backward) to OpenCV's.
 _GL_TO_CV = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0]))
 
@@ -154,47 +156,6 @@ def fov_to_focal(fov: float | Tensor, pixels: float | Tensor) -> float | Tensor:
     if isinstance(fov, Tensor) or isinstance(pixels, Tensor):
         return torch.as_tensor(pixels) / (2.0 * torch.tan(torch.as_tensor(fov) / 2.0))
     return pixels / (2.0 * math.tan(fov / 2.0))
-
-
-def quat_to_rotmat(quats: Tensor) -> Tensor:
-    """Rotation matrices of unit quaternions in ``wxyz`` order (COLMAP's ``qvec``).
-
-    Args:
-        quats: ``[..., 4]`` quaternions (normalised here).
-
-    Returns:
-        ``[..., 3, 3]`` rotation matrices.
-    """
-    w, x, y, z = torch.nn.functional.normalize(quats, dim=-1).unbind(-1)
-    rows = [
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-    ]
-    return torch.stack(rows, dim=-1).reshape(*quats.shape[:-1], 3, 3)
-
-
-def rotmat_to_quat(R: Tensor) -> Tensor:
-    """Unit quaternions ``wxyz`` (with ``w >= 0``) of rotation matrices ``R [..., 3, 3]``."""
-    m = R.reshape(-1, 3, 3)
-    # Shepperd's method: pick the largest of the four squared components for stability.
-    tr = m[:, 0, 0] + m[:, 1, 1] + m[:, 2, 2]
-    cands = torch.stack(
-        [
-            torch.stack([1 + tr, m[:, 2, 1] - m[:, 1, 2], m[:, 0, 2] - m[:, 2, 0], m[:, 1, 0] - m[:, 0, 1]], -1),
-            torch.stack([m[:, 2, 1] - m[:, 1, 2], 1 + m[:, 0, 0] - m[:, 1, 1] - m[:, 2, 2], m[:, 0, 1] + m[:, 1, 0], m[:, 0, 2] + m[:, 2, 0]], -1),
-            torch.stack([m[:, 0, 2] - m[:, 2, 0], m[:, 0, 1] + m[:, 1, 0], 1 - m[:, 0, 0] + m[:, 1, 1] - m[:, 2, 2], m[:, 1, 2] + m[:, 2, 1]], -1),
-            torch.stack([m[:, 1, 0] - m[:, 0, 1], m[:, 0, 2] + m[:, 2, 0], m[:, 1, 2] + m[:, 2, 1], 1 - m[:, 0, 0] - m[:, 1, 1] + m[:, 2, 2]], -1),
-        ],
-        dim=1,
-    )  # [N, 4 candidates, 4]
-    diag = torch.stack([1 + tr, 1 + m[:, 0, 0] - m[:, 1, 1] - m[:, 2, 2],
-                        1 - m[:, 0, 0] + m[:, 1, 1] - m[:, 2, 2], 1 - m[:, 0, 0] - m[:, 1, 1] + m[:, 2, 2]], -1)
-    best = diag.argmax(-1)
-    q = cands[torch.arange(m.shape[0]), best]
-    q = torch.nn.functional.normalize(q, dim=-1)
-    q = torch.where(q[:, :1] < 0, -q, q)
-    return q.reshape(*R.shape[:-2], 4)
 
 
 def project_points(points: Tensor, viewmats: Tensor, Ks: Tensor) -> tuple[Tensor, Tensor]:

@@ -28,8 +28,7 @@ import torch
 from scipy.spatial import cKDTree
 from torch import Tensor
 
-#: Degree-0 spherical-harmonic constant, ``1 / (2 sqrt(pi))``.
-SH_C0 = 0.28209479177387814
+from splat.core.sh import SH_C0
 
 REQUIRED_KEYS = ("means", "quats", "scales", "opacities", "sh0", "shN")
 

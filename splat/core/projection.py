@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import NamedTuple, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from splat.core.quaternion import quat_to_rotmat
 from splat.core.validation import check_positive_int, check_shape, check_tensor
 
 # A 2D Gaussian is drawn where its alpha reaches 1/255 (the compositing threshold).
@@ -31,24 +31,6 @@ class Projection(NamedTuple):
     depths: Tensor  # [C, N] camera-space z
     conics: Tensor  # [C, N, 3] inverse 2D covariance (a, b, c)
     compensations: Optional[Tensor]  # [C, N] or None
-
-
-def quat_to_rotmat(quats: Tensor) -> Tensor:
-    """Rotation matrices of (not necessarily unit) quaternions.
-
-    Args:
-        quats: Tensor,  # [..., 4] in (w, x, y, z) order
-
-    Returns:
-        Tensor,  # [..., 3, 3]
-    """
-    w, x, y, z = F.normalize(quats, p=2, dim=-1).unbind(-1)
-    rows = (
-        (1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)),
-        (2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)),
-        (2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)),
-    )
-    return torch.stack([torch.stack(r, dim=-1) for r in rows], dim=-2)
 
 
 def covariance_3d(quats: Tensor, scales: Tensor) -> Tensor:

@@ -13,8 +13,10 @@ from torch import Tensor
 
 MAX_SH_DEGREE = 3
 
-# Normalisation constants of the real SH bases (the values 3DGS and gsplat use).
-_C0 = 0.28209479177387814
+# Normalisation constants of the real SH bases (the values 3DGS and gsplat use),
+# defined here only; ``backends/csrc/project.cpp`` receives them from Python.
+#: Degree-0 constant ``1 / (2 sqrt(pi))``.
+SH_C0 = 0.28209479177387814
 _C1 = 0.4886025119029199
 _C2 = (
     1.0925484305920792,
@@ -54,7 +56,7 @@ def sh_bases(degree: int, dirs: Tensor) -> Tensor:
     if dirs.shape[-1:] != (3,):
         raise ValueError(f"dirs must be [..., 3], got {tuple(dirs.shape)}")
     x, y, z = dirs.unbind(-1)
-    bases = [torch.full_like(x, _C0)]
+    bases = [torch.full_like(x, SH_C0)]
     if degree >= 1:
         bases += [-_C1 * y, _C1 * z, -_C1 * x]
     if degree >= 2:

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from splat.core.gaussians import Gaussians
+from splat.core.quaternion import quat_to_rotmat
 
 
 def _replace(
@@ -72,18 +73,6 @@ def clone_gaussians(gaussians: Gaussians, optimizers: dict, mask: Tensor) -> int
     return n
 
 
-def _quat_to_rotmat(q: Tensor) -> Tensor:  # [M, 4] wxyz -> [M, 3, 3]
-    w, x, y, z = torch.nn.functional.normalize(q, dim=-1).unbind(-1)
-    return torch.stack(
-        [
-            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-        ],
-        dim=-1,
-    ).reshape(-1, 3, 3)
-
-
 @torch.no_grad()
 def split_gaussians(
     gaussians: Gaussians,
@@ -106,7 +95,7 @@ def split_gaussians(
         return 0
     p = {k: v.detach()[mask] for k, v in gaussians.params.items()}
     scales = torch.exp(p["scales"])  # [M, 3]
-    rot = _quat_to_rotmat(p["quats"])  # [M, 3, 3]
+    rot = quat_to_rotmat(p["quats"])  # [M, 3, 3]
     noise = torch.randn(children, n, 3, generator=generator, device=scales.device)
     offsets = torch.einsum("mij,cmj->cmi", rot, noise * scales)  # [children, M, 3]
     new = {k: v.repeat(children, *([1] * (v.ndim - 1))) for k, v in p.items()}
