@@ -10,6 +10,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from splatops_assets import asset_path
+
 from operators.features import Normalization
 from operators.giorom import DenseQuery, GIOROMConfig, GIOROMNet
 from operators.gns import GNS, GNSConfig
@@ -18,7 +20,7 @@ from operators.simulator import LearnedSimulator
 FORMAT = "splatops-learned-simulator"
 VERSION = 1
 MODELS = ("gns", "giorom")
-BUNDLED_DIR = Path(__file__).resolve().parents[1] / "assets" / "checkpoints"
+BUNDLED_DIR = asset_path("checkpoints")
 _REQUIRED = ("format", "version", "model", "model_config", "metadata", "stats", "state_dict", "step")
 
 

@@ -17,12 +17,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from splatops_assets import asset_path
+
 from .experiments import PorousExperiment, evaluate_regression
 from .model import CGS, CGSConfig
 from .tasks.porous import make_pore_network, make_porous_dataset
 from .training import TrainConfig, predict, train
 
-BUNDLED_PATH = Path(__file__).resolve().parents[2] / "assets" / "checkpoints" / "cgs_porous.pt"
+BUNDLED_PATH = asset_path("checkpoints", "cgs_porous.pt")
 
 
 def train_porous_model(setting: PorousExperiment | None = None, seed: int = 0) -> tuple[CGS, dict]:

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from splatops_assets import asset_path
+
 from graph.datasets.splits import both_directions, undirected_pairs
 
 
@@ -23,7 +25,7 @@ def assets_dir() -> Path:
     env = os.environ.get("SPLATOPS_GRAPH_ASSETS")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "assets" / "graphs"
+    return asset_path("graphs")
 
 
 def _asset(*parts: str) -> Path:

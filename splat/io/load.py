@@ -92,7 +92,9 @@ def bundled_scene_path() -> Path:
     Raises:
         FileNotFoundError: the assets are not present (e.g. a wheel install without them).
     """
-    path = Path(__file__).resolve().parents[2] / "assets" / "scenes" / BUNDLED_SCENE
+    from splatops_assets import asset_path
+
+    path = asset_path("scenes", BUNDLED_SCENE)
     if not (path / "transforms.json").is_file():
         raise FileNotFoundError(
             f"bundled scene not found at {path}; regenerate it with scripts/make_example_scene.py"
