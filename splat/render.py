@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -20,10 +19,13 @@ from tqdm.auto import tqdm
 
 from splat.core.camera import look_at
 from splat.core.gaussians import Gaussians
-from splat.io.atomic import write_bytes_atomic
+from splat.io.atomic import atomic_path, write_bytes_atomic
 from splat.io.ply import load_ply
 
-__all__ = ["render_views", "render_orbit", "render_images", "orbit_viewmats"]
+__all__ = ["render_views", "render_orbit", "render_images", "orbit_viewmats", "view_file_names", "LAYOUTS"]
+
+#: How :func:`render_views` lays out each file: the render alone, or render | ground truth.
+LAYOUTS = ("render", "side-by-side")
 
 
 def _as_gaussians(gaussians) -> Gaussians:
@@ -68,16 +70,33 @@ def _to_uint8(img: Tensor) -> np.ndarray:
     return (img.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
 
 
+def view_file_names(image_paths: Sequence[str | os.PathLike]) -> list[str]:
+    """PNG file names for renders of these views, named after their source images.
+
+    ``images/frame_0003.jpg`` -> ``frame_0003.png``. Views whose image stems
+    collide (the same name in two folders) are prefixed with their index.
+
+    >>> view_file_names(["images/frame_0003.jpg", "images/frame_0004.png"])
+    ['frame_0003.png', 'frame_0004.png']
+    >>> view_file_names(["a/x.png", "b/x.png"])
+    ['0000_x.png', '0001_x.png']
+    """
+    stems = [Path(p).stem for p in image_paths]
+    if len(set(stems)) == len(stems):
+        return [f"{s}.png" for s in stems]
+    return [f"{i:04d}_{s}.png" for i, s in enumerate(stems)]
+
+
 def render_views(
     gaussians,
     scene,
     out_dir: str | os.PathLike,
     ids: Sequence[int] | None = None,
     backend: str = "auto",
-    side_by_side: bool = True,
+    layout: str = "render",
     show_progress: bool = True,
 ) -> list[Path]:
-    """Renders a scene's views into ``out_dir/<id>.png`` (beside the ground truth by default).
+    """Renders a scene's views into ``out_dir``, one PNG per view named after its source image.
 
     Args:
         gaussians: :class:`Gaussians` or a path to a 3DGS PLY.
@@ -85,14 +104,17 @@ def render_views(
         out_dir: destination folder (created).
         ids: views to render (default: all).
         backend: rasterization backend.
-        side_by_side: put the ground-truth image to the right of each render.
+        layout: ``"render"`` writes the render alone; ``"side-by-side"`` puts the
+            ground-truth image to its right.
         show_progress: show a progress bar.
 
     Returns:
-        The written PNG paths.
+        The written PNG paths (see :func:`view_file_names`).
     """
     import imageio.v3 as iio
 
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {list(LAYOUTS)}, got {layout!r}")
     g = _as_gaussians(gaussians)
     n = len(scene.cameras)
     ids = list(range(n)) if ids is None else [int(i) for i in ids]
@@ -103,12 +125,13 @@ def render_views(
     renders = render_images(g, cams.viewmats[ids], cams.Ks[ids], cams.width, cams.height,
                             _background(scene), backend, show_progress)
     out_dir = Path(out_dir)
+    names = view_file_names(scene.image_paths)
     paths = []
     for k, cid in enumerate(ids):
         img = renders[k]
-        if side_by_side:
+        if layout == "side-by-side":
             img = torch.cat([img, scene.images([cid])[0]], dim=1)
-        path = out_dir / f"{cid:04d}.png"
+        path = out_dir / names[cid]
         write_bytes_atomic(path, iio.imwrite("<bytes>", _to_uint8(img), extension=".png"))
         paths.append(path)
     return paths
@@ -157,20 +180,23 @@ def render_orbit(
     backend: str = "auto",
     show_progress: bool = True,
 ) -> Path:
-    """Renders a turn around the scene into a video (mp4 via ffmpeg, else a GIF).
+    """Renders a turn around the scene into a video (``.mp4`` through imageio-ffmpeg, or ``.gif``).
 
     Args:
         gaussians: :class:`Gaussians` or a path to a 3DGS PLY.
         scene: a scene (its cameras define the orbit and the intrinsics).
-        path: destination ``.mp4`` or ``.gif``; if mp4 encoding is unavailable
-            the video is written as ``.gif`` next to it.
+        path: destination ``.mp4`` or ``.gif``; the suffix picks the format.
         num_frames: frames in the turn.
         fps: frames per second.
         backend: rasterization backend.
         show_progress: show a progress bar.
 
     Returns:
-        The written video path.
+        The written video path (``path``).
+
+    Raises:
+        RuntimeError: an ``.mp4`` was asked for and the ffmpeg encoder
+            (imageio-ffmpeg, a dependency) cannot write it.
     """
     if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
         raise ValueError(f"num_frames must be a positive int, got {num_frames!r}")
@@ -185,31 +211,22 @@ def render_orbit(
     Ks = cams.Ks[:1].expand(num_frames, 3, 3)
     frames = [_to_uint8(f) for f in render_images(g, viewmats, Ks, cams.width, cams.height,
                                                     _background(scene), backend, show_progress)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".mp4":
-        try:
-            return _write_video(path, frames, fps)
-        except Exception:  # no ffmpeg plugin: fall back to a GIF
-            path = path.with_suffix(".gif")
     return _write_video(path, frames, fps)
 
 
 def _write_video(path: Path, frames: list[np.ndarray], fps: int) -> Path:
     import imageio.v2 as imageio
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        if path.suffix.lower() == ".mp4":
-            h, w = frames[0].shape[:2]
-            # yuv420p needs even sizes
-            frames = [f[: h - h % 2, : w - w % 2] for f in frames]
-            imageio.mimwrite(tmp, frames, fps=fps, codec="libx264", macro_block_size=1, format="FFMPEG")
-        else:
+    with atomic_path(path, suffix=path.suffix) as tmp:
+        if path.suffix.lower() == ".gif":
             imageio.mimwrite(tmp, frames, duration=1000.0 / fps, loop=0, format="GIF")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+            return path
+        try:
+            import imageio_ffmpeg  # noqa: F401  (the FFMPEG plugin's encoder binary)
+        except ImportError as exc:
+            raise RuntimeError(f"cannot write {path.name}: mp4 needs the imageio-ffmpeg package "
+                               f"(pip install imageio-ffmpeg), or ask for a .gif") from exc
+        h, w = frames[0].shape[:2]
+        frames = [f[: h - h % 2, : w - w % 2] for f in frames]  # yuv420p needs even sizes
+        imageio.mimwrite(tmp, frames, fps=fps, codec="libx264", macro_block_size=1, format="FFMPEG")
     return path

@@ -5,7 +5,7 @@ import torch
 from splat.core.camera import look_at
 from splat.core.gaussians import Gaussians
 from splat.io.ply import save_ply
-from splat.render import orbit_viewmats, render_orbit, render_views
+from splat.render import orbit_viewmats, render_orbit, render_views, view_file_names
 
 
 @pytest.fixture(scope="module")
@@ -31,20 +31,46 @@ def test_orbit_circles_the_common_target():
     torch.testing.assert_close(forward, -rel / rel.norm(dim=-1, keepdim=True))
 
 
-def test_render_views_and_orbit_from_ply(scene, tmp_path):
+def test_views_are_named_after_their_images_in_both_layouts(scene, tmp_path):
     g = Gaussians.from_points(scene.points, scene.point_colors, sh_degree=0)
     ply = save_ply(g, tmp_path / "g.ply")
+    names = [p.stem + ".png" for p in scene.image_paths]
     paths = render_views(ply, scene, tmp_path / "views", ids=[0, 3], show_progress=False)
-    assert [p.name for p in paths] == ["0000.png", "0003.png"]
-    img = iio.imread(paths[1])
-    assert img.shape == (32, 64, 3)
-    # the right half is the ground truth, the left half a render that is not blank
+    assert [p.name for p in paths] == [names[0], names[3]]
+    alone = iio.imread(paths[1])
+    assert alone.shape == (32, 32, 3) and alone.std() > 5  # the render alone, not blank
+    paths = render_views(ply, scene, tmp_path / "pairs", ids=[3], layout="side-by-side",
+                         show_progress=False)
+    img = iio.imread(paths[0])
+    assert paths[0].name == names[3] and img.shape == (32, 64, 3)
+    # the right half is the ground truth, the left half the same render
     gt = (scene.images([3])[0] * 255).round().to(torch.uint8).numpy()
     assert (img[:, 32:] == gt).all()
-    assert img[:, :32].std() > 5
+    assert (img[:, :32] == alone).all()
+
+
+def test_view_names_stay_unique_when_stems_collide():
+    assert view_file_names(["a/x.png", "b/x.jpg", "c/y.png"]) == ["0000_x.png", "0001_x.png", "0002_y.png"]
+
+
+def test_orbit_writes_the_asked_format(scene, tmp_path):
+    g = Gaussians.from_points(scene.points, scene.point_colors, sh_degree=0)
     video = render_orbit(g, scene, tmp_path / "orbit.mp4", num_frames=6, fps=5, show_progress=False)
-    assert video.exists() and video.suffix in (".mp4", ".gif") and video.stat().st_size > 0
+    assert video == tmp_path / "orbit.mp4"
+    assert video.read_bytes()[4:8] == b"ftyp"  # an MPEG-4 container, not a GIF under another name
+    gif = render_orbit(g, scene, tmp_path / "orbit.gif", num_frames=6, fps=5, show_progress=False)
+    assert gif.read_bytes()[:3] == b"GIF"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_mp4_without_its_encoder_is_an_error_not_a_gif(scene, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # the encoder package is missing
+    g = Gaussians.from_points(scene.points, scene.point_colors, sh_degree=0)
+    with pytest.raises(RuntimeError, match="orbit.mp4: mp4 needs the imageio-ffmpeg package"):
+        render_orbit(g, scene, tmp_path / "orbit.mp4", num_frames=2, show_progress=False)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_render_errors(scene, tmp_path):
@@ -57,5 +83,7 @@ def test_render_errors(scene, tmp_path):
         render_views(g, scene, tmp_path, ids=[9])
     with pytest.raises(ValueError, match="path must end in .mp4 or .gif"):
         render_orbit(g, scene, tmp_path / "a.avi")
+    with pytest.raises(ValueError, match="layout must be one of"):
+        render_views(g, scene, tmp_path, layout="grid")
     with pytest.raises(ValueError, match="num_frames must be a positive int"):
         render_orbit(g, scene, tmp_path / "a.gif", num_frames=0)

@@ -14,14 +14,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    import importlib.util
-    from pathlib import Path
+    from splatops.app import main
 
-    app_py = Path(__file__).resolve().parents[2] / "app.py"
-    if not app_py.is_file():
-        raise FileNotFoundError(f"app.py not found beside the package at {app_py}")
-    spec = importlib.util.spec_from_file_location("splatops_app", app_py)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.main(["--host", args.host, "--port", str(args.port)])
+    main(["--host", args.host, "--port", str(args.port)])
     return 0

@@ -1,7 +1,8 @@
 """``splatops fit``: fit Gaussians to a scene with a registered method.
 
     splatops fit [--data PATH] [--method 3dgs] [--steps N] --out DIR [--resume]
-                 [--backend auto|cpu|torch|gsplat] [--downscale F] [--threads T] [--set KEY=VALUE ...]
+                 [--backend auto|cpu|torch|gsplat] [--downscale F] [--threads T] [--orbit]
+                 [--set KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=1000, help="steps between checkpoints")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--orbit", action="store_true", help="also render --out/orbit.mp4 around the scene")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="method hyper-parameter override, e.g. --set sh_degree=1 (repeatable)")
     return p
@@ -49,21 +51,13 @@ def parse_overrides(items: list[str]) -> dict:
 
 
 def run(args) -> int:
-    from splat.io import load_bundled_scene, load_scene
-    from splat.methods import fit
+    from splatops import api
 
-    if args.data is None:
-        scene = load_bundled_scene()
-    else:
-        if not args.data.exists():
-            raise FileNotFoundError(f"--data path not found: {args.data}")
-        scene = load_scene(args.data)
-    if args.downscale != 1:
-        scene = scene.downscaled(args.downscale)
-    result = fit(
-        scene, method=args.method, steps=args.steps, out_dir=args.out, resume=args.resume,
-        backend=args.backend, seed=args.seed, eval_every=args.eval_every,
-        checkpoint_every=args.checkpoint_every, num_threads=args.threads, **parse_overrides(args.set),
+    result = api.fit(
+        args.data, out_dir=args.out, method=args.method, steps=args.steps, resume=args.resume,
+        backend=args.backend, downscale=args.downscale, seed=args.seed, eval_every=args.eval_every,
+        checkpoint_every=args.checkpoint_every, num_threads=args.threads, orbit_video=args.orbit,
+        **parse_overrides(args.set),
     )
     m = result.metrics
     print(f"{m['method']}: {m['steps']} steps in {m['train_seconds']:.1f} s, held-out PSNR {m['psnr']:.2f} dB, "

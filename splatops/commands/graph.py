@@ -3,21 +3,20 @@
     splatops graph forwardgnn --dataset karate --variant sf --conv gcn [--task node|link]
                               [--seeds K] [--epochs E] [--json PATH]
     splatops graph cgs --task porous|mdp|classify [--seed S] [--quick] [--json PATH]
+    splatops graph cgs-demo [--pores N] [--seed S] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("graph", help="graph learning: ForwardGNN, Convergent Graph Solvers",
                               description="Graph learning on bundled real graphs.")
-    sub = p.add_subparsers(dest="graph_command", metavar="{forwardgnn,cgs}")
+    sub = p.add_subparsers(dest="graph_command", metavar="{forwardgnn,cgs,cgs-demo}")
 
     f = sub.add_parser("forwardgnn", help="train a GNN layer by layer without back-propagation "
                        "across layers (or the bp baseline)")
@@ -37,22 +36,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--quick", action="store_true", help="a smaller, faster run")
     c.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the records")
+
+    d = sub.add_parser("cgs-demo", help="solve a pore network with the bundled CGS beside SciPy "
+                       "(the app's Graphs tab)")
+    d.add_argument("--pores", type=int, default=300, help="pores in the network (>= 10)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--out", type=Path, default=None, help="write pressure.png into this folder")
     p.set_defaults(_graph_parser=p)
     return p
 
 
 def write_json(path: Path, payload) -> None:
-    """Write JSON atomically (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Writes ``payload`` as indented JSON, atomically."""
+    from splat.io.atomic import write_text_atomic
+
+    write_text_atomic(path, json.dumps(payload, indent=2) + "\n")
 
 
 def format_table(rows: list[dict], columns: list[str]) -> str:
@@ -74,14 +72,13 @@ def format_table(rows: list[dict], columns: list[str]) -> str:
 def _run_forwardgnn(args) -> int:
     import torch
 
-    from graph.forwardgnn import ForwardGNNConfig, run_forwardgnn
+    from splatops import api
 
     if args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
-    config = ForwardGNNConfig() if args.epochs is None else ForwardGNNConfig(epochs=args.epochs)
-    summary = run_forwardgnn(args.dataset, args.variant, args.conv, args.task, args.seeds,
-                             config, progress=args.progress)
+    summary = api.forwardgnn(args.dataset, args.variant, conv=args.conv, task=args.task,
+                             seeds=args.seeds, epochs=args.epochs, show_progress=args.progress)
     row = {k: v for k, v in summary.items() if k != "runs"}
     print(format_table([row], ["dataset", "task", "variant", "conv", "metric", "mean", "std",
                                "seeds", "peak_saved_mb", "peak_rss_mb", "train_seconds"]))
@@ -92,15 +89,9 @@ def _run_forwardgnn(args) -> int:
 
 
 def _run_cgs(args) -> int:
-    try:
-        from graph.cgs.experiments import run as cgs_run
-    except ImportError as exc:
-        raise ValueError(f"Convergent Graph Solvers are unavailable "
-                         f"(graph.cgs.experiments.run cannot be imported: {exc})") from exc
-    records = cgs_run(args.task, seed=args.seed, quick=args.quick)
-    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-        raise ValueError(f"graph.cgs.experiments.run must return a list of dicts, "
-                         f"got {type(records).__name__}")
+    from splatops import api
+
+    records = api.cgs(args.task, seed=args.seed, quick=args.quick)
     columns: list[str] = []
     for r in records:
         columns += [k for k in r if k not in columns]
@@ -112,10 +103,22 @@ def _run_cgs(args) -> int:
     return 0
 
 
+def _run_cgs_demo(args) -> int:
+    from splatops import api
+
+    demo = api.cgs_demo(args.pores, seed=args.seed, out_dir=args.out)
+    print(demo.summary)
+    if demo.figure is not None:
+        print(f"wrote {demo.figure}")
+    return 0
+
+
 def run(args) -> int:
     if args.graph_command == "forwardgnn":
         return _run_forwardgnn(args)
     if args.graph_command == "cgs":
         return _run_cgs(args)
+    if args.graph_command == "cgs-demo":
+        return _run_cgs_demo(args)
     args._graph_parser.print_help()
     return 2

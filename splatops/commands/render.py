@@ -1,6 +1,10 @@
 """``splatops render``: render fitted Gaussians at a scene's views and along an orbit.
 
-    splatops render --ply FILE [--data PATH] --out DIR [--frames N] [--fps F] [--backend B] [--no-video]
+    splatops render --ply FILE [--data PATH] --out DIR [--layout render|side-by-side]
+                    [--frames N] [--fps F] [--backend B] [--no-video]
+
+Each view is written as ``DIR/views/<source image stem>.png`` (``images/frame_0003.png``
+-> ``views/frame_0003.png``), so other tools can pair renders with ground truth.
 """
 
 from __future__ import annotations
@@ -12,11 +16,14 @@ from pathlib import Path
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "render", help="render a fitted PLY at a scene's views and as an orbit video",
-        description="Writes views/<id>.png (render beside ground truth) and orbit.mp4 (or .gif) into --out.",
+        description="Writes views/<image name>.png (one per scene view, named after its source image) "
+                    "and orbit.mp4 into --out.",
     )
     p.add_argument("--ply", type=Path, required=True, help="3DGS PLY file (e.g. point_cloud.ply)")
     p.add_argument("--data", type=Path, default=None, help="scene folder; default: the bundled scene")
     p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--layout", default="render", choices=("render", "side-by-side"),
+                   help="render: the render alone (default); side-by-side: render | ground truth")
     p.add_argument("--downscale", type=int, default=1, help="divide the image size by this factor")
     p.add_argument("--frames", type=int, default=60, help="orbit video frames")
     p.add_argument("--fps", type=int, default=20, help="orbit video frames per second")
@@ -26,23 +33,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from splat.io import load_bundled_scene, load_scene
-    from splat.io.ply import load_ply
-    from splat.render import render_orbit, render_views
+    from splatops import api
 
-    if args.data is None:
-        scene = load_bundled_scene()
-    else:
-        if not args.data.exists():
-            raise FileNotFoundError(f"--data path not found: {args.data}")
-        scene = load_scene(args.data)
-    if args.downscale != 1:
-        scene = scene.downscaled(args.downscale)
-    gaussians = load_ply(args.ply)
-    views = render_views(gaussians, scene, args.out / "views", backend=args.backend)
-    print(f"{len(views)} views -> {args.out / 'views'}")
-    if not args.no_video:
-        video = render_orbit(gaussians, scene, args.out / "orbit.mp4", num_frames=args.frames, fps=args.fps,
-                             backend=args.backend)
-        print(f"orbit video -> {video}")
+    res = api.render(args.ply, args.data, out_dir=args.out, layout=args.layout, downscale=args.downscale,
+                     video=not args.no_video, frames=args.frames, fps=args.fps, backend=args.backend)
+    print(f"{len(res.views)} views -> {args.out / 'views'}")
+    if res.video is not None:
+        print(f"orbit video -> {res.video}")
     return 0

@@ -17,8 +17,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from splat.core.demo import render_demo_png
+    from splatops import api
 
-    path = render_demo_png(args.out, args.width, args.height, backend=args.backend)
+    path = api.render_demo(args.out, args.width, args.height, backend=args.backend)
     print(f"wrote {path}")
     return 0

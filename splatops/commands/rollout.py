@@ -20,10 +20,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from operators.rollout import rollout
+    from splatops import api
 
-    res = rollout(args.model, args.data, split=args.split, n_steps=args.steps, out_dir=args.out,
-                  max_trajectories=args.max_trajectories, progress=not args.no_progress)
+    res = api.rollout(args.model, args.data, split=args.split, steps=args.steps, out_dir=args.out,
+                      max_trajectories=args.max_trajectories, show_progress=not args.no_progress)
     print(f"mean position MSE {res.mean_mse:.4g} over {len(res.predictions)} trajectories")
     for f in res.files:
         print(f"wrote {f}")

@@ -30,19 +30,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from operators.datasets import generate_dataset, load_dataset
+    from splatops import api
 
-    import sys
-
-    try:
-        out = generate_dataset(args.material, args.scene, args.dim, args.trajectories,
-                               args.particles, args.frames, args.seed, args.out,
-                               progress=not args.no_progress, resume=args.resume)
-    except FileExistsError as exc:
-        print(f"splatops simulate: error: {exc}", file=sys.stderr)
-        return 2
-    ds = load_dataset(out)
-    print(f"wrote {out}: {len(ds.train)}/{len(ds.valid)}/{len(ds.test)} train/valid/test "
-          f"trajectories, {ds.metadata['sequence_length'] + 1} frames, "
-          f"{args.particles} particles, dt={ds.dt:g} s")
+    ds = api.simulate(args.material, args.scene, out_dir=args.out, dim=args.dim,
+                      trajectories=args.trajectories, particles=args.particles, frames=args.frames,
+                      seed=args.seed, resume=args.resume, show_progress=not args.no_progress)
+    s = ds.splits
+    print(f"wrote {ds.path}: {s['train']}/{s['valid']}/{s['test']} train/valid/test "
+          f"trajectories, {ds.frames} frames, {args.particles} particles, dt={ds.dt:g} s")
     return 0

@@ -21,9 +21,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from operators.train import train
+    from splatops import api
 
-    res = train(args.model, args.data, args.out, args.steps, resume=args.resume,
-                progress=not args.no_progress, batch_size=args.batch_size, lr=args.lr)
+    res = api.train(args.model, args.data, out_dir=args.out, steps=args.steps, resume=args.resume,
+                    batch_size=args.batch_size, lr=args.lr, show_progress=not args.no_progress)
     print(f"wrote {res.checkpoint} (step {res.step}, loss {res.loss:.4g})")
     return 0

@@ -1,4 +1,4 @@
-"""Figures for the app: particle animations and graph colour maps (matplotlib, Agg)."""
+"""Figures the verbs write: particle animations and graph colour maps (matplotlib, Agg)."""
 
 from __future__ import annotations
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import gradio as gr
 
-from app_support.jobs import stream_job
-from app_support.sessions import get_session
+from splatops import api
+from splatops.app.jobs import stream_job
+from splatops.app.sessions import get_session
 
 BUNDLED = "Bundled example scene"
 UPLOAD = "Upload a scene (.zip)"
@@ -34,10 +35,10 @@ def _only_images(root: Path) -> bool:
 
 
 def _load_scene(source: str, upload: str | None, session):
-    from splat.io import extract_scene_archive, load_bundled_scene, load_scene
+    from splat.io import extract_scene_archive
 
     if source == BUNDLED:
-        return load_bundled_scene()
+        return api.open_scene(None)
     if not upload:
         raise UploadError("Choose a .zip file with a COLMAP model or a transforms.json and its images.")
     try:
@@ -46,7 +47,7 @@ def _load_scene(source: str, upload: str | None, session):
             raise UploadError(
                 "That upload holds images without camera poses. Pose-free fitting is not part of "
                 "this release: add a COLMAP sparse model or a transforms.json beside the images.")
-        return load_scene(root)
+        return api.open_scene(root)
     except (ValueError, FileNotFoundError) as exc:
         if isinstance(exc, UploadError):
             raise
@@ -61,9 +62,6 @@ def _status(p) -> str:
 
 def run_fit(source: str, upload: str | None, method: str, steps: float, request: gr.Request):
     """Fits the chosen scene, streaming progress, then shows renders, video, splats and metrics."""
-    from splat.methods.fit import fit
-    from splat.render import render_orbit
-
     session = get_session(request.session_hash if request else None)
     session.cancel.clear()
     skip = (gr.skip(),) * 5
@@ -79,8 +77,8 @@ def run_fit(source: str, upload: str | None, method: str, steps: float, request:
            f"{len(scene.test_ids)} held-out views of {scene.cameras.width}x{scene.cameras.height}.",) + skip
 
     def work(report):
-        return fit(scene, method=method, steps=int(steps), out_dir=out_dir,
-                   progress=report, should_stop=session.cancel.is_set)
+        return api.fit(scene, out_dir=out_dir, method=method, steps=int(steps), orbit_video=True,
+                       progress=report, should_stop=session.cancel.is_set, show_progress=False)
 
     last = 0.0
     result = None
@@ -93,9 +91,7 @@ def run_fit(source: str, upload: str | None, method: str, steps: float, request:
         elif kind == "result":
             result = value
     metrics = dict(result.metrics)
-    yield ("Rendering the orbit video...",) + skip
-    video = render_orbit(result.gaussians, scene, out_dir / "orbit.mp4")
-    ply = Path(result.paths["ply"]) if hasattr(result, "paths") else out_dir / "point_cloud.ply"
+    video, ply = result.paths["orbit"], Path(result.paths["ply"])
     renders = sorted((out_dir / "renders").glob("*.png"))
     stopped = " (stopped early)" if session.cancel.is_set() else ""
     summary = (f"**Done{stopped}**: {metrics.get('steps')} steps, held-out PSNR "

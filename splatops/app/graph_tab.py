@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from app_support.plots import graph_field_figure
-from app_support.sessions import get_session
+from splatops import api
+from splatops.app.sessions import get_session
 
 FORWARD_VARIANTS = ["bp", "ff-label", "ff-vn", "sf", "sf-topdown"]
 
@@ -17,32 +17,19 @@ def _node_datasets() -> list[str]:
 
 
 def run_porous(num_pores: float, seed: float, request: gr.Request):
-    """Trains a small CGS on generated pore networks and solves a larger held-out one."""
-    from graph.cgs.demo import porous_demo
-
+    """Solves a pore network with the bundled (pretrained) CGS beside SciPy's exact solve."""
     session = get_session(request.session_hash if request else None)
-    out = session.new_job_dir("cgs")
-    demo = porous_demo(num_pores=int(num_pores), seed=int(seed))
-    png = graph_field_figure(
-        demo["positions"][:, :2], demo["edges"],
-        [("CGS prediction", demo["predicted"]), ("exact (SciPy sparse solve)", demo["exact"])],
-        out / "pressure.png")
-    summary = (f"{int(num_pores)} pores, {demo['edges'].shape[1]} throats. Mean absolute error "
-               f"{demo['mae']:.4f} (pressure range 0 to 1), fixed point in {demo['iterations']} "
-               f"iterations; model trained in {demo['train_seconds']:.1f} s on networks of "
-               f"{demo['train_sizes'][0]}-{demo['train_sizes'][1]} pores.")
-    return str(png), summary
+    demo = api.cgs_demo(int(num_pores), seed=int(seed), out_dir=session.new_job_dir("cgs"))
+    return str(demo.figure), demo.summary
 
 
 def run_forward(dataset: str, conv: str, variants: list[str], seeds: float):
     """Trains each chosen variant over a few seeds and tabulates the test metric."""
-    from graph.forwardgnn import run_forwardgnn
-
     if not variants:
         raise gr.Error("Pick at least one variant.")
     rows = []
     for variant in variants:
-        r = run_forwardgnn(dataset, variant, conv, "node", seeds=int(seeds))
+        r = api.forwardgnn(dataset, variant, conv=conv, task="node", seeds=int(seeds))
         rows.append([variant, f"{100 * r['mean']:.1f} ± {100 * r['std']:.1f}",
                      f"{r['train_seconds']:.2f}", f"{r['peak_saved_mb']:.2f}"])
     return rows
@@ -52,13 +39,13 @@ def build_graph_tab() -> None:
     """Adds the Graphs tab's widgets and events to the enclosing Blocks."""
     gr.Markdown("### Convergent Graph Solver: pressure in a pore network\n"
                 "A CGS learns a contracting linear map on the graph whose unique fixed point is "
-                "decoded into pore pressures; it is trained on small networks and solves a larger, "
-                "unseen one here, beside SciPy's exact sparse solve.")
+                "decoded into pore pressures. The bundled model was trained on small networks; "
+                "here it solves a larger, unseen one beside SciPy's exact sparse solve.")
     with gr.Row():
         with gr.Column(scale=1, min_width=260):
             pores = gr.Slider(100, 800, value=300, step=50, label="Pores in the test network")
             seed = gr.Number(0, precision=0, label="Seed")
-            solve = gr.Button("Train and solve", variant="primary", elem_id="cgs-button")
+            solve = gr.Button("Solve", variant="primary", elem_id="cgs-button")
             cgs_summary = gr.Markdown(elem_id="cgs-summary")
         with gr.Column(scale=2):
             pressure = gr.Image(label="Pressure: CGS | exact", type="filepath", elem_id="cgs-image")
