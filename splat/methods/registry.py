@@ -39,6 +39,7 @@ def _load_builtin_methods() -> None:
     import splat.methods.gs3d  # noqa: F401
     import splat.methods.ges  # noqa: F401
     import splat.methods.turbo_gs  # noqa: F401
+    import splat.pose.object_model  # noqa: F401  (the mask-supervised "object" method)
 
 
 def available_methods() -> list[str]:
