@@ -149,6 +149,29 @@ def project_gaussians(
         TypeError, ValueError: a tensor of the wrong kind or shape, or a bad size.
     """
     _check_inputs(means, quats, scales, viewmats, Ks, width, height, opacities)
+    return project_gaussians_unchecked(
+        means, quats, scales, viewmats, Ks, width, height, eps2d=eps2d, near_plane=near_plane,
+        far_plane=far_plane, radius_clip=radius_clip, opacities=opacities, calc_compensations=calc_compensations,
+    )  # fmt: skip
+
+
+def project_gaussians_unchecked(
+    means: Tensor,
+    quats: Tensor,
+    scales: Tensor,
+    viewmats: Tensor,
+    Ks: Tensor,
+    width: int,
+    height: int,
+    *,
+    eps2d: float = 0.3,
+    near_plane: float = 0.01,
+    far_plane: float = 1e10,
+    radius_clip: float = 0.0,
+    opacities: Optional[Tensor] = None,
+    calc_compensations: bool = False,
+) -> Projection:
+    """:func:`project_gaussians` without the argument checks, for callers that validated already."""
     covars = covariance_3d(quats, scales)
     means_c, covars_c = world_to_camera(means, covars, viewmats)
     depths = means_c[..., 2]

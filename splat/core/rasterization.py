@@ -1,10 +1,13 @@
 """``rasterization()``: one gsplat-compatible entry point over several backends.
 
-Pipeline: validate -> project (shared, :mod:`splat.core.projection`) -> colours
-(SH evaluated here) -> depth channel for depth modes -> backend compositing
--> expected-depth normalisation -> ``meta``. Only compositing differs between
-the ``torch`` and ``cpu`` backends; ``gsplat`` (CUDA tensors) hands the whole
-call to ``gsplat.rasterization``.
+Pipeline: validate (once, here; the backends trust their inputs) -> project
+and colour -> depth channel for depth modes -> composite -> expected-depth
+normalisation -> ``meta``. The ``torch`` backend projects with
+:mod:`splat.core.projection` and evaluates SH with :mod:`splat.core.sh` (the
+specification, autograd backward); the ``cpu`` backend does both in one
+compiled pass with a hand-written backward (:func:`splat.core.backends.cpu.project`)
+and composites with its compiled kernel; ``gsplat`` (CUDA tensors) hands the
+whole call to ``gsplat.rasterization``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import torch
 from torch import Tensor
 
 from splat.core.backends import torch_backend
-from splat.core.projection import project_gaussians
+from splat.core.projection import project_gaussians_unchecked
 from splat.core.sh import spherical_harmonics
 from splat.core.validation import BACKENDS, validate_rasterization_inputs
 
@@ -76,13 +79,9 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     return backend
 
 
-def _composite_fn(name: str):
-    if name == "torch":
-        return torch_backend.composite
-    module, reason = _load_cpu_backend()
-    if module is None:  # resolve_backend already checked; the state changed since
-        raise RuntimeError(f"backend='cpu' is unavailable: {reason}")
-    return module.composite
+def _plain_colors(colors: Tensor, C: int, N: int) -> Tensor:
+    """Per-camera colours ``[C, N, D]`` from ``[N, D]`` (broadcast) or ``[C, N, D]``."""
+    return colors.expand(C, N, colors.shape[-1]) if colors.ndim == 2 else colors
 
 
 def _gaussian_colors(
@@ -98,7 +97,7 @@ def _gaussian_colors(
     """
     C, N = viewmats.shape[0], means.shape[0]
     if sh_degree is None:
-        return colors.expand(C, N, colors.shape[-1]) if colors.ndim == 2 else colors
+        return _plain_colors(colors, C, N)
     centres = torch.linalg.inv(viewmats)[:, :3, 3]  # [C, 3]
     dirs = means[None, :, :] - centres[:, None, :]  # [C, N, 3]
     coeffs = colors.expand(C, N, *colors.shape[-2:]) if colors.ndim == 3 else colors
@@ -199,18 +198,30 @@ def rasterization(
         )  # fmt: skip
 
     C, N = viewmats.shape[0], means.shape[0]
-    radii, means2d, depths, conics, compensations = project_gaussians(
-        means, quats, scales, viewmats, Ks, width, height,
-        eps2d=eps2d, near_plane=near_plane, far_plane=far_plane, radius_clip=radius_clip,
-        opacities=opacities, calc_compensations=rasterize_mode == "antialiased",
-    )  # fmt: skip
+    if name == "cpu":
+        cpu, _ = _load_cpu_backend()
+        radii, means2d, depths, conics, view_opacities, sh_colors, tiles_per_gauss = cpu.project(
+            means, quats, scales, opacities, colors if sh_degree is not None else None, viewmats, Ks,
+            width, height, tile_size=tile_size, eps2d=eps2d, near_plane=near_plane, far_plane=far_plane,
+            radius_clip=radius_clip, antialiased=rasterize_mode == "antialiased", sh_degree=sh_degree,
+        )  # fmt: skip
+        feats = _plain_colors(colors, C, N) if sh_colors is None else sh_colors
+        composite = cpu.composite_unchecked
+    else:
+        radii, means2d, depths, conics, compensations = project_gaussians_unchecked(
+            means, quats, scales, viewmats, Ks, width, height,
+            eps2d=eps2d, near_plane=near_plane, far_plane=far_plane, radius_clip=radius_clip,
+            opacities=opacities, calc_compensations=rasterize_mode == "antialiased",
+        )  # fmt: skip
+        view_opacities = opacities.expand(C, N)
+        if compensations is not None:
+            view_opacities = view_opacities * compensations
+        feats = _gaussian_colors(colors, means, viewmats, sh_degree)  # [C, N, D]
+        composite = torch_backend.composite_unchecked
+        tiles_per_gauss = None
     if means2d.requires_grad:
         means2d.retain_grad()
-    view_opacities = opacities.expand(C, N)
-    if compensations is not None:
-        view_opacities = view_opacities * compensations
 
-    feats = _gaussian_colors(colors, means, viewmats, sh_degree)  # [C, N, D]
     if render_mode in ("RGB+D", "RGB+ED"):
         feats = torch.cat([feats, depths[..., None]], dim=-1)
         if backgrounds is not None:
@@ -220,7 +231,7 @@ def rasterization(
         if backgrounds is not None:
             backgrounds = backgrounds.new_zeros(C, 1)
 
-    render_colors, render_alphas = _composite_fn(name)(
+    render_colors, render_alphas = composite(
         means2d, conics, feats, view_opacities, depths.detach(), radii,
         width, height, tile_size, backgrounds, absgrad,
     )  # fmt: skip
@@ -229,8 +240,9 @@ def rasterization(
         render_colors = torch.cat([render_colors[..., :-1], expected], dim=-1)
 
     tile_width, tile_height = math.ceil(width / tile_size), math.ceil(height / tile_size)
-    lo, hi = torch_backend.tile_bounds(means2d, radii, tile_size, tile_width, tile_height)
-    tiles_per_gauss = ((hi - lo).clamp(min=0).prod(-1) * (radii > 0).all(-1)).to(torch.int32)
+    if tiles_per_gauss is None:
+        lo, hi = torch_backend.tile_bounds(means2d, radii, tile_size, tile_width, tile_height)
+        tiles_per_gauss = ((hi - lo).clamp(min=0).prod(-1) * (radii > 0).all(-1)).to(torch.int32)
     meta = {
         "camera_ids": None,
         "gaussian_ids": None,

@@ -35,6 +35,9 @@ _C3 = (
     -0.5900435899266435,
 )
 
+#: Every constant above in one flat tuple ``(C0, C1, C2[0..4], C3[0..6])``, as the compiled kernel takes them.
+SH_CONSTANTS = (SH_C0, _C1, *_C2, *_C3)
+
 
 def num_sh_bases(degree: int) -> int:
     """Number of SH coefficients a given degree uses: ``(degree + 1) ** 2``."""

@@ -7,7 +7,9 @@ shape, value or device) naming the argument, what was expected and what came.
 from __future__ import annotations
 
 import numbers
-from typing import Optional
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Iterator, Optional
 
 import torch
 from torch import Tensor
@@ -17,6 +19,34 @@ from splat.core.sh import MAX_SH_DEGREE, num_sh_bases
 RENDER_MODES = ("RGB", "D", "ED", "RGB+D", "RGB+ED")
 RASTERIZE_MODES = ("classic", "antialiased")
 BACKENDS = ("auto", "torch", "cpu", "gsplat")
+
+# The only full pass over the data in validation; per context (thread), on by default.
+_FINITE_CHECKS: ContextVar[bool] = ContextVar("splatops_finite_checks", default=True)
+
+
+def finite_checks_enabled() -> bool:
+    """Whether :func:`validate_rasterization_inputs` scans tensors for NaN/inf here."""
+    return _FINITE_CHECKS.get()
+
+
+@contextmanager
+def finite_checks(enabled: bool) -> Iterator[None]:
+    """Turns the NaN/inf scan of rasterizer inputs on or off inside a ``with`` block.
+
+    Every other check (types, shapes, devices, modes) always runs. A training
+    loop whose inputs are its own parameters, checked once when it starts,
+    turns the scan off so that no step pays a full pass over the data; the
+    setting is per thread (a :class:`contextvars.ContextVar`).
+
+    >>> with finite_checks(False):
+    ...     finite_checks_enabled()
+    False
+    """
+    token = _FINITE_CHECKS.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _FINITE_CHECKS.reset(token)
 
 
 def _shape(t: Tensor) -> str:
@@ -94,7 +124,10 @@ def validate_rasterization_inputs(
     absgrad: bool,
     backend: str,
 ) -> None:
-    """Checks everything :func:`splat.core.rasterization.rasterization` takes.
+    """Checks everything :func:`splat.core.rasterization.rasterization` takes, once per call.
+
+    The backends trust what passes here. The NaN/inf scan can be switched off
+    with :func:`finite_checks`.
 
     Raises:
         TypeError: a tensor argument is not a floating-point tensor, dtypes
@@ -177,5 +210,6 @@ def validate_rasterization_inputs(
     if len(set(dtypes.values())) > 1:
         listing = ", ".join(f"{name} {dtype}" for name, dtype in dtypes.items())
         raise TypeError(f"all floating tensors must share one dtype, got {listing}")
-    for name, value in tensors.items():
-        check_finite(name, value)
+    if _FINITE_CHECKS.get():
+        for name, value in tensors.items():
+            check_finite(name, value)

@@ -1,8 +1,9 @@
-"""Compiled CPU compositing backend (C++17, OpenMP, SIMD).
+"""Compiled CPU backend (C++17, OpenMP, SIMD): projection, SH colours and compositing.
 
-The kernel in ``csrc/rasterize.cpp`` bins Gaussians into tiles, sorts each tile
-front to back and composites with gsplat's rules (v1.5.3), with a hand-written
-backward. It is compiled with :func:`torch.utils.cpp_extension.load` on first
+``csrc/project.cpp`` projects the Gaussians and evaluates their SH colours in
+one pass (:func:`project`); ``csrc/rasterize.cpp`` bins Gaussians into tiles,
+sorts each tile front to back and composites with gsplat's rules (v1.5.3)
+(:func:`composite`). Both have hand-written backwards. It is compiled with :func:`torch.utils.cpp_extension.load` on first
 use and cached under torch's extension directory (or ``$SPLATOPS_BUILD_DIR``).
 The cache entry is named after a hash of the sources, the compiler flags and
 the CPU model, so another CPU or an edited source rebuilds.
@@ -25,10 +26,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["composite", "is_available", "unavailable_reason", "load_extension"]
+__all__ = ["composite", "composite_unchecked", "project", "is_available", "unavailable_reason", "load_extension"]
 
 _CSRC = Path(__file__).with_name("csrc")
-_SOURCES = ("rasterize.cpp", "simd.h")
+_SOURCES = ("rasterize.cpp", "project.cpp", "project.h", "simd.h")
+_COMPILED = ("rasterize.cpp", "project.cpp")
 _lock = threading.Lock()
 _ext = None
 _reason: str | None = None
@@ -92,7 +94,7 @@ def load_extension():
             with redirect_stdout(log), redirect_stderr(log):
                 _ext = cpp_extension.load(
                     name=name,
-                    sources=[str(_CSRC / "rasterize.cpp")],
+                    sources=[str(_CSRC / name) for name in _COMPILED],
                     extra_cflags=flags,
                     extra_ldflags=["-fopenmp"],
                     extra_include_paths=[str(_CSRC)],
@@ -256,6 +258,13 @@ def composite(
         RuntimeError: if the kernel cannot be built (see :func:`unavailable_reason`).
     """
     _validate(means2d, conics, colors, opacities, depths, radii, width, height, tile_size, backgrounds)
+    return composite_unchecked(means2d, conics, colors, opacities, depths, radii, width, height, tile_size,
+                               backgrounds, absgrad)
+
+
+def composite_unchecked(means2d, conics, colors, opacities, depths, radii, width, height, tile_size,
+                        backgrounds, absgrad=False) -> tuple[Tensor, Tensor]:
+    """:func:`composite` without the argument checks, for callers that validated already."""
     f32 = lambda t: t.float().contiguous()  # noqa: E731
     bg = None if backgrounds is None else f32(backgrounds)
     rgb, alpha = _Composite.apply(
@@ -282,3 +291,96 @@ def _forward_absgrad(means2d: Tensor, rgb: Tensor) -> None:
             means2d.absgrad = inner.absgrad
 
     node.register_hook(_copy)
+
+
+class _Project(torch.autograd.Function):
+    """Projection + SH colours in one kernel call, with the hand-written backward."""
+
+    @staticmethod
+    def forward(ctx, means, quats, scales, opacities, coeffs, viewmats, campos, Ks, settings):
+        (width, height, tile_size, eps2d, near_plane, far_plane, radius_clip, antialiased, sh_degree) = settings
+        from splat.core.sh import SH_CONSTANTS
+
+        degree = -1 if sh_degree is None else sh_degree
+        radii, means2d, depths, conics, view_opac, colors, tiles = load_extension().project_forward(
+            means, quats, scales, opacities, viewmats, Ks, coeffs, campos, width, height, tile_size,
+            eps2d, near_plane, far_plane, radius_clip, antialiased, degree, SH_CONSTANTS,
+        )  # fmt: skip
+        ctx.save_for_backward(means, quats, scales, opacities, coeffs, viewmats, campos, Ks)
+        ctx.settings = (width, height, eps2d, near_plane, antialiased, degree, SH_CONSTANTS)
+        ctx.mark_non_differentiable(radii, tiles)
+        if coeffs is None:
+            ctx.mark_non_differentiable(colors)
+        return radii, means2d, depths, conics, view_opac, colors, tiles
+
+    @staticmethod
+    def backward(ctx, _v_radii, v_means2d, v_depths, v_conics, v_view_opac, v_colors, _v_tiles):
+        means, quats, scales, opacities, coeffs, viewmats, campos, Ks = ctx.saved_tensors
+        width, height, eps2d, near_plane, antialiased, degree, constants = ctx.settings
+        C, N = viewmats.shape[0], means.shape[0]
+
+        def grad(v, *shape):
+            return means.new_zeros(shape) if v is None else v.float().contiguous()
+
+        v_colors = None if coeffs is None or v_colors is None else v_colors.float().contiguous()
+        v_means, v_quats, v_scales, v_opac, v_coeffs, v_viewmats, v_campos, v_Ks = load_extension().project_backward(
+            means, quats, scales, opacities, viewmats, Ks, coeffs, campos, width, height, eps2d, near_plane,
+            antialiased, degree, constants, grad(v_means2d, C, N, 2), grad(v_depths, C, N),
+            grad(v_conics, C, N, 3), grad(v_view_opac, C, N), v_colors,
+        )  # fmt: skip
+        return (v_means, v_quats, v_scales, v_opac, v_coeffs if coeffs is not None else None, v_viewmats,
+                v_campos if campos is not None else None, v_Ks, None)
+
+
+def project(
+    means: Tensor,  # [N, 3]
+    quats: Tensor,  # [N, 4]
+    scales: Tensor,  # [N, 3]
+    opacities: Tensor,  # [N]
+    coeffs: Tensor | None,  # [N, K, 3] or [C, N, K, 3] SH coefficients, or None
+    viewmats: Tensor,  # [C, 4, 4]
+    Ks: Tensor,  # [C, 3, 3]
+    width: int,
+    height: int,
+    *,
+    tile_size: int,
+    eps2d: float,
+    near_plane: float,
+    far_plane: float,
+    radius_clip: float,
+    antialiased: bool,
+    sh_degree: int | None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor | None, Tensor]:
+    """Projects Gaussians and evaluates their SH colours with the compiled kernel.
+
+    Same results as :func:`splat.core.projection.project_gaussians` (with
+    ``opacities``) followed by the SH colours of ``rasterization`` (``+0.5``,
+    ``clamp_min(0)``, directions from each camera centre), differentiable
+    w.r.t. means, quats, scales, opacities, coeffs, viewmats and Ks (as the
+    specification's autograd). Inputs are trusted: ``rasterization`` validated them.
+
+    Returns:
+        radii: Tensor,  # [C, N, 2] int32, 0 when culled
+        means2d: Tensor,  # [C, N, 2]
+        depths: Tensor,  # [C, N]
+        conics: Tensor,  # [C, N, 3]
+        view_opacities: Tensor,  # [C, N] opacities times the compensation when antialiased
+        colors: Tensor or None,  # [C, N, 3] SH colours, None when ``sh_degree`` is None
+        tiles_per_gauss: Tensor,  # [C, N] int32
+    """
+    if viewmats.shape[0] * means.shape[0] >= 2**31:
+        raise ValueError(f"C x N = {viewmats.shape[0]} x {means.shape[0]} projected Gaussians; the cpu backend "
+                         "supports fewer than 2**31")
+    f32 = lambda t: t.float().contiguous()  # noqa: E731
+    campos = None
+    if sh_degree is not None:
+        campos = f32(torch.linalg.inv(viewmats)[:, :3, 3])  # autograd carries d/dcampos to viewmats
+        coeffs = f32(coeffs)
+    else:
+        coeffs = None
+    settings = (width, height, tile_size, float(eps2d), float(near_plane), float(far_plane), float(radius_clip),
+                bool(antialiased), sh_degree)
+    radii, means2d, depths, conics, view_opac, colors, tiles = _Project.apply(
+        f32(means), f32(quats), f32(scales), f32(opacities), coeffs, f32(viewmats), campos, f32(Ks), settings,
+    )  # fmt: skip
+    return radii, means2d, depths, conics, view_opac, (colors if sh_degree is not None else None), tiles

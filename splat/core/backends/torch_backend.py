@@ -148,6 +148,26 @@ def composite(
     """
     check_composite_inputs(means2d, conics, colors, opacities, depths, radii, width, height, tile_size, backgrounds)
     check_positive_int("batch_size", batch_size)
+    return composite_unchecked(means2d, conics, colors, opacities, depths, radii, width, height, tile_size,
+                               backgrounds, absgrad, batch_size, checkpoint)
+
+
+def composite_unchecked(
+    means2d: Tensor,
+    conics: Tensor,
+    colors: Tensor,
+    opacities: Tensor,
+    depths: Tensor,
+    radii: Tensor,
+    width: int,
+    height: int,
+    tile_size: int,
+    backgrounds: Optional[Tensor] = None,
+    absgrad: bool = False,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    checkpoint: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """:func:`composite` without the argument checks, for callers that validated already."""
     C, N, D = colors.shape
     device, dtype = means2d.device, means2d.dtype
     tile_width = math.ceil(width / tile_size)

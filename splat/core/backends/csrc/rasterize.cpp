@@ -25,6 +25,7 @@
 #include <limits>
 #include <vector>
 
+#include "project.h"
 #include "simd.h"
 
 namespace splatops {
@@ -640,6 +641,8 @@ int64_t simd_lanes() { return LANES; }
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("forward", &splatops::forward, "Bin and composite Gaussians (forward)");
     m.def("backward", &splatops::backward, "Gradients of compositing (backward)");
+    m.def("project_forward", &splatops::project_forward, "Project Gaussians and evaluate SH colours (forward)");
+    m.def("project_backward", &splatops::project_backward, "Gradients of projection and SH colours (backward)");
     m.def("fast_exp", &splatops::fast_exp_tensor, "Vectorised approximate exp");
     m.def("simd_lanes", &splatops::simd_lanes, "Pixels per SIMD vector");
 }
