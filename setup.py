@@ -3,9 +3,9 @@
 Everything else (metadata, dependencies, package data) is in pyproject.toml.
 """
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 setup(
-    packages=find_packages(include=["splat*", "operators*", "graph*", "splatops*"]) + ["splatops_assets"],
+    packages=find_namespace_packages(include=["splat*", "operators*", "graph*", "splatops*"]) + ["splatops_assets"],
     package_dir={"splatops_assets": "assets"},
 )
