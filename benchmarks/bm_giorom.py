@@ -34,7 +34,7 @@ from operators.gns import GNS, GNSConfig  # noqa: E402
 from operators.giorom import sample_sparse  # noqa: E402
 from operators.rollout import rollout  # noqa: E402
 from operators.simulator import LearnedSimulator  # noqa: E402
-from operators.train import read_metadata, read_split  # noqa: E402
+from operators.datasets import read_metadata, read_split  # noqa: E402
 
 
 def median_seconds(fn, repeats: int, warmup: int = 2) -> float:

@@ -22,8 +22,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
-import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
+
+from splat.io.atomic import atomic_dir, atomic_path, write_json_atomic
 
 SPLITS = ("train", "valid", "test")
 REQUIRED_KEYS = ("dim", "dt", "bounds", "sequence_length", "default_connectivity_radius",
@@ -137,28 +137,9 @@ def _median_neighbour_distance(points: np.ndarray) -> float:
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write an ``.npz`` atomically (temporary file in the same folder, then rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _save_json(path: Path, obj) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Writes an ``.npz`` atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
 
 
 def write_dataset(out_dir: str | os.PathLike, splits: dict[str, list], dt: float,
@@ -235,23 +216,10 @@ def write_dataset(out_dir: str | os.PathLike, splits: dict[str, list], dt: float
         **finite_difference_stats(train),
     }
     metadata.update(extra or {})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with atomic_dir(out) as tmp:
         for split in SPLITS:
             _save_npz(tmp / f"{split}.npz", arrays[split])
-        _save_json(tmp / "metadata.json", metadata)
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_json_atomic(tmp / "metadata.json", metadata)
     return out
 
 
@@ -298,13 +266,13 @@ def _read_records(path: Path, npz, keys: set, pos_ids: list[int],
     return records
 
 
-def load_dataset(path: str | os.PathLike) -> LagrangianDataset:
-    """Load and validate a dataset folder written by :func:`write_dataset`.
+def read_metadata(path: str | os.PathLike) -> dict:
+    """Reads and checks ``metadata.json`` of a dataset folder.
 
     Raises:
         FileNotFoundError: the folder does not exist.
-        ValueError: a malformed folder, naming the file and the problem (missing
-            files or metadata keys, shapes that disagree, NaN, zero particles).
+        ValueError: the file is missing, not JSON, lacks a key of
+            :data:`REQUIRED_KEYS`, or holds a bad ``dim``, ``bounds``, radius or statistics.
     """
     root = Path(path)
     if not root.is_dir():
@@ -321,21 +289,62 @@ def load_dataset(path: str | os.PathLike) -> LagrangianDataset:
     missing = [k for k in REQUIRED_KEYS if k not in meta]
     if missing:
         raise ValueError(f"{meta_path}: missing keys {missing}")
-    if meta["dim"] not in (2, 3):
-        raise ValueError(f"{meta_path}: dim must be 2 or 3, got {meta['dim']!r}")
     d = meta["dim"]
-    if len(meta["bounds"]) != d:
-        raise ValueError(f"{meta_path}: bounds must have {d} pairs, got {len(meta['bounds'])}")
+    if d not in (2, 3):
+        raise ValueError(f"{meta_path}: dim must be 2 or 3, got {d!r}")
+    try:
+        bounds = np.asarray(meta["bounds"], dtype=float)
+    except (TypeError, ValueError):
+        bounds = np.zeros(0)
+    if bounds.shape != (d, 2) or not np.all(bounds[:, 0] < bounds[:, 1]):
+        raise ValueError(f"{meta_path}: bounds must have {d} pairs [lo, hi] with lo < hi, "
+                         f"got {meta['bounds']!r}")
     for key in ("vel_mean", "vel_std", "acc_mean", "acc_std"):
         if len(meta[key]) != d:
             raise ValueError(f"{meta_path}: {key} must have {d} entries, got {len(meta[key])}")
-    ds = LagrangianDataset(root, meta)
-    for split in SPLITS:
-        f = root / f"{split}.npz"
-        if not f.is_file():
-            raise ValueError(f"{f}: missing split file")
-        setattr(ds, split, _load_split(f, meta))
-    return ds
+    if not float(meta["default_connectivity_radius"]) > 0:
+        raise ValueError(f"{meta_path}: default_connectivity_radius must be positive, "
+                         f"got {meta['default_connectivity_radius']!r}")
+    return meta
+
+
+def read_split(path: str | os.PathLike, split: str, metadata: dict | None = None,
+               min_frames: int = 1) -> list[TrajectoryRecord]:
+    """Reads and checks the trajectories of ``<path>/<split>.npz``.
+
+    Args:
+        path: the dataset folder.
+        split: ``"train"``, ``"valid"`` or ``"test"``.
+        metadata: the folder's :func:`read_metadata` (read when None).
+        min_frames: frames each trajectory needs (training and rollouts need a
+            window of six past frames and one more).
+
+    Raises:
+        ValueError: a missing or unreadable file, naming it and the problem.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+    meta = read_metadata(path) if metadata is None else metadata
+    f = Path(path) / f"{split}.npz"
+    if not f.is_file():
+        raise ValueError(f"{f}: missing split file")
+    records = _load_split(f, meta)
+    frames = records[0].positions.shape[0]
+    if frames < min_frames:
+        raise ValueError(f"{f}: trajectories have {frames} frames; need at least {min_frames}")
+    return records
+
+
+def load_dataset(path: str | os.PathLike) -> LagrangianDataset:
+    """Loads and validates a dataset folder written by :func:`write_dataset`.
+
+    Raises:
+        FileNotFoundError: the folder does not exist.
+        ValueError: a malformed folder, naming the file and the problem (missing
+            files or metadata keys, shapes that disagree, NaN, zero particles).
+    """
+    meta = read_metadata(path)
+    return LagrangianDataset(Path(path), meta, **{s: read_split(path, s, meta) for s in SPLITS})
 
 
 def _split_counts(n: int) -> tuple[int, int, int]:
@@ -409,13 +418,12 @@ def generate_dataset(material: str, scene: str, dim: int, n_trajectories: int,
             raise ValueError(f"{work} holds a generation with different parameters "
                              f"({old}); rerun without resume to start over")
     else:
-        _save_json(spec_path, spec)
+        write_json_atomic(spec_path, spec)
 
     bar = None
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=n_trajectories, desc=f"{mat.name}/{scene} trajectories", unit="traj")
-    info: dict = {}
     for i in range(n_trajectories):
         f = work / f"traj_{i:05d}.npz"
         if f.exists():

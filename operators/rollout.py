@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,12 +11,14 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from splat.io.atomic import atomic_path, write_json_atomic
+
 from operators.checkpoints import (Checkpoint, bundled_checkpoint, check_compatible, load_checkpoint,
                                    models_from_checkpoint)
+from operators.datasets import read_metadata, read_split
 from operators.features import INPUT_SEQUENCE_LENGTH, KINEMATIC_PARTICLE
 from operators.giorom import DenseQuery, sample_sparse
 from operators.simulator import LearnedSimulator, check_positions
-from operators.train import read_metadata, read_split
 
 
 @torch.no_grad()
@@ -126,18 +126,6 @@ def _rollout_one(ckpt: Checkpoint, simulator, query, positions: Tensor, particle
                     progress=progress)
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
 
 @dataclass
 class RolloutResult:
@@ -184,7 +172,7 @@ def rollout(checkpoint: str | os.PathLike | Checkpoint, data_dir: str | os.PathL
     """
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     meta = read_metadata(data_dir)
-    trajs = read_split(data_dir, split, meta)
+    trajs = read_split(data_dir, split, meta, min_frames=INPUT_SEQUENCE_LENGTH + 1)
     if max_trajectories is not None:
         if max_trajectories < 1:
             raise ValueError(f"max_trajectories must be >= 1, got {max_trajectories}")
@@ -220,11 +208,9 @@ def rollout(checkpoint: str | os.PathLike | Checkpoint, data_dir: str | os.PathL
                    "mse_per_step": per_step.tolist(),
                    "mse_per_trajectory": [float(m.mean()) for m in mses]}
 
-        def write_npz(tmp):
-            with open(tmp, "wb") as f:
-                np.savez_compressed(f, **arrays)
-        _atomic_write(out / "rollout.npz", write_npz)
-        _atomic_write(out / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(metrics, indent=1)))
+        with atomic_path(out / "rollout.npz") as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        write_json_atomic(out / "metrics.json", metrics, indent=1)
         files = [out / "rollout.npz", out / "metrics.json"]
     return RolloutResult(preds, truths, [m.tolist() for m in mses], mean, files)
 

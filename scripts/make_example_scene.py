@@ -20,7 +20,6 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +32,8 @@ from tqdm import tqdm  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from splat.io.atomic import atomic_dir  # noqa: E402
 
 WIDTH, HEIGHT = 320, 240
 SUPERSAMPLE = 2  # render at 2x and box-filter down: antialiasing with exact intrinsics
@@ -250,21 +251,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     out: Path = args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         render_scene(tmp, args.views, args.points, args.seed)
         worst = check_scene(tmp)
         print(f"reference points reprojected within {worst:.2e} px")
         for keep in ("SOURCE.md",):  # hand-written files survive regeneration
             if (out / keep).is_file():
                 shutil.copy2(out / keep, tmp / keep)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"wrote {out} ({total / 1e6:.2f} MB)")
     return 0

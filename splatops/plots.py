@@ -12,6 +12,8 @@ import imageio.v2 as imageio  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from splat.io.atomic import atomic_path  # noqa: E402
+
 
 def _canvas_rgb(fig) -> np.ndarray:
     fig.canvas.draw()
@@ -59,9 +61,8 @@ def particle_animation(
         fig.tight_layout()
         frames.append(_canvas_rgb(fig))
     plt.close(fig)
-    tmp = path.with_name(path.name + ".tmp.gif")
-    imageio.mimsave(tmp, frames, duration=1000 / fps, loop=0)
-    tmp.replace(path)
+    with atomic_path(path, suffix=".gif") as tmp:
+        imageio.mimsave(tmp, frames, duration=1000 / fps, loop=0)
     return path
 
 
@@ -90,8 +91,7 @@ def graph_field_figure(
         ax.set_xticks([])
         ax.set_yticks([])
     fig.colorbar(sc, ax=list(axes), shrink=0.8, label="pressure")
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, format="png")
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
-    tmp.replace(path)
     return path

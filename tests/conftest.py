@@ -1,11 +1,7 @@
-"""Shared test configuration: seeds, and skipping CUDA tests without a GPU."""
-
-import os
+"""Shared test configuration: seeds, one-thread runs, and skipping CUDA tests without a GPU."""
 
 import pytest
 import torch
-
-os.environ.setdefault("PYVISTA_OFF_SCREEN", "true")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -21,3 +17,17 @@ def pytest_collection_modifyitems(config, items):
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def one_thread():
+    """Runs a test on one intra-op torch thread, then restores the setting.
+
+    The tests of small graphs and tiny tensors use it (``pytestmark =
+    pytest.mark.usefixtures("one_thread")``): at these sizes intra-op threads
+    only add synchronisation cost, and the machine is shared.
+    """
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)

@@ -9,7 +9,6 @@ with it beside SciPy's exact solve (the browser app's Graphs tab).
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -17,12 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from splat.io.atomic import atomic_path
 from splatops_assets import asset_path
 
 from .experiments import PorousExperiment, evaluate_regression
 from .model import CGS, CGSConfig
 from .tasks.porous import make_pore_network, make_porous_dataset
-from .training import TrainConfig, predict, train
+from .training import predict, train
 
 BUNDLED_PATH = asset_path("checkpoints", "cgs_porous.pt")
 
@@ -49,18 +49,10 @@ def train_porous_model(setting: PorousExperiment | None = None, seed: int = 0) -
 def save_porous_model(model: CGS, info: dict, path: str | os.PathLike) -> Path:
     """Writes the model, its config and summary atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": "splatops-cgs", "config": asdict(model.config), "info": info,
                "state_dict": model.state_dict()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

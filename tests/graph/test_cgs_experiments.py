@@ -9,14 +9,7 @@ from graph.cgs.experiments import (PorousExperiment, benchmark, format_table, gr
 from graph.cgs.profiling import median_seconds, saved_tensor_bytes
 from graph.cgs.tasks import make_porous_dataset
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These graphs are small: intra-op threads add only synchronisation cost."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_porous():

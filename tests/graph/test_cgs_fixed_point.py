@@ -6,14 +6,7 @@ import torch
 from graph.cgs.fixed_point import (BlockSparse, check_contraction, row_abs_sums,
                                    solve_fixed_point, solve_unrolled)
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These graphs are small: intra-op threads add only synchronisation cost."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def random_graph(n=25, e=100, seed=0):

@@ -8,14 +8,7 @@ from graph.cgs import CGS, CGSConfig, GCN, GCNConfig
 from graph.cgs.checks import check_graph
 from graph.cgs.fixed_point import row_abs_sums
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These graphs are small: intra-op threads add only synchronisation cost."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def random_graph(n, seed, node_dim=3, edge_dim=2):

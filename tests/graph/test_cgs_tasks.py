@@ -9,14 +9,7 @@ from graph.cgs.tasks import (bellman_backup, greedy_policy, make_mdp, make_pore_
                              value_iteration)
 from graph.cgs.tasks.classification import stratified_folds, top_k_incoming
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These graphs are small: intra-op threads add only synchronisation cost."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_porous_pressure_conserves_flow_and_meets_boundary_conditions():

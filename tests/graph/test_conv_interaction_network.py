@@ -4,14 +4,7 @@ import torch
 from graph.build import radius_graph
 from graph.conv import InteractionNetwork
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread avoids contention on the shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _graph(n=40, c=16, seed=0):

@@ -4,14 +4,7 @@ import torch
 from graph.build import knn, radius
 from graph.conv import KernelIntegral
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread avoids contention on the shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _bipartite(n_src=60, n_dst=30, k=6, seed=0):

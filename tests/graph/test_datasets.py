@@ -16,6 +16,8 @@ from graph.datasets import (
 )
 from graph.datasets.splits import undirected_pairs
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 # (nodes, undirected edges, label counts by class name) as published by the sources:
 # networkx karate_club_graph (34 members, 78 ties, 17/17 after the split), graspologic's
 # Drosophila CSVs (209/213 neurons; 5559/5625 connected pairs after symmetrising),
@@ -28,15 +30,6 @@ EXPECTED = {
     "les_miserables": (77, 254, None),
     "minnesota": (2642, 3303, None),
 }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Small tensors: one intra-op thread avoids contention on the shared 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_available_datasets_lists_every_set():

@@ -20,16 +20,9 @@ from graph.forwardgnn import (
     train_forwardgnn,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 FORWARD_NODE = ["ff-label", "ff-vn", "sf", "sf-topdown"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Small graphs: one intra-op thread avoids contention on the shared 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """Fixtures for the fitting tests: one tiny synthetic scene, fits on one thread."""
 
 import pytest
-import torch
 
 
 @pytest.fixture(scope="session")
@@ -12,9 +11,5 @@ def tiny_scene(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    # Small tensors on a shared 2-core machine run fastest without intra-op threading.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def _one_thread(one_thread):
+    """Every fit here runs on one intra-op thread (``one_thread`` in tests/conftest.py)."""

@@ -8,14 +8,7 @@ from operators.simulator import LearnedSimulator
 from operators.train import train
 from toy_data import write_toy_dataset
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread avoids contention on the shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _stats(dim=2):

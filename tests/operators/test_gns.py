@@ -7,17 +7,11 @@ from operators.features import (INPUT_SEQUENCE_LENGTH, Normalization, edge_featu
 from operators.gns import GNS, GNSConfig
 from operators.rollout import simulate
 from operators.simulator import LearnedSimulator
-from operators.train import read_split, train
+from operators.datasets import read_split
+from operators.train import train
 from toy_data import bouncing_trajectory, write_toy_dataset
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread avoids contention on the shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _stats(dim=2):

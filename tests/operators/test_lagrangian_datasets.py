@@ -62,7 +62,7 @@ def test_write_refuses_existing_and_overwrites(tmp_path, splits):
 def test_failed_write_leaves_nothing(tmp_path, splits, monkeypatch):
     def boom(*a, **k):
         raise OSError("disk full")
-    monkeypatch.setattr(datasets, "_save_json", boom)
+    monkeypatch.setattr(datasets, "write_json_atomic", boom)
     with pytest.raises(OSError, match="disk full"):
         write_dataset(tmp_path / "ds", splits, dt=0.01, bounds=[[0, 1], [0, 1]])
     assert list(tmp_path.iterdir()) == []

@@ -10,16 +10,9 @@ from operators.train import train
 from splatops.cli import main as cli_main
 from toy_data import write_toy_dataset
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TINY_GIOROM = {"latent": 8, "mp_before": 1, "mp_after": 1, "grid_size": 4, "modes": 2, "sparse_fraction": 0.5}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread avoids contention on the shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

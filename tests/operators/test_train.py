@@ -9,21 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from operators.train import read_metadata, read_split, train
+from operators.datasets import read_metadata, read_split
+from operators.train import train
 from toy_data import write_toy_dataset
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_GIOROM = {"latent": 8, "mp_before": 1, "mp_after": 1, "grid_size": 4, "modes": 2, "sparse_fraction": 0.5}
 TINY_GNS = {"latent": 8, "mp_steps": 1}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread avoids contention on the shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture
@@ -109,13 +103,13 @@ def _corrupt(path: Path, kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind, message", [
-    ("no_metadata", "has no metadata.json"),
-    ("bad_json", "is not valid JSON"),
-    ("missing_key", r"is missing \['acc_std'\]"),
-    ("bad_bounds", "bounds must be"),
-    ("no_train", "has no train.npz"),
+    ("no_metadata", "metadata.json: missing"),
+    ("bad_json", "invalid JSON"),
+    ("missing_key", r"missing keys \['acc_std'\]"),
+    ("bad_bounds", "bounds must have 2 pairs"),
+    ("no_train", "train.npz: missing split file"),
     ("nan", "contains NaN or Inf"),
-    ("zero_particles", "has 0 particles"),
+    ("zero_particles", "has zero particles"),
     ("wrong_dim", r"must be \[T, N, 2\]"),
     ("no_types", "no particle_type_1"),
 ])

@@ -51,7 +51,7 @@ def write_toy_dataset(root: Path, dim: int = 2, n: int = 48, frames: int = 16,
         np.savez(root / f"{name}.npz", **arrays)
     vel = np.concatenate([np.diff(p, axis=0).reshape(-1, dim) for p in all_pos])
     acc = np.concatenate([np.diff(p, n=2, axis=0).reshape(-1, dim) for p in all_pos])
-    meta = {"dim": dim, "dt": 0.01, "bounds": [[0.1, 0.9]] * dim, "sequence_length": frames,
+    meta = {"dim": dim, "dt": 0.01, "bounds": [[0.1, 0.9]] * dim, "sequence_length": frames - 1,
             "default_connectivity_radius": 0.1, "material": material,
             "vel_mean": vel.mean(0).tolist(), "vel_std": vel.std(0).tolist(),
             "acc_mean": acc.mean(0).tolist(), "acc_std": acc.std(0).tolist()}
