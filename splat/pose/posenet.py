@@ -266,10 +266,10 @@ def train_posenet_model(gaussians: Gaussians, config: PoseNetConfig | None = Non
         opt.step()
         sched.step()
         if step % 20 == 0 or step == config.steps - 1:
-            history.append({"step": step, "loss": float(loss), "mask_bce": float(mask_loss),
-                            "nocs_l1": float(nocs_loss), "seconds": round(time.perf_counter() - t0, 2)})
+            history.append({"step": step, "loss": float(loss.detach()), "mask_bce": float(mask_loss.detach()),
+                            "nocs_l1": float(nocs_loss.detach()), "seconds": round(time.perf_counter() - t0, 2)})
             if progress is not None:
-                progress(step, config.steps, float(loss))
+                progress(step, config.steps, float(loss.detach()))
         bar.update(1)
         if config.max_seconds is not None and time.perf_counter() - t0 > config.max_seconds:
             break

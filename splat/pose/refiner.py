@@ -15,9 +15,11 @@ and the model is rendered on black (the silhouette counts); without one the
 render is composited over the observation itself (background pixels cost
 nothing where the model is absent).
 
-Stages: iterations before ``fine_start`` render the crop at half resolution
-with the full learning rates (a wide basin, cheap steps); then full
-resolution with cosine-decayed rates. A per-image affine colour correction
+Stages: the pose learning rates decay (cosine) from their start values to
+``final_lr_factor`` of them over ``max_iters``; iterations before
+``fine_start`` (none by default) render the crop at half resolution, cheap
+but biased: the rasterizer's ``eps2d`` blur fattens small splats twice as
+much at half resolution, which pushes the object away from the camera. A per-image affine colour correction
 ``a * colour + b`` is learnt from ``color_start`` on, and in the late window
 (from ``sh_start``) the higher-order SH coefficients of a copy of the model
 absorb lighting changes (a degree-0 model gains degree-1 coefficients there).
@@ -51,7 +53,7 @@ class RefinerConfig:
 
     Attributes:
         max_iters: iteration cap.
-        fine_start: first full-resolution iteration (before it: half resolution).
+        fine_start: first full-resolution iteration (before it: half resolution; 0: none).
         lr_rot: Adam learning rate of the rotation part (radians).
         lr_trans: Adam learning rate of the translation part (object diameters).
         final_lr_factor: the rates decay (cosine) to this fraction at ``max_iters``.
@@ -71,7 +73,7 @@ class RefinerConfig:
     """
 
     max_iters: int = 60
-    fine_start: int = 25
+    fine_start: int = 0
     lr_rot: float = 0.03
     lr_trans: float = 0.015
     final_lr_factor: float = 0.1
@@ -373,7 +375,7 @@ def icp_translation(points: Tensor, T: Tensor, obs: Observation, diameter: float
         o3d.pipelines.registration.TransformationEstimationPointToPlane(),
         o3d.pipelines.registration.ICPConvergenceCriteria(max_iteration=30),
     )
-    M = torch.from_numpy(np.asarray(result.transformation)).double()
+    M = torch.from_numpy(np.array(result.transformation)).double()
     centre = source.mean(0)
     shift = M[:3, :3] @ centre + M[:3, 3] - centre
     out = T.clone()

@@ -1,0 +1,45 @@
+"""Fixtures for the GS2Pose tests: a small surface-sampled object model and one thread."""
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Small tensors on a shared 2-core machine run fastest without intra-op threading.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def box_object():
+    from splat.pose.dataset import make_object
+
+    return make_object("photo_box")
+
+
+@pytest.fixture(scope="session")
+def box_model(box_object):
+    from splat.pose.model import sample_object_gaussians
+
+    return sample_object_gaussians(box_object, num=3000, seed=0)
+
+
+@pytest.fixture(scope="session")
+def box_ply(box_model, tmp_path_factory):
+    from splat.io.ply import save_ply
+
+    return save_ply(box_model, tmp_path_factory.mktemp("model") / "box.ply")
+
+
+@pytest.fixture
+def pose_and_K():
+    """A ground-truth pose 2.4 units in front of a 96x96 camera, and its intrinsics."""
+    from splat.pose.dataset import default_intrinsics, look_at_pose
+    import numpy as np
+
+    T = torch.from_numpy(look_at_pose(np.array([0.8, -0.6, 0.5]), 2.4, roll_deg=20.0))
+    K = torch.from_numpy(default_intrinsics(96)).float()
+    return T, K
