@@ -26,6 +26,7 @@ from splat.core.sh import spherical_harmonics
 from splat.core.validation import BACKENDS, validate_rasterization_inputs
 
 _warned_cpu_fallback = False
+_warned_gsplat_fallback = False
 
 
 def _load_cpu_backend() -> tuple[Optional[ModuleType], str]:
@@ -43,19 +44,32 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     """Maps ``backend`` (possibly ``"auto"``) to the backend that will run.
 
     ``auto`` picks ``gsplat`` for CUDA tensors, else the compiled ``cpu``
-    backend, falling back to ``torch`` (with one warning per process) when the
-    compiled backend is unavailable.
+    backend. Either falls back to ``torch`` (on the tensors' device, with one
+    warning per process) when it cannot load: gsplat without a working
+    install, the compiled kernel without a compiler.
 
     Raises:
         ValueError: unknown backend, or a backend that cannot run on ``device``.
         RuntimeError: ``backend="cpu"`` was asked for but cannot be loaded.
     """
-    global _warned_cpu_fallback
+    global _warned_cpu_fallback, _warned_gsplat_fallback
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}; got {backend!r}")
     if backend == "auto":
         if device.type == "cuda":
-            return "gsplat"
+            from splat.core.backends import gsplat_backend
+
+            if gsplat_backend.is_available():
+                return "gsplat"
+            if not _warned_gsplat_fallback:
+                _warned_gsplat_fallback = True
+                warnings.warn(
+                    f"gsplat cannot run ({gsplat_backend.unavailable_reason()}); rendering the CUDA tensors "
+                    "with the pure-PyTorch backend (fit with device='cpu' to use the compiled CPU backend)",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            return "torch"
         module, reason = _load_cpu_backend()
         if module is not None:
             return "cpu"

@@ -22,7 +22,9 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from splat.core.device import resolve_device
 from splat.core.gaussians import Gaussians
+from splat.core.validation import finite_checks
 from splat.io.atomic import write_bytes_atomic
 from splat.methods.base import Method, MethodState, StepContext
 from splat.methods.registry import get_method
@@ -167,8 +169,9 @@ def evaluate(
     for i, cid in enumerate(ids):
         ctx = StepContext(
             step=-1, total_steps=0, scene=scene, gaussians=gaussians, optimizers={}, state=state,
-            camera_ids=[cid], viewmats=scene.cameras.viewmats[[cid]], Ks=scene.cameras.Ks[[cid]],
-            width=scene.cameras.width, height=scene.cameras.height, gt_images=images[i : i + 1],
+            camera_ids=[cid], viewmats=scene.cameras.viewmats[[cid]].to(gaussians.device),
+            Ks=scene.cameras.Ks[[cid]].to(gaussians.device), width=scene.cameras.width,
+            height=scene.cameras.height, gt_images=images[i : i + 1],
             background=bg, sh_degree=sh_degree, extent=scene.extent,
         )
         render = _rasterize(method, ctx, backend)[0].clamp(0, 1)
@@ -237,6 +240,8 @@ def fit(
     show_progress: bool = True,
     gaussians: Gaussians | None = None,
     num_threads: int | None = None,
+    *,
+    device: str | torch.device = "auto",
     **method_overrides,
 ) -> FitResult:
     """Fits Gaussians to a scene's training views with a registered method.
@@ -261,6 +266,9 @@ def fit(
         gaussians: initial Gaussians (default: from the scene's points).
         num_threads: torch threads during the fit (restored afterwards); None
             keeps the current setting. On a busy machine 1 is often fastest.
+        device: ``"auto"`` (CUDA when a GPU is present and gsplat runs there,
+            else the CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. The Gaussians,
+            the images and every method state live on it.
         **method_overrides: hyper-parameters of the method (e.g. ``sh_degree=1``).
 
     Returns:
@@ -278,7 +286,7 @@ def fit(
         torch.set_num_threads(num_threads)
         try:
             return fit(scene, method, steps, out_dir, resume, backend, seed, progress, should_stop, eval_every,
-                       checkpoint_every, show_progress, gaussians, None, **method_overrides)
+                       checkpoint_every, show_progress, gaussians, None, device=device, **method_overrides)
         finally:
             torch.set_num_threads(previous_threads)
     eval_every = _check_int("eval_every", eval_every, 0)
@@ -301,7 +309,7 @@ def fit(
     np.random.seed(seed)
     random.seed(seed)
     config = FitConfig(eval_every=eval_every, checkpoint_every=checkpoint_every)
-    device = torch.device("cpu")
+    device = resolve_device(device, backend)
 
     train_ids, test_ids = list(scene.train_ids), list(scene.test_ids)
     eval_ids = test_ids if test_ids else train_ids[:1]
@@ -382,7 +390,8 @@ def fit(
                 gt_images=train_images[index_of[cid]][None], background=background,
                 sh_degree=method.active_sh_degree(step), extent=extent,
             )
-            ctx.render, ctx.alphas, ctx.meta = _rasterize(method, ctx, backend)
+            with finite_checks(False):  # evaluations scan for NaN/inf; each step checks its loss below
+                ctx.render, ctx.alphas, ctx.meta = _rasterize(method, ctx, backend)
             method.step_pre_backward(ctx)
             loss = method.loss(ctx)
             if not torch.isfinite(loss):

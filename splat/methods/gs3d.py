@@ -96,8 +96,9 @@ class GS3D(Method):
 
     # ----------------------------------------------------------------- hooks
     def init(self, scene, gaussians: Gaussians) -> MethodState:
-        n = gaussians.num_gaussians
-        return MethodState(data={"grad2d": torch.zeros(n), "count": torch.zeros(n), "n_reset": 0})
+        n, device = gaussians.num_gaussians, gaussians.device
+        return MethodState(data={"grad2d": torch.zeros(n, device=device), "count": torch.zeros(n, device=device),
+                                 "n_reset": 0})
 
     def trainable(self, gaussians: Gaussians, state: MethodState) -> dict[str, float]:
         return {
@@ -154,24 +155,24 @@ class GS3D(Method):
         if means2d is None or means2d.grad is None:
             return
         data = ctx.state.data
-        n = ctx.gaussians.num_gaussians
+        n, device = ctx.gaussians.num_gaussians, ctx.gaussians.device
         if data["grad2d"].shape[0] != n:  # Gaussians changed outside density control
-            data["grad2d"], data["count"] = torch.zeros(n), torch.zeros(n)
+            data["grad2d"], data["count"] = torch.zeros(n, device=device), torch.zeros(n, device=device)
         grads = means2d.grad.detach().clone()  # [C, N, 2] in pixels
         c = grads.shape[0]
         grads[..., 0] *= ctx.width / 2.0 * c  # to NDC units, as the reference code
         grads[..., 1] *= ctx.height / 2.0 * c
         visible = (ctx.meta["radii"] > 0).all(dim=-1) if ctx.meta["radii"].ndim == 3 else ctx.meta["radii"] > 0
         cam, gid = torch.where(visible)
-        data["grad2d"].index_add_(0, gid.cpu(), grads[cam, gid].norm(dim=-1).cpu())
-        data["count"].index_add_(0, gid.cpu(), torch.ones(gid.shape[0]))
+        data["grad2d"].index_add_(0, gid, grads[cam, gid].norm(dim=-1))
+        data["count"].index_add_(0, gid, torch.ones(gid.shape[0], device=device))
 
     @torch.no_grad()
     def refine(self, ctx: StepContext) -> dict[str, int]:
         """One density-control pass: clone, split, prune; resets the statistics."""
         g, opts, data = ctx.gaussians, ctx.optimizers, ctx.state.data
         grads = data["grad2d"] / data["count"].clamp_min(1)
-        max_scale = g.scales.max(dim=-1).values.cpu()
+        max_scale = g.scales.max(dim=-1).values
         is_small = max_scale <= self.grow_scale3d * ctx.extent
         grow = grads > self.grow_grad2d
         budget = max(self.max_gaussians - g.num_gaussians, 0)
@@ -183,8 +184,8 @@ class GS3D(Method):
         is_clone, is_split = grow & is_small, grow & ~is_small
         device = g.device
         n_clone = clone_gaussians(g, opts, is_clone.to(device))
-        is_split = torch.cat([is_split, torch.zeros(n_clone, dtype=torch.bool)])
-        n_split = split_gaussians(g, opts, is_split.to(device))
+        is_split = torch.cat([is_split.to(device), torch.zeros(n_clone, dtype=torch.bool, device=device)])
+        n_split = split_gaussians(g, opts, is_split)
         prune = g.opacities.detach() < self.prune_opa
         if data["n_reset"] > 0:
             prune |= g.scales.detach().max(dim=-1).values > self.prune_scale3d * ctx.extent
@@ -194,7 +195,7 @@ class GS3D(Method):
         if n_prune:
             keep_gaussians(g, opts, ~prune)
         n = g.num_gaussians
-        data["grad2d"], data["count"] = torch.zeros(n), torch.zeros(n)
+        data["grad2d"], data["count"] = torch.zeros(n, device=device), torch.zeros(n, device=device)
         stats = {"cloned": n_clone, "split": n_split, "pruned": n_prune}
         ctx.info.update(stats)
         return stats

@@ -108,9 +108,9 @@ class TurboGS(GS3D):
         if means2d is None or means2d.grad is None:
             return
         data = ctx.state.data
-        n = ctx.gaussians.num_gaussians
+        n, device = ctx.gaussians.num_gaussians, ctx.gaussians.device
         if data["grad2d"].shape[0] != n:
-            data["grad2d"], data["count"] = torch.zeros(n), torch.zeros(n)
+            data["grad2d"], data["count"] = torch.zeros(n, device=device), torch.zeros(n, device=device)
         grads = means2d.grad.detach().clone()  # [C, N, 2]
         c = grads.shape[0]
         grads[..., 0] *= ctx.width / 2.0 * c  # NDC units, as GS3D
@@ -123,8 +123,8 @@ class TurboGS(GS3D):
         if err is not None and self.error_weight > 0 and gid.numel():
             rel = error_at_means(err, means2d.detach(), cam, gid) / err.mean().clamp_min(1e-8)
             score = score * ((1.0 - self.error_weight) + self.error_weight * rel)
-        data["grad2d"].index_add_(0, gid.cpu(), score.cpu())
-        data["count"].index_add_(0, gid.cpu(), torch.ones(gid.shape[0]))
+        data["grad2d"].index_add_(0, gid, score)
+        data["count"].index_add_(0, gid, torch.ones(gid.shape[0], device=device))
 
     @torch.no_grad()
     def refine(self, ctx: StepContext) -> dict[str, int]:

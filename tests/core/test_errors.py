@@ -80,7 +80,6 @@ def test_resolve_backend_errors():
         resolve_backend("metal", torch.device("cpu"))
     with pytest.raises(ValueError, match="backend='cpu' needs CPU tensors, got tensors on cuda:0"):
         resolve_backend("cpu", torch.device("cuda:0"))
-    assert resolve_backend("auto", torch.device("cuda:0")) == "gsplat"
     assert resolve_backend("torch", torch.device("cpu")) == "torch"
 
 

@@ -10,17 +10,38 @@ from typing import Optional
 from torch import Tensor
 
 
+_reason: Optional[str] = None
+_checked = False
+
+
+def unavailable_reason() -> Optional[str]:
+    """Why :func:`is_available` is False, or None when gsplat can run."""
+    return None if is_available() else _reason
+
+
 def is_available() -> bool:
-    """True when CUDA is present and gsplat imports."""
+    """True when a CUDA GPU is present and gsplat imports and loads its CUDA kernels.
+
+    The first call on a GPU machine may compile gsplat's kernels (minutes);
+    the answer is cached for the process.
+    """
+    global _reason, _checked
+    if _checked:
+        return _reason is None
     import torch
 
     if not torch.cuda.is_available():
-        return False
-    try:
-        import gsplat  # noqa: F401
-    except ImportError:
-        return False
-    return True
+        _reason = "no CUDA GPU is available"
+    else:
+        try:
+            import gsplat  # noqa: F401
+            from gsplat.cuda._backend import _C
+        except Exception as exc:  # ImportError, or a failed JIT build
+            _reason = f"gsplat cannot be imported ({type(exc).__name__}: {str(exc)[:200]})"
+        else:
+            _reason = None if _C is not None else "gsplat's CUDA kernels could not be built or loaded"
+    _checked = True
+    return _reason is None
 
 
 def rasterization(
