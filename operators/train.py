@@ -18,6 +18,8 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from splat.utils.seeding import generator
+
 from operators.checkpoints import (MODELS, Checkpoint, build_models, check_compatible,
                                    load_checkpoint, save_checkpoint)
 from operators.datasets import read_metadata, read_split
@@ -228,7 +230,7 @@ def train(model: str, data_dir: str | os.PathLike, out_dir: str | os.PathLike, s
     loss_value = math.nan
     objective.train()
     while step < steps:
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 997 + rank)
+        gen = generator(cfg.seed, rank, step)  # the same batches whether resumed or not
         windows, nexts, types, batch, noise, queries = _sample_batch(
             trajs, cfg, model_cfg, model, gen, cfg.noise_std)
         for group in optimizer.param_groups:

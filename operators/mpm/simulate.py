@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from splat.utils.checks import check_int
+
 from operators.mpm.materials import Material, make_material
 from operators.mpm.solver import MPMConfig, MPMSolver
 from operators.scenes import SCENES, SceneInit, make_scene
@@ -56,14 +58,6 @@ class Trajectory:
         return self.positions.shape[1]
 
 
-def _check_int(name: str, value, low: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return value
-
-
 def build_solver(material: str | Material, scene: str | SceneInit, dim: int = 2,
                  n_particles: int = 3000, seed: int = 0, randomize: bool = False,
                  config: MPMConfig | None = None, walls: bool = True,
@@ -91,7 +85,7 @@ def build_solver(material: str | Material, scene: str | SceneInit, dim: int = 2,
             raise ValueError(f"unknown scene {scene!r}; choose one of {sorted(SCENES)}")
         if isinstance(dim, bool) or dim not in (2, 3):
             raise ValueError(f"dim must be 2 or 3, got {dim!r}")
-        _check_int("n_particles", n_particles, 1)
+        check_int("n_particles", n_particles, minimum=1)
         params = scene_params or {}
         probe = make_scene(scene, dim, n_particles, seed, randomize, **params)
         n_grid = config.grid_size(probe.spacing)
@@ -137,7 +131,7 @@ def simulate(material: str | Material, scene: str | SceneInit, dim: int = 2,
     >>> tuple(traj.positions.shape)
     (4, 500, 2)
     """
-    _check_int("n_frames", n_frames, 1)
+    check_int("n_frames", n_frames, minimum=1)
     solver, init = build_solver(material, scene, dim, n_particles, seed, randomize, config,
                                 scene_params=scene_params)
     cfg = solver.config
