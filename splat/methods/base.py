@@ -172,6 +172,13 @@ class Method:
     def step_post_backward(self, ctx: StepContext) -> None:
         """Called after ``loss.backward()`` and before the optimizer step."""
 
+    def prepare_evaluation(self, scene, gaussians: "Gaussians", state: MethodState, ids: list[int],
+                           images: Tensor, sh_degree: int, backend: str) -> None:
+        """Called once before the final evaluation of the views ``ids`` (``images [len(ids), H, W, 3]``).
+
+        Pose-free methods fit the held-out views' poses here with the Gaussians frozen.
+        """
+
     def export_ply(self, gaussians: "Gaussians", path: Path) -> Path:
         """Writes the fitted Gaussians as ``point_cloud.ply`` (default: the standard 3DGS layout).
 

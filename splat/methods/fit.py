@@ -427,6 +427,7 @@ def fit(
         bar.close()
 
     final_sh = method.active_sh_degree(max(step - 1, 0))
+    method.prepare_evaluation(scene, gaussians, state, eval_ids, eval_images, final_sh, backend)
     final_psnr, final_ssim, renders = evaluate(
         method, scene, gaussians, state, eval_ids, eval_images, final_sh, backend
     )

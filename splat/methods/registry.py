@@ -40,6 +40,7 @@ def _load_builtin_methods() -> None:
     import splat.methods.ges  # noqa: F401
     import splat.methods.turbo_gs  # noqa: F401
     import splat.pose.object_model  # noqa: F401  (the mask-supervised "object" method)
+    import splat.methods.instantsplat  # noqa: F401
 
 
 def available_methods() -> list[str]:
