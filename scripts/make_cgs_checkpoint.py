@@ -7,7 +7,7 @@ import argparse
 import json
 
 from graph.cgs.demo import BUNDLED_PATH, save_porous_model, train_porous_model
-from graph.cgs.experiments import PorousExperiment, quick_porous
+from graph.cgs.experiments import porous_setting
 
 
 def main() -> None:
@@ -15,7 +15,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="the quick training setting")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    setting = quick_porous() if args.quick else PorousExperiment()
+    setting = porous_setting(quick=args.quick)
     model, info = train_porous_model(setting, seed=args.seed)
     save_porous_model(model, info, BUNDLED_PATH)
     print(json.dumps(info, indent=1))

@@ -19,7 +19,7 @@ import torch
 from splat.io.atomic import atomic_path
 from splatops_assets import asset_path
 
-from .experiments import PorousExperiment, evaluate_regression
+from .experiments import GraphExperiment, evaluate_regression, porous_setting
 from .model import CGS, CGSConfig
 from .tasks.porous import make_pore_network, make_porous_dataset
 from .training import predict, train
@@ -27,13 +27,13 @@ from .training import predict, train
 BUNDLED_PATH = asset_path("checkpoints", "cgs_porous.pt")
 
 
-def train_porous_model(setting: PorousExperiment | None = None, seed: int = 0) -> tuple[CGS, dict]:
+def train_porous_model(setting: GraphExperiment | None = None, seed: int = 0) -> tuple[CGS, dict]:
     """Trains a CGS on random small pore networks.
 
     Returns:
         The model and a summary (settings, train seconds, held-out errors on larger networks).
     """
-    s = setting or PorousExperiment()
+    s = setting or porous_setting()
     torch.manual_seed(seed)
     model = CGS(s.model)
     result = train(model, make_porous_dataset(s.train_graphs, s.train_sizes, seed=seed), s.train,

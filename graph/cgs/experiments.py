@@ -10,8 +10,6 @@ larger held-out networks). Both are used by ``splatops graph`` and
 
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -57,52 +55,46 @@ class torch_threads:
 
 
 @dataclass
-class PorousExperiment:
-    """Sizes of the porous-network experiment.
+class GraphExperiment:
+    """Sizes and hyper-parameters of a CGS experiment on generated graphs: train on
+    small graphs, test on larger unseen ones. :func:`porous_setting` and
+    :func:`gvi_setting` give the two experiments' values.
 
     Attributes:
-        train_graphs: training networks.
-        train_sizes: pore counts of training networks (inclusive range).
-        test_graphs: held-out networks.
-        test_sizes: pore counts of held-out networks.
+        train_graphs: training graphs.
+        train_sizes: node counts of training graphs (inclusive range).
+        test_graphs: held-out graphs.
+        test_sizes: node counts of held-out graphs.
         model: the CGS hyper-parameters.
         train: the training hyper-parameters.
     """
 
-    train_graphs: int = 192
-    train_sizes: tuple[int, int] = (50, 150)
-    test_graphs: int = 16
-    test_sizes: tuple[int, int] = (300, 800)
-    model: CGSConfig = None
-    train: TrainConfig = None
-
-    def __post_init__(self):
-        if self.model is None:
-            self.model = CGSConfig(node_dim=4, edge_dim=1, hidden=32, heads=16,
-                                   gamma_max=0.999, init_contraction=0.95, tol=1e-4,
-                                   max_iter=500)
-        if self.train is None:
-            self.train = TrainConfig(epochs=30, batch_size=8, lr=2e-3)
+    train_graphs: int
+    train_sizes: tuple[int, int]
+    test_graphs: int
+    test_sizes: tuple[int, int]
+    model: CGSConfig
+    train: TrainConfig
 
 
-@dataclass
-class GVIExperiment:
-    """Sizes of the graph value-iteration experiment (see :class:`PorousExperiment`)."""
+def porous_setting(quick: bool = False) -> GraphExperiment:
+    """Pore networks: trained on 50-150 pores, tested on 300-800 (``quick``: a few minutes on 2 cores)."""
+    return GraphExperiment(
+        train_graphs=48 if quick else 192, train_sizes=(50, 150),
+        test_graphs=6 if quick else 16, test_sizes=(300, 800),
+        model=CGSConfig(node_dim=4, edge_dim=1, hidden=32, heads=16, gamma_max=0.999,
+                        init_contraction=0.95, tol=1e-4, max_iter=500),
+        train=TrainConfig(epochs=20, batch_size=8, lr=1e-2) if quick else TrainConfig(epochs=30, batch_size=8, lr=2e-3))
 
-    train_graphs: int = 96
-    train_sizes: tuple[int, int] = (20, 50)
-    test_graphs: int = 32
-    test_sizes: tuple[int, int] = (50, 100)
-    model: CGSConfig = None
-    train: TrainConfig = None
 
-    def __post_init__(self):
-        if self.model is None:
-            self.model = CGSConfig(node_dim=1, edge_dim=1, hidden=32, heads=16,
-                                   gamma_max=0.95, init_contraction=0.9, tol=1e-4,
-                                   max_iter=500)
-        if self.train is None:
-            self.train = TrainConfig(epochs=40, batch_size=8, lr=5e-3)
+def gvi_setting(quick: bool = False) -> GraphExperiment:
+    """Graph MDPs: trained on 20-50 states, tested on 50-100."""
+    return GraphExperiment(
+        train_graphs=48 if quick else 96, train_sizes=(20, 50),
+        test_graphs=12 if quick else 32, test_sizes=(50, 100),
+        model=CGSConfig(node_dim=1, edge_dim=1, hidden=32, heads=16, gamma_max=0.95,
+                        init_contraction=0.9, tol=1e-4, max_iter=500),
+        train=TrainConfig(epochs=40, batch_size=8, lr=1e-2 if quick else 5e-3))
 
 
 @dataclass
@@ -130,18 +122,6 @@ class ClassificationExperiment:
                                    graph_level=True)
         if self.train is None:
             self.train = TrainConfig(epochs=30, batch_size=4, lr=5e-3, loss="cross_entropy")
-
-
-def quick_porous() -> PorousExperiment:
-    """The ``quick`` porous setting (a few minutes on a 2-core CPU)."""
-    return PorousExperiment(train_graphs=48, test_graphs=6,
-                            train=TrainConfig(epochs=20, batch_size=8, lr=1e-2))
-
-
-def quick_gvi() -> GVIExperiment:
-    """The ``quick`` value-iteration setting."""
-    return GVIExperiment(train_graphs=48, test_graphs=12,
-                         train=TrainConfig(epochs=40, batch_size=8, lr=1e-2))
 
 
 def quick_classification() -> ClassificationExperiment:
@@ -191,9 +171,9 @@ def mean_predictor_mse(train_set: list[Data], test_set: list[Data]) -> float:
     return float(np.mean([float(((d.y.double() - mean) ** 2).mean()) for d in test_set]))
 
 
-def run_porous(seed: int = 0, setting: PorousExperiment | None = None) -> list[dict]:
+def run_porous(seed: int = 0, setting: GraphExperiment | None = None) -> list[dict]:
     """Train CGS on small pore networks, evaluate on larger ones against SciPy."""
-    s = setting or PorousExperiment()
+    s = setting or porous_setting()
     train_set = make_porous_dataset(s.train_graphs, s.train_sizes, seed=seed)
     test_set = make_porous_dataset(s.test_graphs, s.test_sizes, seed=seed + 10_000)
     torch.manual_seed(seed)
@@ -209,9 +189,9 @@ def run_porous(seed: int = 0, setting: PorousExperiment | None = None) -> list[d
     ]
 
 
-def run_gvi(seed: int = 0, setting: GVIExperiment | None = None) -> list[dict]:
+def run_gvi(seed: int = 0, setting: GraphExperiment | None = None) -> list[dict]:
     """Train CGS to predict optimal values of random graph MDPs; value error and policy accuracy."""
-    s = setting or GVIExperiment()
+    s = setting or gvi_setting()
     train_set = make_mdp_dataset(s.train_graphs, s.train_sizes, seed=seed)
     test_set = make_mdp_dataset(s.test_graphs, s.test_sizes, seed=seed + 10_000)
     # standardise the targets with training statistics (values vary little)
@@ -293,9 +273,9 @@ def run(task: str, seed: int = 0, quick: bool = False, threads: int | None = 1) 
     task, seed = TASK_ALIASES.get(task, task), int(seed)
     with torch_threads(threads):
         if task == "porous":
-            return run_porous(seed, quick_porous() if quick else None)
+            return run_porous(seed, porous_setting(quick))
         if task == "gvi":
-            return run_gvi(seed, quick_gvi() if quick else None)
+            return run_gvi(seed, gvi_setting(quick))
         return run_classification(seed, quick_classification() if quick else None)
 
 
@@ -404,7 +384,7 @@ def benchmark(quick: bool = False, seed: int = 0, threads: int | None = 1) -> li
 
 
 def _benchmark(quick: bool, seed: int) -> list[dict]:
-    s = quick_porous() if quick else PorousExperiment()
+    s = porous_setting(quick)
     train_set = make_porous_dataset(s.train_graphs, s.train_sizes, seed=seed)
     test_set = make_porous_dataset(s.test_graphs, s.test_sizes, seed=seed + 10_000)
     records = []

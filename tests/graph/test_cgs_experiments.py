@@ -1,10 +1,13 @@
 """CGS experiments: training lowers the porous error, implicit gradients cost less memory, errors."""
 
+import types
+
 import pytest
 import torch
 
+from graph.cgs import profiling
 from graph.cgs import CGS, CGSConfig, TrainConfig, count_parameters, train
-from graph.cgs.experiments import (PorousExperiment, benchmark, format_table, gradient_cost,
+from graph.cgs.experiments import (GraphExperiment, benchmark, format_table, gradient_cost,
                                    matched_gcn, run, run_porous, torch_threads)
 from graph.cgs.profiling import median_seconds, saved_tensor_bytes
 from graph.cgs.tasks import make_porous_dataset
@@ -13,7 +16,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_porous():
-    return PorousExperiment(
+    return GraphExperiment(
         train_graphs=16, train_sizes=(30, 60), test_graphs=3, test_sizes=(100, 150),
         model=CGSConfig(node_dim=4, edge_dim=1, hidden=16, heads=8, enc_layers=1,
                         gamma_max=0.999, init_contraction=0.95, tol=1e-4, max_iter=300),
@@ -51,7 +54,7 @@ def test_implicit_backward_keeps_less_for_backward_than_unrolling():
     assert model.config.gradient == "implicit"  # restored
 
 
-def test_saved_tensor_bytes_and_median_seconds():
+def test_saved_tensor_bytes_and_median_seconds(monkeypatch):
     x = torch.randn(100, 10, requires_grad=True)
     out, saved = saved_tensor_bytes(lambda: (x.exp() * 2).sum())
     assert saved == 100 * 10 * 4  # exp saves its result
@@ -59,8 +62,10 @@ def test_saved_tensor_bytes_and_median_seconds():
         _, none = saved_tensor_bytes(lambda: x.exp())
     assert none == 0
     calls = []
-    assert median_seconds(lambda: calls.append(1), repeats=3, warmup=2) >= 0
-    assert len(calls) == 5
+    ticks = iter([0.0, 3.0, 10.0, 11.0, 20.0, 22.0])  # three timed runs of 3 s, 1 s and 2 s
+    monkeypatch.setattr(profiling, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
+    assert median_seconds(lambda: calls.append(1), repeats=3, warmup=2) == 2.0
+    assert len(calls) == 5  # the two warm-up runs are not timed
     with pytest.raises(ValueError, match="repeats must be >= 1"):
         median_seconds(lambda: None, repeats=0)
 

@@ -241,4 +241,16 @@ def test_metrics():
 def test_available_variants_by_task():
     assert available_variants() == ["bp", "ff-label", "ff-vn", "sf", "sf-topdown"]
     assert available_variants("link") == ["bp", "sf", "sf-topdown"]
-    assert isinstance(ForwardLayer("sage", 4, 8), torch.nn.Module)
+
+
+
+def test_forward_layer_maps_widths_and_steps_only_its_own_parameters():
+    layer = ForwardLayer("sage", 4, 8, lr=0.1)
+    x = torch.randn(6, 4)
+    edge_index = torch.tensor([[0, 1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 0]])
+    out = layer(x, edge_index)
+    assert out.shape == (6, 8) and bool((out >= 0).all())  # relu output
+    before = [p.detach().clone() for p in layer.parameters()]
+    layer.step((out - 1.0).pow(2).mean())
+    assert all(not torch.equal(a, b) for a, b in zip(before, layer.parameters()))
+    assert layer(x, edge_index).sub(1.0).pow(2).mean() < (out - 1.0).pow(2).mean()
