@@ -106,3 +106,70 @@ class JointVariant(Variant):
                 bar.set_postfix(loss=f"{losses[-1]:.4f}", val=f"{val:.3f}")
         self.load_state_dict(best_state)
         return losses
+
+
+class TopDownVariant(JointVariant):
+    """``sf`` with a top-down signal: layer j's loss uses mean(own output, detached states above).
+
+    The states ``[x, h_1, ..., h_L]`` are refreshed once per epoch; every layer
+    keeps its own optimiser and receives no gradient from any other layer. A
+    task subclass says which graph the layers run on (:meth:`graph`) and the
+    loss of one layer's embedding (:meth:`layer_loss`).
+    """
+
+    name = "sf-topdown"
+
+    def __init__(self, in_channels, num_classes, conv, config):
+        if len(set(config.hidden)) != 1:
+            raise ValueError(f"sf-topdown averages layer states, so hidden widths must be equal, "
+                             f"got {config.hidden}")
+        super().__init__(in_channels, num_classes, conv, config)
+        self._states: list[Tensor] | None = None
+
+    def graph(self, task) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
+        """The input features ``[N, F]`` and ``edge_index [2, E]`` the layers run on."""
+        raise NotImplementedError
+
+    def epoch_context(self, task):
+        """What every layer's loss of one epoch shares (e.g. sampled non-edges); None by default."""
+        return None
+
+    def layer_loss(self, task, embedding: Tensor, context) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def bottom_up(self, task) -> list[Tensor]:
+        """States ``[x, h_1, ..., h_L]`` of one plain forward pass."""
+        x, edge_index = self.graph(task)
+        states = [x]
+        for layer in self.layers:
+            states.append(layer(states[-1], edge_index))
+        return states
+
+    @staticmethod
+    def _embedding(own: Tensor, states: list[Tensor], j: int) -> Tensor:
+        return torch.stack([own] + [s.detach() for s in states[j + 2:]]).mean(0)
+
+    @torch.no_grad()
+    def embeddings(self, task) -> list[Tensor]:
+        """Each layer's top-down embedding after a fresh bottom-up pass, for scoring."""
+        self.eval()
+        states = self.bottom_up(task)
+        return [self._embedding(states[j + 1], states, j) for j in range(len(self.layers))]
+
+    def epoch_step(self, task) -> float:
+        if self._states is None:
+            self._states = self.bottom_up(task)
+        _, edge_index = self.graph(task)
+        context = self.epoch_context(task)
+        states, new, total = self._states, [self._states[0]], 0.0
+        for j, layer in enumerate(self.layers):
+            own = layer(states[j].detach(), edge_index)
+            total += layer.step(self.layer_loss(task, self._embedding(own, states, j), context))
+            new.append(own.detach())
+        self._states = new
+        return total
+
+    def fit(self, task, progress: bool = False) -> list[float]:
+        self._states = None
+        return super().fit(task, progress)

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import negative_sampling
 
-from graph.forwardgnn.base import JointVariant, LayerwiseVariant, Stream
+from graph.forwardgnn.base import LayerwiseVariant, Stream, TopDownVariant
 from graph.forwardgnn.losses import link_loss, pair_logits, roc_auc
 from graph.forwardgnn.tasks import LinkTask
 
@@ -65,49 +65,18 @@ class SingleForwardLink(LayerwiseVariant):
         return auc_from_layers(states, task, part, self.config.link_threshold)
 
 
-class SingleForwardTopDownLink(JointVariant):
+class SingleForwardTopDownLink(TopDownVariant):
     """Link prediction where layer j's loss uses mean(own output, detached states above)."""
 
-    name = "sf-topdown"
+    def graph(self, task: LinkTask) -> tuple[Tensor, Tensor]:
+        return task.x, task.edge_index
 
-    def __init__(self, in_channels, num_classes, conv, config):
-        if len(set(config.hidden)) != 1:
-            raise ValueError(f"sf-topdown averages layer states, so hidden widths must be equal, "
-                             f"got {config.hidden}")
-        super().__init__(in_channels, num_classes, conv, config)
-        self._states: list[Tensor] | None = None
+    def epoch_context(self, task: LinkTask) -> Tensor:
+        return train_negatives(task)
 
-    @torch.no_grad()
-    def bottom_up(self, task: LinkTask) -> list[Tensor]:
-        states = [task.x]
-        for layer in self.layers:
-            states.append(layer(states[-1], task.edge_index))
-        return states
-
-    def _embedding(self, own: Tensor, states: list[Tensor], j: int) -> Tensor:
-        return torch.stack([own] + [s.detach() for s in states[j + 2:]]).mean(0)
-
-    def epoch_step(self, task: LinkTask) -> float:
-        if self._states is None:
-            self._states = self.bottom_up(task)
-        states, new, total = self._states, [self._states[0]], 0.0
-        neg = train_negatives(task)
-        for j, layer in enumerate(self.layers):
-            own = layer(states[j].detach(), task.edge_index)
-            emb = self._embedding(own, states, j)
-            total += layer.step(link_loss(emb, task.split.train_pos, neg,
-                                          self.config.link_threshold))
-            new.append(own.detach())
-        self._states = new
-        return total
-
-    def fit(self, task: LinkTask, progress: bool = False) -> list[float]:
-        self._states = None
-        return super().fit(task, progress)
+    def layer_loss(self, task: LinkTask, embedding: Tensor, negatives: Tensor) -> Tensor:
+        return link_loss(embedding, task.split.train_pos, negatives, self.config.link_threshold)
 
     @torch.no_grad()
     def score(self, task: LinkTask, part: str = "test", upto: int | None = None) -> float:
-        self.eval()
-        states = self.bottom_up(task)
-        embs = [self._embedding(states[j + 1], states, j) for j in range(len(self.layers))]
-        return auc_from_layers(embs, task, part, self.config.link_threshold)
+        return auc_from_layers(self.embeddings(task)[:upto], task, part, self.config.link_threshold)

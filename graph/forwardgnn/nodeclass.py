@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from graph.forwardgnn.base import JointVariant, LayerwiseVariant, Stream
+from graph.forwardgnn.base import LayerwiseVariant, Stream, TopDownVariant
 from graph.forwardgnn.losses import accuracy, forward_forward_loss, goodness
 from graph.forwardgnn.tasks import NodeTask
 
@@ -184,64 +184,28 @@ class SingleForward(LayerwiseVariant):
         return accuracy(self.class_scores(task, upto)[m].argmax(1), task.y[m])
 
 
-class SingleForwardTopDown(JointVariant):
-    """``sf`` with top-down signal: layer j's loss uses mean(own output, detached states above).
+class SingleForwardTopDown(TopDownVariant):
+    """Node classification where layer j's loss uses mean(own output, detached states above).
 
-    States are refreshed once per epoch; every layer keeps its own optimiser
-    and receives no gradient from any other layer.
+    The layers run on the graph with one virtual node per class linked to its
+    training nodes (as in ``sf``).
     """
 
-    name = "sf-topdown"
-
-    def __init__(self, in_channels, num_classes, conv, config):
-        if len(set(config.hidden)) != 1:
-            raise ValueError(f"sf-topdown averages layer states, so hidden widths must be equal, "
-                             f"got {config.hidden}")
-        super().__init__(in_channels, num_classes, conv, config)
-        self._states: list[Tensor] | None = None
-
-    def _setup(self, task: NodeTask) -> None:
+    def graph(self, task: NodeTask) -> tuple[Tensor, Tensor]:
         if getattr(self, "_vn", None) is None:
             self._vn = _VirtualNodes(task, _virtual_features(task))
             train = torch.nonzero(task.train_mask).view(-1)
             self._edges = self._vn.link(train, task.y[train])
+        return self._vn.x, self._edges
 
-    @torch.no_grad()
-    def bottom_up(self, task: NodeTask) -> list[Tensor]:
-        """States ``[x, h_1, ..., h_L]`` of one plain forward pass."""
-        self._setup(task)
-        states = [self._vn.x]
-        for layer in self.layers:
-            states.append(layer(states[-1], self._edges))
-        return states
-
-    def _embedding(self, own: Tensor, states: list[Tensor], j: int) -> Tensor:
-        return torch.stack([own] + [s.detach() for s in states[j + 2:]]).mean(0)
-
-    def epoch_step(self, task: NodeTask) -> float:
-        if self._states is None:
-            self._states = self.bottom_up(task)
-        states, new, total = self._states, [self._states[0]], 0.0
-        for j, layer in enumerate(self.layers):
-            own = layer(states[j].detach(), self._edges)
-            logits = _class_logits(self._embedding(own, states, j), task.num_nodes,
-                                   self.config.temperature)
-            total += layer.step(F.cross_entropy(logits[task.train_mask], task.y[task.train_mask]))
-            new.append(own.detach())
-        self._states = new
-        return total
-
-    def fit(self, task: NodeTask, progress: bool = False) -> list[float]:
-        self._states = None
-        return super().fit(task, progress)
+    def layer_loss(self, task: NodeTask, embedding: Tensor, context) -> Tensor:
+        logits = _class_logits(embedding, task.num_nodes, self.config.temperature)
+        return F.cross_entropy(logits[task.train_mask], task.y[task.train_mask])
 
     @torch.no_grad()
     def class_scores(self, task: NodeTask, upto: int | None = None) -> Tensor:
-        self.eval()
-        states = self.bottom_up(task)
         probs = torch.zeros(task.num_nodes, task.num_classes)
-        for j in range(len(self.layers[:upto])):
-            emb = self._embedding(states[j + 1], states, j)
+        for emb in self.embeddings(task)[:upto]:
             probs += torch.softmax(_class_logits(emb, task.num_nodes, self.config.temperature), 1)
         return probs
 
