@@ -19,6 +19,8 @@ verb                   CLI                             app callback
 :func:`forwardgnn`     ``splatops graph forwardgnn``   Graphs tab, Train
 :func:`cgs`            ``splatops graph cgs``          -
 :func:`cgs_demo`       ``splatops graph cgs-demo``     Graphs tab, Solve
+:func:`pose_train`     ``splatops pose train``         -
+:func:`pose_estimate`  ``splatops pose estimate``      -
 =====================  ==============================  ===========================
 
 :func:`open_scene` is the one way both front ends turn a scene argument into a
@@ -66,11 +68,13 @@ __all__ = [
     "cgs",
     "cgs_demo",
     "CGSDemo",
+    "pose_train",
+    "pose_estimate",
 ]
 
 #: The public verbs; the CLI and the app call nothing else of the library's top level.
 VERBS = ("fit", "render", "render_demo", "simulate", "simulate_preview", "train", "rollout",
-         "forwardgnn", "cgs", "cgs_demo")
+         "forwardgnn", "cgs", "cgs_demo", "pose_train", "pose_estimate")
 
 PathLike = str | os.PathLike
 
@@ -558,3 +562,77 @@ def cgs_demo(num_pores: int = 300, *, seed: int = 0, out_dir: PathLike | None = 
             Path(out_dir) / "pressure.png")
     return demo
 
+
+# --------------------------------------------------------------------------- object pose (GS2Pose)
+
+
+def pose_train(
+    model: PathLike,
+    *,
+    out: PathLike | None = None,
+    steps: int = 1200,
+    input_size: int = 64,
+    seed: int = 0,
+    max_seconds: float | None = None,
+    progress: Callable[[int, int, float], None] | None = None,
+    show_progress: bool = True,
+) -> Path:
+    """Trains the coarse Pose-Net of an object model (``splatops pose train``).
+
+    Args:
+        model: the object model, a 3DGS PLY in the object's frame.
+        out: checkpoint path (default: ``MODEL.posenet.pt`` beside the model).
+        steps: training steps.
+        input_size: network input size in pixels (a multiple of 8).
+        seed: seed of the renders, the augmentation and the weights.
+        max_seconds: stop training after this wall time.
+        progress: called with ``(step, steps, loss)`` every 20 steps.
+        show_progress: show a progress bar on the terminal.
+
+    Returns:
+        The written checkpoint (it records the model's fingerprint).
+    """
+    from splat.pose.estimate import train_posenet
+
+    return train_posenet(model, out, steps=steps, input_size=input_size, seed=seed, max_seconds=max_seconds,
+                         progress=progress, show_progress=show_progress)
+
+
+def pose_estimate(
+    model: PathLike,
+    image: PathLike | Any,
+    intrinsics: str | Any,
+    *,
+    depth: PathLike | Any | None = None,
+    mask: PathLike | Any | None = None,
+    init: PathLike | Any | None = None,
+    posenet: PathLike | None = None,
+    out: PathLike | None = None,
+    max_iters: int | None = None,
+    icp: bool = False,
+):
+    """Estimates an object's 6D pose in an image: Pose-Net + PnP if no ``init``, then the GS-Refiner
+    (``splatops pose estimate``).
+
+    Args:
+        model: the object model (3DGS PLY).
+        image: the image (file or ``[H, W, 3]`` array).
+        intrinsics: ``"fx,fy,cx,cy"`` in pixels (or four numbers, or a 3x3 matrix).
+        depth: optional depth image (``.npy`` in model units or 16-bit PNG in millimetres).
+        mask: optional object mask (non-zero = object).
+        init: initial pose: a pose JSON with ``"object_to_camera"`` (OpenCV) or a 4x4.
+        posenet: Pose-Net checkpoint (default: ``MODEL.posenet.pt`` when there).
+        out: pose JSON to write; ``<stem>_overlay.png`` is written beside it.
+        max_iters: refinement iteration cap (default: the refiner's).
+        icp: correct the translation by point-to-plane ICP on ``depth``.
+
+    Returns:
+        The :class:`~splat.pose.estimate.PoseResult`.
+    """
+    from splat.pose.estimate import estimate_pose
+    from splat.pose.refiner import RefinerConfig
+
+    config = RefinerConfig(icp=icp) if max_iters is None else RefinerConfig(
+        max_iters=max_iters, min_iters=min(max_iters, RefinerConfig.min_iters), icp=icp)
+    return estimate_pose(model, image, intrinsics, depth=depth, mask=mask, init=init, posenet=posenet,
+                         out=out, config=config)

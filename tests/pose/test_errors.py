@@ -9,22 +9,6 @@ import torch
 from splat.pose.estimate import estimate_pose, parse_intrinsics, read_pose_file
 
 
-@pytest.fixture
-def scene_files(box_model, pose_and_K, tmp_path):
-    """An image of the box model, its mask, the true pose as a pose file, and the intrinsics string."""
-    from splat.io.images import save_png
-    from splat.pose.refiner import render_model
-
-    T, K = pose_and_K
-    with torch.no_grad():
-        rgb, alpha, _ = render_model(box_model, T, K, 96, 96)
-    save_png(tmp_path / "image.png", (rgb + 0.5 * (1 - alpha)).numpy())
-    save_png(tmp_path / "mask.png", np.repeat((alpha > 0.5).float().numpy(), 3, -1))
-    (tmp_path / "init.json").write_text(json.dumps({"object_to_camera": T.tolist()}))
-    intrinsics = f"{K[0, 0]:.6f},{K[1, 1]:.6f},{K[0, 2]:.6f},{K[1, 2]:.6f}"
-    return tmp_path, intrinsics, T
-
-
 def _written(folder):
     return sorted(p.name for p in folder.iterdir() if p.name.startswith(("out", ".out")))
 
