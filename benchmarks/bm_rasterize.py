@@ -4,12 +4,17 @@ Times forward and forward+backward of the whole ``rasterization()`` call
 (projection, colours and compositing) on random scenes that look like real
 ones: Gaussians in front of the camera, pixel radii from a few to ~20, opacities
 spread over (0, 1). Reports medians of repeats after a warm-up, the number of
-tile-Gaussian intersections and the rate of pixel-Gaussian pairs (every pixel of
-every intersected tile, as gsplat's kernel evaluates them) per second.
+tile-Gaussian intersections, the rate of pixel-Gaussian pairs (every pixel of
+every intersected tile, as gsplat's kernel evaluates them) per second, and the
+cpu backend's speed-up in wall time and in process CPU time (the steadier
+figure on a shared machine).
+
+``--fit-step`` also times one 3DGS training step (render with SH degree 3,
+0.8 L1 + 0.2 D-SSIM loss, backward, Adam) at 800x600 with 100k Gaussians.
 
     python benchmarks/bm_rasterize.py            # the full grid
     python benchmarks/bm_rasterize.py --quick    # a short run
-    python benchmarks/bm_rasterize.py --json out.json
+    python benchmarks/bm_rasterize.py --ns 20000 100000 --sizes 256 512 --fit-step --json out.json
 """
 
 from __future__ import annotations
@@ -31,14 +36,15 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from splat.core.rasterization import rasterization  # noqa: E402
 
 
-def make_scene(n: int, size: int, seed: int = 0) -> dict:
-    """A random scene of ``n`` Gaussians seen by one ``size`` x ``size`` camera."""
+def make_scene(n: int, size: int, seed: int = 0, height: int | None = None) -> dict:
+    """A random scene of ``n`` Gaussians seen by one ``size`` x ``height`` (default square) camera."""
     g = torch.Generator().manual_seed(seed)
+    width, height = size, height or size
     f = float(size)
     z = 2.0 + 6.0 * torch.rand(n, generator=g)
-    u = (torch.rand(n, generator=g) * 1.2 - 0.1) * size
-    v = (torch.rand(n, generator=g) * 1.2 - 0.1) * size
-    means = torch.stack([(u - size / 2) / f * z, (v - size / 2) / f * z, z], -1)
+    u = (torch.rand(n, generator=g) * 1.2 - 0.1) * width
+    v = (torch.rand(n, generator=g) * 1.2 - 0.1) * height
+    means = torch.stack([(u - width / 2) / f * z, (v - height / 2) / f * z, z], -1)
     # Screen-space standard deviations log-uniform in [0.7, 7] px: 3-sigma radii ~2..21 px.
     sigma_px = torch.exp(math.log(0.7) + math.log(10.0) * torch.rand(n, 1, generator=g))
     aniso = torch.exp(0.5 * torch.randn(n, 3, generator=g)).clamp(0.3, 1.0)
@@ -47,9 +53,47 @@ def make_scene(n: int, size: int, seed: int = 0) -> dict:
     opacities = torch.rand(n, generator=g)
     colors = torch.rand(n, 3, generator=g)
     viewmats = torch.eye(4)[None]
-    Ks = torch.tensor([[[f, 0.0, size / 2], [0.0, f, size / 2], [0.0, 0.0, 1.0]]])
+    Ks = torch.tensor([[[f, 0.0, width / 2], [0.0, f, height / 2], [0.0, 0.0, 1.0]]])
     return dict(means=means, quats=quats, scales=scales, opacities=opacities, colors=colors,
-                viewmats=viewmats, Ks=Ks, width=size, height=size)
+                viewmats=viewmats, Ks=Ks, width=width, height=height)
+
+
+def _fit_step_run(state: dict, backend: str) -> tuple[float, float]:
+    """One 3DGS step on ``state`` (params, optimizer, target); returns wall and CPU seconds."""
+    from splat.core.validation import finite_checks
+    from splat.metrics import ssim
+
+    p, opt, scene, target = state["params"], state["opt"], state["scene"], state["target"]
+    t0, c0 = time.perf_counter(), time.process_time()
+    with finite_checks(False):  # as the fit loop
+        img, _, meta = rasterization(
+            p["means"], p["quats"], torch.exp(p["scales"]), torch.sigmoid(p["opacities"]), p["sh"],
+            scene["viewmats"], scene["Ks"], scene["width"], scene["height"], sh_degree=3, backend=backend,
+        )  # fmt: skip
+    meta["means2d"].retain_grad()
+    loss = 0.8 * (img - target).abs().mean() + 0.2 * (1.0 - ssim(img, target).mean())
+    loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def measure_fit_step(n: int, width: int, height: int, backend: str, repeats: int) -> dict:
+    """Median wall/CPU seconds of a training step after a warm-up step."""
+    scene = make_scene(n, width, height=height)
+    g = torch.Generator().manual_seed(1)
+    params = {
+        "means": scene["means"], "quats": scene["quats"], "scales": torch.log(scene["scales"]),
+        "opacities": torch.logit(scene["opacities"].clamp(0.01, 0.99)),
+        "sh": torch.randn(n, 16, 3, generator=g) * 0.2,
+    }  # fmt: skip
+    params = {k: v.clone().requires_grad_() for k, v in params.items()}
+    target = torch.rand(1, height, width, 3, generator=g)
+    state = dict(params=params, scene=scene, target=target, opt=torch.optim.Adam(params.values(), lr=1e-4))
+    _fit_step_run(state, backend)  # warm-up
+    walls, cpus = zip(*(_fit_step_run(state, backend) for _ in range(repeats)))
+    return dict(n=n, width=width, height=height, backend=backend, step_s=statistics.median(walls),
+                step_cpu_s=statistics.median(cpus), repeats=repeats)
 
 
 def _run(scene: dict, backend: str, backward: bool) -> tuple[float, float, dict]:
@@ -84,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", help="image sizes (default: 128 256 512)")
     parser.add_argument("--ns", type=int, nargs="+", help="Gaussian counts (default: 1000 20000 100000)")
     parser.add_argument("--threads", type=int, help="torch/OpenMP threads (default: torch's default)")
+    parser.add_argument("--fit-step", action="store_true",
+                        help="also time a 3DGS training step at 800x600 with 100k Gaussians (cpu backend)")
+    parser.add_argument("--fit-step-torch", action="store_true",
+                        help="with --fit-step, time the torch backend too (tens of seconds per step)")
+    parser.add_argument("--fit-repeats", type=int, default=3, help="timed training steps (median reported)")
     parser.add_argument("--json", metavar="PATH", help="write the figures to PATH")
     args = parser.parse_args(argv)
     if args.threads:
@@ -97,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     header = (f"{'N':>7} {'size':>5} {'isects':>8} {'backend':>7} {'fwd ms':>9} {'fwd+bwd ms':>11} "
-              f"{'f+b cpu-s':>9} {'Gpair/s fwd':>11} {'speed-up f+b':>12}")
+              f"{'f+b cpu-ms':>10} {'Gpair/s fwd':>11} {'speed-up f+b':>12} {'(cpu time)':>10}")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"threads={torch.get_num_threads()}  cores={os.cpu_count()}  load average at start={load:.1f}  "
           f"repeats={repeats} (median; cpu-s = process CPU time, all threads)")
@@ -123,19 +172,31 @@ def main(argv: list[str] | None = None) -> int:
                 r = results[backend]
                 if r is None:
                     continue
-                speed = ""
+                speed = speed_cpu = ""
                 if backend == "cpu" and results["torch"] is not None:
                     r["speedup_fwd_bwd"] = results["torch"]["fwd_bwd_s"] / r["fwd_bwd_s"]
                     r["speedup_fwd"] = results["torch"]["fwd_s"] / r["fwd_s"]
+                    r["speedup_fwd_bwd_cpu_time"] = results["torch"]["fwd_bwd_cpu_s"] / r["fwd_bwd_cpu_s"]
                     speed = f"{r['speedup_fwd_bwd']:.1f}x"
+                    speed_cpu = f"{r['speedup_fwd_bwd_cpu_time']:.1f}x"
                 print(f"{n:>7} {size:>5} {r['isects']:>8} {backend:>7} {r['fwd_s'] * 1e3:>9.1f} "
-                      f"{r['fwd_bwd_s'] * 1e3:>11.1f} {r['fwd_bwd_cpu_s']:>9.2f} {r['pairs_per_s_fwd'] / 1e9:>11.3f} "
-                      f"{speed:>12}")
+                      f"{r['fwd_bwd_s'] * 1e3:>11.1f} {r['fwd_bwd_cpu_s'] * 1e3:>10.1f} "
+                      f"{r['pairs_per_s_fwd'] / 1e9:>11.3f} {speed:>12} {speed_cpu:>10}")
                 rows.append(dict(n=n, size=size, backend=backend, **r))
+    fit_rows = []
+    if args.fit_step:
+        print(f"\n3DGS training step, 800x600, 100k Gaussians, SH degree 3 (median of {args.fit_repeats})")
+        for backend in ("cpu", "torch") if args.fit_step_torch else ("cpu",):
+            r = measure_fit_step(100_000, 800, 600, backend, args.fit_repeats)
+            fit_rows.append(r)
+            print(f"{backend:>7}: {r['step_s'] * 1e3:9.1f} ms wall, {r['step_cpu_s'] * 1e3:9.1f} ms CPU")
+    load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"load average at end={load_end:.1f}")
     if args.json:
         payload = dict(machine=dict(cpu=platform.processor() or platform.machine(), cores=os.cpu_count(),
                                     threads=torch.get_num_threads(), torch=torch.__version__,
-                                    load_average_at_start=load), repeats=repeats, rows=rows)
+                                    load_average_at_start=load, load_average_at_end=load_end),
+                       repeats=repeats, rows=rows, fit_step=fit_rows)
         folder = os.path.dirname(os.path.abspath(args.json))
         with tempfile.NamedTemporaryFile("w", dir=folder, delete=False, suffix=".tmp") as f:
             json.dump(payload, f, indent=2)

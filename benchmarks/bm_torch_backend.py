@@ -1,6 +1,6 @@
 """Benchmark of the pure-PyTorch rasterizer path: projection, compositing, backward.
 
-Times (median of repeats after a warm-up) the shared projection alone, the
+Times (median of repeats after a warm-up) the PyTorch projection alone, the
 whole ``rasterization(backend="torch")`` forward, and forward + backward, on
 random scenes of N Gaussians seen by one square camera; then sweeps the torch
 backend's ``batch_size`` (Gaussians per tile per dense step).
