@@ -32,6 +32,19 @@ def _batch_slices(batch: Tensor | None, n: int) -> list[tuple[int, np.ndarray]]:
     return [(int(v), np.nonzero(b == v)[0]) for v in np.unique(b)]
 
 
+def _examples(x: Tensor, y: Tensor, batch_x: Tensor | None, batch_y: Tensor | None):
+    """Checks ``x``/``y`` and yields, per example of the batch with points on both sides,
+    ``(xs, ys, xi, yi)``: all points as float64 NumPy arrays and the example's row indices."""
+    _check_points("x", x)
+    _check_points("y", y)
+    xs, ys = x.detach().cpu().double().numpy(), y.detach().cpu().double().numpy()
+    ysl = dict(_batch_slices(batch_y, len(ys)))
+    for b, xi in _batch_slices(batch_x, len(xs)):
+        yi = ysl.get(b)
+        if yi is not None and len(xi) and len(yi):
+            yield xs, ys, xi, yi
+
+
 def _to_edge_index(src: np.ndarray, dst: np.ndarray, device) -> Tensor:
     order = np.lexsort((src, dst))
     return torch.from_numpy(np.stack([src[order], dst[order]]).astype(np.int64)).to(device)
@@ -52,17 +65,10 @@ def radius(x: Tensor, y: Tensor, r: float, batch_x: Tensor | None = None,
     Returns:
         ``[2, E]`` pairs ``(index into y, index into x)``, as torch-geometric's ``radius``.
     """
-    _check_points("x", x)
-    _check_points("y", y)
     if r <= 0:
         raise ValueError(f"r must be positive, got {r}")
-    xs, ys = x.detach().cpu().double().numpy(), y.detach().cpu().double().numpy()
     rows, cols = [], []
-    ysl = dict(_batch_slices(batch_y, len(ys)))
-    for b, xi in _batch_slices(batch_x, len(xs)):
-        yi = ysl.get(b)
-        if yi is None or len(xi) == 0 or len(yi) == 0:
-            continue
+    for xs, ys, xi, yi in _examples(x, y, batch_x, batch_y):
         tree = cKDTree(xs[xi])
         if max_num_neighbors is None:
             lists = tree.query_ball_point(ys[yi], r)
@@ -120,17 +126,10 @@ def knn(x: Tensor, y: Tensor, k: int, batch_x: Tensor | None = None,
     Returns:
         ``[2, E]`` pairs ``(index into y, index into x)``.
     """
-    _check_points("x", x)
-    _check_points("y", y)
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    xs, ys = x.detach().cpu().double().numpy(), y.detach().cpu().double().numpy()
     rows, cols = [], []
-    ysl = dict(_batch_slices(batch_y, len(ys)))
-    for b, xi in _batch_slices(batch_x, len(xs)):
-        yi = ysl.get(b)
-        if yi is None or len(xi) == 0 or len(yi) == 0:
-            continue
+    for xs, ys, xi, yi in _examples(x, y, batch_x, batch_y):
         kk = min(k, len(xi))
         _, j = cKDTree(xs[xi]).query(ys[yi], k=kk)
         j = j.reshape(len(yi), kk)

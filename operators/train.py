@@ -162,7 +162,8 @@ def train(model: str, data_dir: str | os.PathLike, out_dir: str | os.PathLike, s
     Returns:
         TrainResult.
 
-    >>> # train("giorom", "data/water2d", "runs/water", steps=2000)  # doctest: +SKIP
+    Example: ``train("giorom", "data/water2d", "runs/water", steps=2000)`` on a dataset
+    from ``splatops simulate``.
     """
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -142,8 +143,14 @@ class CGS(nn.Module):
         if c.gradient == "unrolled" and torch.is_grad_enabled():
             h = solve_unrolled(weight, b, edge_index, c.unrolled_iter, layout=layout)
             return h, SolveInfo(forward_iterations=c.unrolled_iter)
-        return solve_fixed_point(weight, b, edge_index, solver=c.solver, tol=c.tol,
-                                 max_iter=c.max_iter, layout=layout)
+        h, info = solve_fixed_point(weight, b, edge_index, solver=c.solver, tol=c.tol,
+                                    max_iter=c.max_iter, layout=layout)
+        if not info.converged:
+            warnings.warn(f"CGS fixed-point solve did not reach tol={c.tol:g} within max_iter={c.max_iter} "
+                          f"iterations (relative residual {info.forward_residual:.0e}); the prediction "
+                          f"is not the fixed point: raise max_iter, or lower gamma_max for a stronger "
+                          f"contraction", RuntimeWarning, stacklevel=2)
+        return h, info
 
     def forward(
         self,

@@ -132,8 +132,8 @@ class ObjectGS(GS3D):
 
     def init(self, scene, gaussians: Gaussians) -> MethodState:
         state = super().init(scene, gaussians)
-        state.data["masks"] = (view_masks(scene, self.mask_dir, self.background_color,
-                                          self.background_tolerance) * 255).round().to(torch.uint8)
+        masks = view_masks(scene, self.mask_dir, self.background_color, self.background_tolerance)
+        state.data["masks"] = (masks * 255).round().to(torch.uint8).to(gaussians.device)
         return state
 
     def loss(self, ctx: StepContext) -> Tensor:

@@ -1,5 +1,7 @@
 """CGS model: contraction by construction, implicit vs unrolled gradients, input checks, GCN baseline."""
 
+import warnings
+
 import pytest
 import torch
 
@@ -162,3 +164,16 @@ def test_bad_graphs_raise():
         check_graph(x, ei, e[:-1])
     with pytest.raises(ValueError, match=r"batch must be \[6\]"):
         check_graph(x, ei, e, torch.zeros(5, dtype=torch.long))
+
+
+def test_a_solve_that_does_not_converge_warns_and_says_so():
+    x, ei, e = random_graph(30, 0)
+    model = CGS(small_config(gamma_max=0.99, tol=1e-12, max_iter=2))
+    with pytest.warns(RuntimeWarning, match=r"did not reach tol=1e-12 within max_iter=2"):
+        _, info = model(x, ei, e)
+    assert not info.converged and info.forward_iterations == 2
+    model = CGS(small_config(gamma_max=0.5, tol=1e-6, max_iter=500))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a converged solve is silent
+        _, info = model(x, ei, e)
+    assert info.converged and info.forward_residual <= 1e-6

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import softmax
 
-from .edge_mlp_conv import mlp
+from .edge_mlp_conv import mlp, reset_linears
 
 
 class CGSAttentionConv(MessagePassing):
@@ -50,30 +50,27 @@ class CGSAttentionConv(MessagePassing):
         self.msg_mlp = mlp([2 * channels + edge_dim, hidden, heads])
         self.gate_mlp = mlp([channels, hidden, heads])
         self.b_mlp = mlp([channels + heads, hidden, heads])
-        self._alpha: Tensor | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         super().reset_parameters()
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                m.reset_parameters()
+        reset_linears(self)
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor) -> tuple[Tensor, Tensor]:
         """Returns ``A: [E, H]`` (``A[e] = A[dst, src]``) and ``b: [N, H]``."""
-        agg = self.propagate(edge_index, x=x, edge_attr=edge_attr, size=(x.shape[0], x.shape[0]))
-        alpha, self._alpha = self._alpha, None
+        src, dst = edge_index
+        n = x.shape[0]
+        z = torch.cat([x[dst], x[src], edge_attr], dim=-1)  # [E, 2C + D], (x_i, x_j, e_ji)
+        alpha = softmax(self.logit_mlp(z), dst, num_nodes=n)  # [E, H], sums to 1 per target
+        agg = self.propagate(edge_index, weighted=alpha * self.msg_mlp(z), size=(n, n))  # [N, H]
         gate = torch.sigmoid(self.gate_mlp(x))  # [N, H]
-        a = gate[edge_index[1]] * alpha  # [E, H]
+        a = gate[dst] * alpha  # [E, H]
         b = self.b_mlp(torch.cat([x, agg], dim=-1))  # [N, H]
         return a, b
 
-    def message(self, x_i: Tensor, x_j: Tensor, edge_attr: Tensor, index: Tensor,
-                ptr: Tensor | None, size_i: int | None) -> Tensor:
-        z = torch.cat([x_i, x_j, edge_attr], dim=-1)
-        alpha = softmax(self.logit_mlp(z), index, ptr, size_i)  # [E, H], sums to 1 per target
-        self._alpha = alpha
-        return alpha * self.msg_mlp(z)
+    def message(self, weighted: Tensor) -> Tensor:
+        """The attention-weighted messages, computed in :meth:`forward` beside ``A``."""
+        return weighted
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.channels}, edge_dim={self.edge_dim}, "

@@ -17,6 +17,13 @@ def mlp(sizes: list[int], act: type[nn.Module] = nn.SiLU) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def reset_linears(module: nn.Module) -> None:
+    """Re-initialises every ``nn.Linear`` inside ``module`` (the MLPs of a layer)."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            m.reset_parameters()
+
+
 class EdgeMLPConv(MessagePassing):
     r"""Edge-conditioned residual message passing (Gilmer et al., "Neural Message
     Passing for Quantum Chemistry", ICML 2017), as the encoder of CGS uses it.
@@ -46,9 +53,7 @@ class EdgeMLPConv(MessagePassing):
 
     def reset_parameters(self) -> None:
         super().reset_parameters()
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                m.reset_parameters()
+        reset_linears(self)
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor) -> Tensor:
         """``x: [N, C]``, ``edge_index: [2, E]``, ``edge_attr: [E, D]`` -> ``[N, C]``."""

@@ -23,6 +23,8 @@ import torch
 from scipy.spatial import Delaunay
 from torch_geometric.data import Data
 
+from .sizes import sized_dataset
+
 
 @dataclass
 class PorousConfig:
@@ -137,13 +139,6 @@ def make_pore_network(num_pores: int, seed: int, config: PorousConfig | None = N
 
 def make_porous_dataset(count: int, size_range: tuple[int, int], seed: int,
                         config: PorousConfig | None = None) -> list[Data]:
-    """``count`` networks with pore counts uniform in ``size_range`` (inclusive)."""
-    if count < 1:
-        raise ValueError(f"count must be >= 1, got {count}")
-    lo, hi = size_range
-    if not 10 <= lo <= hi:
-        raise ValueError(f"size_range must satisfy 10 <= low <= high, got {size_range}")
-    rng = np.random.default_rng(seed)
-    sizes = rng.integers(lo, hi + 1, size=count)
-    seeds = rng.integers(0, 2**31 - 1, size=count)
-    return [make_pore_network(int(n), int(s), config) for n, s in zip(sizes, seeds)]
+    """``count`` networks with pore counts uniform in ``size_range`` (inclusive, >= 10)."""
+    return sized_dataset(lambda n, s: make_pore_network(n, s, config), count, size_range, seed,
+                         min_size=10)

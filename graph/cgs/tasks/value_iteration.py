@@ -18,6 +18,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
+from .sizes import sized_dataset
+
 
 
 @dataclass
@@ -122,16 +124,8 @@ def make_mdp(num_states: int, seed: int, config: MDPConfig | None = None) -> Dat
 
 def make_mdp_dataset(count: int, size_range: tuple[int, int], seed: int,
                      config: MDPConfig | None = None) -> list[Data]:
-    """``count`` MDPs with state counts uniform in ``size_range`` (inclusive)."""
-    if count < 1:
-        raise ValueError(f"count must be >= 1, got {count}")
-    lo, hi = size_range
-    if not 3 <= lo <= hi:
-        raise ValueError(f"size_range must satisfy 3 <= low <= high, got {size_range}")
-    rng = np.random.default_rng(seed)
-    sizes = rng.integers(lo, hi + 1, size=count)
-    seeds = rng.integers(0, 2**31 - 1, size=count)
-    return [make_mdp(int(n), int(s), config) for n, s in zip(sizes, seeds)]
+    """``count`` MDPs with state counts uniform in ``size_range`` (inclusive, >= 3)."""
+    return sized_dataset(lambda n, s: make_mdp(n, s, config), count, size_range, seed, min_size=3)
 
 
 def policy_accuracy(pred_value: Tensor, data: Data) -> float:
