@@ -77,6 +77,8 @@ def view_masks(scene, mask_dir: str | os.PathLike | None = None,
 def carve_points(scene, masks: Tensor, num: int = 6000, seed: int = 0, bound: float | None = None) -> Tensor:
     """Visual hull: random points in a cube kept when every view sees them inside its mask.
 
+    Every training view must see the whole object (as object captures do).
+
     Args:
         scene: the training scene (its cameras look at the object).
         masks: Tensor,  # [C, H, W] object masks
@@ -102,7 +104,7 @@ def carve_points(scene, masks: Tensor, num: int = 6000, seed: int = 0, bound: fl
         inside = (x >= 0) & (x < cams.width) & (y >= 0) & (y < cams.height) & (z > 0)
         c = torch.arange(len(cams))[:, None].expand_as(x)
         hit = masks[c, y.clamp(0, cams.height - 1), x.clamp(0, cams.width - 1)] > 0.5
-        keep = (hit | ~inside).all(0) & inside.any(0)
+        keep = (hit & inside).all(0)  # the object is in view of every training camera
         kept.append(pts[keep])
         if sum(len(k) for k in kept) >= num:
             break

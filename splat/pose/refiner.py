@@ -72,7 +72,7 @@ class RefinerConfig:
         backend: rasterization backend.
     """
 
-    max_iters: int = 60
+    max_iters: int = 50
     fine_start: int = 0
     lr_rot: float = 0.03
     lr_trans: float = 0.015
@@ -82,11 +82,11 @@ class RefinerConfig:
     depth_weight: float = 1.0
     color_start: int = 10
     lr_color: float = 0.02
-    sh_start: int = 40
+    sh_start: int = 30
     lr_sh: float = 0.005
-    tol: float = 5e-4
-    patience: int = 4
-    min_iters: int = 30
+    tol: float = 2e-3
+    patience: int = 3
+    min_iters: int = 20
     margin: float = 0.3
     icp: bool = False
     backend: str = "auto"
