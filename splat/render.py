@@ -1,8 +1,19 @@
 """Rendering fitted Gaussians: a scene's views, and an orbit video around them.
 
->>> from splat.render import render_views, render_orbit      # doctest: +SKIP
->>> render_views("out/point_cloud.ply", scene, "out/views")   # doctest: +SKIP
->>> render_orbit("out/point_cloud.ply", scene, "out/orbit.mp4")  # doctest: +SKIP
+``render_views(ply_or_gaussians, scene, "out/views")`` writes one PNG per view,
+``render_orbit(ply_or_gaussians, scene, "out/orbit.mp4")`` a turn around the scene.
+
+>>> import tempfile
+>>> from splat.core.gaussians import Gaussians
+>>> from splat.io import make_synthetic_scene
+>>> scene = make_synthetic_scene(num_views=4, size=16, num_points=50)
+>>> g = Gaussians.from_points(scene.points, scene.point_colors, sh_degree=0)
+>>> cams = scene.cameras
+>>> render_images(g, cams.viewmats[:2], cams.Ks[:2], cams.width, cams.height).shape
+torch.Size([2, 16, 16, 3])
+>>> paths = render_views(g, scene, tempfile.mkdtemp(), ids=[1], show_progress=False)
+>>> paths[0].name == scene.image_paths[1].stem + ".png"
+True
 """
 
 from __future__ import annotations
