@@ -16,6 +16,7 @@ import gradio as gr  # noqa: E402
 
 from splatops.app import sessions  # noqa: E402
 from splatops.app.graph_tab import build_graph_tab  # noqa: E402
+from splatops.app.pose_tab import build_pose_tab  # noqa: E402
 from splatops.app.sim_tab import build_sim_tab  # noqa: E402
 from splatops.app.splat_tab import MAX_UPLOAD_MB, build_splat_tab  # noqa: E402
 
@@ -25,7 +26,8 @@ INTRO = """# splatops
 Gaussian splatting and neural operators, fast on the CPU.
 **Splat**: fit a Gaussian-splat scene and orbit it in 3D.
 **Simulate**: a learned reduced-order simulator (GIOROM) beside its MPM ground truth.
-**Graphs**: Convergent Graph Solvers and forward-only GNN training on real graphs."""
+**Graphs**: Convergent Graph Solvers and forward-only GNN training on real graphs.
+**Pose**: the 6D pose of an object in an image, from a splat model of the object."""
 
 
 def _close_session(request: gr.Request) -> None:
@@ -42,6 +44,8 @@ def build_app() -> gr.Blocks:
             build_sim_tab()
         with gr.Tab("Graphs", id="graphs"):
             build_graph_tab()
+        with gr.Tab("Pose", id="pose"):
+            build_pose_tab()
         demo.unload(_close_session)
     demo.queue(default_concurrency_limit=2, max_size=32)
     return demo
