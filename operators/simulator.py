@@ -7,21 +7,12 @@ integration; the network only maps a graph to normalised accelerations.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import torch
 from torch import Tensor, nn
 
 from graph.build import radius_graph
 from operators.features import (INPUT_SEQUENCE_LENGTH, NUM_PARTICLE_TYPES, Normalization,
                                 edge_features, node_features)
-
-
-class AccelerationNetwork(Protocol):
-    """What the simulator needs from a network."""
-
-    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, pos: Tensor,
-                batch: Tensor | None) -> Tensor: ...
 
 
 def check_positions(name: str, positions: Tensor, dim: int, ndim: int) -> None:

@@ -13,7 +13,6 @@ project does not download.
 
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
@@ -111,7 +110,3 @@ def ssim(
     out = s.flatten(1).mean(-1)
     return out[0] if single else out
 
-
-def mse_to_psnr(mse: float, data_range: float = 1.0) -> float:
-    """PSNR in dB of a mean squared error (plain floats)."""
-    return 10.0 * math.log10(data_range**2 / max(mse, 1e-20))
