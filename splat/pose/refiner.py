@@ -9,6 +9,7 @@ centre ``c`` (as seen at ``T0``) so that rotation and translation decouple::
 gradient. Loss over a crop around the object::
 
     0.3 L1 + 0.7 (1 - SSIM)  [+ depth_weight |depth_render - depth| / diameter]
+                             [+ mask_weight |alpha - mask|]
 
 With a mask the observation is composited on a black background by the mask
 and the model is rendered on black (the silhouette counts); without one the
@@ -60,6 +61,12 @@ class RefinerConfig:
         l1_weight: weight of the L1 term.
         ssim_weight: weight of ``1 - SSIM``.
         depth_weight: weight of the depth term (when a depth image is given).
+        mask_weight: weight of the silhouette term ``|alpha - mask|`` (when a mask is given):
+            dark objects composited on black otherwise lose their outline.
+        blur_sigma: Gaussian blur (pixels) of render and target at the first
+            iteration, decaying linearly to none at ``blur_until`` (a wider basin, no bias:
+            both sides are blurred alike).
+        blur_until: iteration from which no blur is applied.
         color_start: iteration from which the affine colour correction is learnt.
         lr_color: its learning rate.
         sh_start: first iteration of the late window with SH updates (-1: never).
@@ -80,6 +87,9 @@ class RefinerConfig:
     l1_weight: float = 0.3
     ssim_weight: float = 0.7
     depth_weight: float = 1.0
+    mask_weight: float = 0.5
+    blur_sigma: float = 3.0
+    blur_until: int = 20
     color_start: int = 10
     lr_color: float = 0.02
     sh_start: int = 30
@@ -171,6 +181,19 @@ def _roi(points: Tensor, T: Tensor, obs: Observation, margin: float) -> tuple[in
     if y1 - y0 < 24:
         y0, y1 = max(0, min(y0, obs.height - 24)), min(obs.height, max(y1, y0 + 24))
     return x0, y0, x1, y1
+
+
+def _blur(x: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian blur of ``[H, W, C]`` (zero padding)."""
+    radius = max(1, int(math.ceil(2.5 * sigma)))
+    taps = torch.arange(-radius, radius + 1, dtype=x.dtype)
+    k = torch.exp(-0.5 * (taps / sigma) ** 2)
+    k = k / k.sum()
+    c = x.shape[-1]
+    y = x.permute(2, 0, 1)[None]
+    y = torch.nn.functional.conv2d(y, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), padding=(0, radius), groups=c)
+    y = torch.nn.functional.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(radius, 0), groups=c)
+    return y[0].permute(1, 2, 0)
 
 
 def _downsample(x: Tensor, factor: int) -> Tensor:
@@ -299,8 +322,17 @@ def refine_pose(
             rgb = rgb + (1 - alpha) * tgt  # the model drawn over the observation
         else:
             tgt_img = tgt
+        sigma = config.blur_sigma * max(0.0, 1.0 - it / max(config.blur_until, 1))
+        if sigma > 0.3:
+            rgb, tgt_img = _blur(rgb, sigma), _blur(tgt_img, sigma)
         l1 = (rgb - tgt_img).abs().mean()
         loss = config.l1_weight * l1 + config.ssim_weight * (1 - ssim(rgb, tgt_img))
+        if mask is not None and config.mask_weight > 0:
+            m = _downsample(mask, factor)[:h_px, :w_px]
+            a = alpha
+            if sigma > 0.3:
+                a, m = _blur(a, sigma), _blur(m, sigma)
+            loss = loss + config.mask_weight * (a - m).abs().mean()
         if depth_obs is not None:
             d_obs = _downsample(depth_obs, factor)[:h_px, :w_px]
             valid = (d_obs > 0) & (alpha > 0.5)
