@@ -17,6 +17,7 @@ verb                   CLI                             app callback
 :func:`train`          ``splatops train``              -
 :func:`rollout`        ``splatops rollout``            -
 :func:`forwardgnn`     ``splatops graph forwardgnn``   Graphs tab, Train
+:func:`forwardgnn_large` ``splatops graph large``      Graphs tab, Train large
 :func:`cgs`            ``splatops graph cgs``          -
 :func:`cgs_demo`       ``splatops graph cgs-demo``     Graphs tab, Solve
 :func:`pose_train`     ``splatops pose train``         -
@@ -65,6 +66,7 @@ __all__ = [
     "train",
     "rollout",
     "forwardgnn",
+    "forwardgnn_large",
     "cgs",
     "cgs_demo",
     "CGSDemo",
@@ -74,7 +76,7 @@ __all__ = [
 
 #: The public verbs; the CLI and the app call nothing else of the library's top level.
 VERBS = ("fit", "render", "render_demo", "simulate", "simulate_preview", "train", "rollout",
-         "forwardgnn", "cgs", "cgs_demo", "pose_train", "pose_estimate")
+         "forwardgnn", "forwardgnn_large", "cgs", "cgs_demo", "pose_train", "pose_estimate")
 
 PathLike = str | os.PathLike
 
@@ -495,6 +497,50 @@ def forwardgnn(
 
     config = ForwardGNNConfig() if epochs is None else ForwardGNNConfig(epochs=epochs)
     return run_forwardgnn(dataset, variant, conv, task, seeds, config, progress=show_progress)
+
+
+def forwardgnn_large(
+    num_nodes: int,
+    variant: str = "sf",
+    *,
+    homophily: float = 0.6,
+    avg_degree: float = 10.0,
+    hidden: tuple[int, ...] = (64, 64, 64),
+    epochs: int = 10,
+    memory_cap_mb: float | None = None,
+    seed: int = 0,
+    progress: Callable[[float, str], None] | None = None,
+) -> dict:
+    """Trains on a generated graph of ``num_nodes`` nodes in a subprocess under a memory cap
+    (``splatops graph large``, the Graphs tab).
+
+    The graph is a seeded stochastic block model (:mod:`graph.datasets.synthetic`);
+    ``sf`` trains layer-local (one layer's activations at a time), ``bp`` end to end
+    on the full graph, ``bp-sampled`` end to end on neighbour-sampled mini-batches.
+
+    Args:
+        num_nodes: nodes of the generated graph (>= 100).
+        variant: ``sf``, ``bp`` or ``bp-sampled``.
+        homophily: fraction of edges inside a class.
+        avg_degree: mean degree.
+        hidden: GCN layer widths.
+        epochs: epochs per layer (``sf``) or in total (``bp``).
+        memory_cap_mb: budget for the graph and the training in MiB (None: no cap).
+        seed: seed of the graph and the weights.
+        progress: called as ``progress(fraction, description)``.
+
+    Returns:
+        :func:`graph.forwardgnn.memcap.run_capped`'s dict (``test``, ``peak_rss_mb``,
+        ``peak_saved_mb``, ``train_seconds``, ...).
+
+    Raises:
+        graph.forwardgnn.memcap.GraphMemoryError: (a ``MemoryError``) the run does not fit the cap.
+    """
+    from graph.forwardgnn.memcap import require_fit, run_capped
+
+    spec = dict(num_nodes=num_nodes, variant=variant, homophily=homophily,
+                avg_degree=avg_degree, hidden=list(hidden), epochs=epochs, seed=seed)
+    return require_fit(run_capped(spec, memory_cap_mb, progress=progress))
 
 
 def cgs(task: str, *, seed: int = 0, quick: bool = False) -> list[dict]:

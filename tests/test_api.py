@@ -67,7 +67,8 @@ def test_each_app_callback_calls_exactly_one_verb_the_cli_calls_too():
         assert len(verbs) == 1, f"{fn} calls {sorted(verbs)}"
     used = [v for vs in calls.values() for v in vs]
     assert len(used) == len(set(used)), "one app callback per verb"
-    assert set(used) == {"fit", "simulate_preview", "forwardgnn", "cgs_demo", "pose_estimate"}
+    assert set(used) == {"fit", "simulate_preview", "forwardgnn", "forwardgnn_large",
+                         "cgs_demo", "pose_estimate"}
 
 
 def test_importing_the_api_and_the_cli_loads_no_heavy_library():

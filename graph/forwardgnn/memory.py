@@ -56,10 +56,14 @@ class _SavedTracker:
         self.peak = 0
 
     def pack(self, t: torch.Tensor):
-        key = t.untyped_storage().data_ptr()
+        if t.layout == torch.sparse_csr:  # a sparse adjacency: its three parts, keyed by values
+            key = t.values().untyped_storage().data_ptr()
+            parts = (t.crow_indices(), t.col_indices(), t.values())
+        else:
+            key, parts = t.untyped_storage().data_ptr(), (t,)
         entry = self.live.get(key)
         if entry is None:
-            nbytes = t.untyped_storage().nbytes()
+            nbytes = sum(p.untyped_storage().nbytes() for p in parts)
             self.live[key] = [1, nbytes]
             self.current += nbytes
             self.peak = max(self.peak, self.current)

@@ -35,6 +35,21 @@ def run_forward(dataset: str, conv: str, variants: list[str], seeds: float):
     return rows
 
 
+def run_large(num_nodes: float, variant: str, memory_cap_mb: float, epochs: float,
+              progress=gr.Progress()):
+    """Trains on a generated graph in a subprocess under a memory cap (0: no cap)."""
+    try:
+        r = api.forwardgnn_large(int(num_nodes), variant, epochs=int(epochs),
+                                 memory_cap_mb=float(memory_cap_mb) or None,
+                                 progress=lambda frac, desc: progress(frac, desc=desc))
+    except MemoryError as exc:  # the run does not fit the cap: say so in the page
+        raise gr.Error(str(exc)) from None
+    return (f"{int(num_nodes)} nodes, {r['num_edges']} edges: test accuracy "
+            f"{100 * r['test']:.1f} %, peak memory {r['peak_rss_mb']:.0f} MB "
+            f"(saved for backward {r['peak_saved_mb']:.0f} MB), trained in "
+            f"{r['train_seconds']:.0f} s.")
+
+
 def build_graph_tab() -> None:
     """Adds the Graphs tab's widgets and events to the enclosing Blocks."""
     gr.Markdown("### Convergent Graph Solver: pressure in a pore network\n"
@@ -70,3 +85,20 @@ def build_graph_tab() -> None:
                                  label="Results", elem_id="forwardgnn-table")
     train.click(run_forward, [dataset, conv, variants, seeds], table, api_name="forwardgnn",
                 concurrency_limit=1, concurrency_id="graphs")
+
+    gr.Markdown("### ForwardGNN at scale: a generated graph under a memory cap\n"
+                "A stochastic block model of up to millions of nodes is generated and trained in "
+                "a separate process; `sf` keeps one layer's activations at a time, `bp` all of "
+                "them. Runs may take minutes; a graph that does not fit the cap says so.")
+    with gr.Row():
+        with gr.Column(scale=1, min_width=260):
+            large_nodes = gr.Slider(10_000, 2_000_000, value=100_000, step=10_000, label="Nodes")
+            large_variant = gr.Dropdown(["sf", "bp", "bp-sampled"], value="sf", label="Variant")
+            large_cap = gr.Number(0, label="Memory cap MB (0: none)")
+            large_epochs = gr.Slider(1, 50, value=5, step=1, label="Epochs per layer")
+            large_train = gr.Button("Train large", variant="primary", elem_id="large-button")
+        with gr.Column(scale=2):
+            large_summary = gr.Markdown(elem_id="large-summary")
+    large_train.click(run_large, [large_nodes, large_variant, large_cap, large_epochs],
+                      large_summary, api_name="forwardgnn_large", concurrency_limit=1,
+                      concurrency_id="graphs")

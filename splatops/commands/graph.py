@@ -4,6 +4,7 @@
                               [--seeds K] [--epochs E] [--json PATH]
     splatops graph cgs --task porous|mdp|classify [--seed S] [--quick] [--json PATH]
     splatops graph cgs-demo [--pores N] [--seed S] [--out DIR]
+    splatops graph large --nodes N [--variant sf|bp|bp-sampled] [--memory-cap MB] [--epochs E]
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("graph", help="graph learning: ForwardGNN, Convergent Graph Solvers",
                               description="Graph learning on bundled real graphs.")
-    sub = p.add_subparsers(dest="graph_command", metavar="{forwardgnn,cgs,cgs-demo}")
+    sub = p.add_subparsers(dest="graph_command", metavar="{forwardgnn,cgs,cgs-demo,large}")
 
     f = sub.add_parser("forwardgnn", help="train a GNN layer by layer without back-propagation "
                        "across layers (or the bp baseline)")
@@ -42,6 +43,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     d.add_argument("--pores", type=int, default=300, help="pores in the network (>= 10)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--out", type=Path, default=None, help="write pressure.png into this folder")
+    g = sub.add_parser("large", help="ForwardGNN on a generated graph of up to millions of "
+                       "nodes, in a subprocess under a memory cap")
+    g.add_argument("--nodes", type=int, required=True, help="nodes of the generated graph")
+    g.add_argument("--variant", default="sf", choices=["sf", "bp", "bp-sampled"],
+                   help="sf: layer-local; bp: end to end; bp-sampled: sampled mini-batches")
+    g.add_argument("--homophily", type=float, default=0.6)
+    g.add_argument("--degree", type=float, default=10.0, help="mean degree")
+    g.add_argument("--hidden", type=int, nargs="+", default=[64, 64, 64], help="layer widths")
+    g.add_argument("--epochs", type=int, default=10, help="epochs per layer (sf) or in total")
+    g.add_argument("--memory-cap", type=float, default=None, metavar="MB",
+                   help="memory budget of the graph and the training")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the result")
     p.set_defaults(_graph_parser=p)
     return p
 
@@ -113,6 +127,36 @@ def _run_cgs_demo(args) -> int:
     return 0
 
 
+def _run_large(args) -> int:
+    from tqdm import tqdm
+
+    from splatops import api
+
+    with tqdm(total=1000, desc=f"{args.variant} on {args.nodes} nodes", unit="") as bar:
+        def progress(frac: float, desc: str) -> None:
+            bar.set_postfix_str(desc)
+            bar.update(int(1000 * frac) - bar.n)
+
+        try:
+            result = api.forwardgnn_large(args.nodes, args.variant, homophily=args.homophily,
+                                          avg_degree=args.degree, hidden=tuple(args.hidden),
+                                          epochs=args.epochs, memory_cap_mb=args.memory_cap,
+                                          seed=args.seed, progress=progress)
+        except MemoryError as exc:
+            bar.close()
+            print(f"error: {exc}")
+            return 1
+    row = {k: result.get(k) for k in ("num_edges", "test", "peak_rss_mb", "peak_saved_mb",
+                                      "train_seconds", "cap_mb")}
+    print(format_table([{"nodes": args.nodes, "variant": args.variant, **row}],
+                       ["nodes", "num_edges", "variant", "test", "peak_rss_mb", "peak_saved_mb",
+                        "train_seconds", "cap_mb"]))
+    if args.json is not None:
+        write_json(args.json, result)
+        print(f"wrote {args.json}")
+    return 0
+
+
 def run(args) -> int:
     if args.graph_command == "forwardgnn":
         return _run_forwardgnn(args)
@@ -120,5 +164,7 @@ def run(args) -> int:
         return _run_cgs(args)
     if args.graph_command == "cgs-demo":
         return _run_cgs_demo(args)
+    if args.graph_command == "large":
+        return _run_large(args)
     args._graph_parser.print_help()
     return 2
