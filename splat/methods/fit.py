@@ -30,8 +30,10 @@ from splat.methods.base import Method, MethodState, StepContext
 from splat.methods.registry import get_method
 from splat.metrics import psnr as psnr_fn
 from splat.metrics import ssim as ssim_fn
+from splat.utils.checks import check_int
+from splat.utils.seeding import generator, seed_everything
 
-__all__ = ["fit", "FitProgress", "FitResult", "FitConfig", "init_gaussians", "evaluate"]
+__all__ = ["fit", "FitProgress", "FitResult", "init_gaussians", "evaluate"]
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -74,31 +76,9 @@ class FitResult:
     state: MethodState | None = None
 
 
-@dataclass
-class FitConfig:
-    """Loop settings that are not method hyper-parameters.
-
-    Attributes:
-        eval_every: steps between held-out evaluations (0: only at the end).
-        checkpoint_every: steps between checkpoints (0: only at the end).
-        log_every: steps between progress reports.
-        num_random_points: Gaussians drawn in the scene bounds when it has no points.
-        eval_max_views: at most this many test views are evaluated during fitting (all at the end).
-    """
-
-    eval_every: int = 500
-    checkpoint_every: int = 1000
-    log_every: int = 10
-    num_random_points: int = 10_000
-    eval_max_views: int = 8
-
-
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
+LOG_EVERY = 10  # steps between progress reports
+NUM_RANDOM_POINTS = 10_000  # Gaussians drawn in the scene bounds when it has no points
+EVAL_MAX_VIEWS = 8  # at most this many test views are evaluated during fitting (all at the end)
 
 
 def init_gaussians(scene, sh_degree: int, num_random_points: int = 10_000, seed: int = 0) -> Gaussians:
@@ -147,8 +127,7 @@ def _camera_order(train_ids: list[int], step: int, seed: int) -> int:
     """The training camera of ``step``: a fresh shuffle of the views every epoch, reproducible from the step."""
     n = len(train_ids)
     epoch, pos = divmod(step, n)
-    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return train_ids[int(torch.randperm(n, generator=gen)[pos])]
+    return train_ids[int(torch.randperm(n, generator=generator(seed, epoch))[pos])]
 
 
 @torch.no_grad()
@@ -279,9 +258,9 @@ def fit(
             without a checkpoint, or a checkpoint of another method.
         FileNotFoundError: a scene path that does not exist.
     """
-    steps = _check_int("steps", steps, 1)
+    steps = check_int("steps", steps, 1)
     if num_threads is not None:
-        num_threads = _check_int("num_threads", num_threads, 1)
+        num_threads = check_int("num_threads", num_threads, 1)
         previous_threads = torch.get_num_threads()
         torch.set_num_threads(num_threads)
         try:
@@ -289,9 +268,9 @@ def fit(
                        checkpoint_every, show_progress, gaussians, None, device=device, **method_overrides)
         finally:
             torch.set_num_threads(previous_threads)
-    eval_every = _check_int("eval_every", eval_every, 0)
-    checkpoint_every = _check_int("checkpoint_every", checkpoint_every, 0)
-    seed = _check_int("seed", seed, 0)
+    eval_every = check_int("eval_every", eval_every, 0)
+    checkpoint_every = check_int("checkpoint_every", checkpoint_every, 0)
+    seed = check_int("seed", seed, 0)
     if isinstance(method, str):
         method = get_method(method, **method_overrides)
     elif isinstance(method, Method):
@@ -305,10 +284,7 @@ def fit(
     if resume and (ckpt_path is None or not ckpt_path.is_file()):
         raise ValueError(f"resume=True needs an existing checkpoint, none at {ckpt_path}")
 
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    random.seed(seed)
-    config = FitConfig(eval_every=eval_every, checkpoint_every=checkpoint_every)
+    seed_everything(seed)
     device = resolve_device(device, backend)
 
     train_ids, test_ids = list(scene.train_ids), list(scene.test_ids)
@@ -316,7 +292,7 @@ def fit(
     train_images = scene.images(train_ids).to(device)
     index_of = {cid: i for i, cid in enumerate(train_ids)}
     eval_images = scene.images(eval_ids).to(device)
-    stride = max(1, math.ceil(len(eval_ids) / config.eval_max_views))
+    stride = max(1, math.ceil(len(eval_ids) / EVAL_MAX_VIEWS))
     quick_ids, quick_images = eval_ids[::stride], eval_images[::stride]
     extent = float(scene.extent)
     bg_fixed = _background(scene, device)
@@ -336,7 +312,7 @@ def fit(
         _set_rng_state(ckpt["rng"])
     else:
         if gaussians is None:
-            gaussians = init_gaussians(scene, method.sh_degree, config.num_random_points, seed)
+            gaussians = init_gaussians(scene, method.sh_degree, NUM_RANDOM_POINTS, seed)
         elif not isinstance(gaussians, Gaussians):
             raise TypeError(f"gaussians must be Gaussians or None, got {type(gaussians).__name__}")
         gaussians = gaussians.to(device)
@@ -416,7 +392,7 @@ def fit(
                      "num_gaussians": gaussians.num_gaussians}
                 )
             bar.update(1)
-            if step % config.log_every == 0 or evaluated or step == steps:
+            if step % LOG_EVERY == 0 or evaluated or step == steps:
                 bar.set_postfix(loss=f"{last_loss:.4f}", psnr="-" if last_psnr is None else f"{last_psnr:.2f}",
                                 n=gaussians.num_gaussians)
                 if progress is not None:
