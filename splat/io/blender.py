@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from splat.core.camera import Camera, c2w_to_w2c, fov_to_focal, opengl_to_opencv
-from splat.io.common import as_float, check_image_sizes, read_json, resolve_image
+from splat.io.common import as_float, check_image_sizes, read_json, resolve_image, transform_frames
 from splat.io.nerfstudio import _matrix
 from splat.io.scene import Scene
 
@@ -63,12 +63,7 @@ def load_blender(
         fov = as_float(meta["camera_angle_x"], "camera_angle_x", source)
         if not 0.0 < fov < np.pi:
             raise ValueError(f"{source}: camera_angle_x must be in (0, pi) radians, got {fov}")
-        split_frames = meta.get("frames")
-        if not isinstance(split_frames, list) or not split_frames:
-            raise ValueError(f"{source}: 'frames' must be a non-empty list")
-        for i, frame in enumerate(split_frames):
-            if not isinstance(frame, dict) or "file_path" not in frame or "transform_matrix" not in frame:
-                raise ValueError(f"{source}: frame {i} needs 'file_path' and 'transform_matrix'")
+        for frame in transform_frames(meta, source):
             frames.append((source, frame, fov))
             roles.append("test" if split == "test" else "train")
 

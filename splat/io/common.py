@@ -27,6 +27,18 @@ def read_json(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
+def transform_frames(meta: dict[str, Any], source: Path) -> list[dict[str, Any]]:
+    """The ``frames`` of a transforms JSON (nerfstudio or Blender), each checked to have
+    ``file_path`` and ``transform_matrix``; a ``ValueError`` names the file and the frame."""
+    frames = meta.get("frames")
+    if not isinstance(frames, list) or not frames:
+        raise ValueError(f"{source}: 'frames' must be a non-empty list")
+    for i, frame in enumerate(frames):
+        if not isinstance(frame, dict) or "file_path" not in frame or "transform_matrix" not in frame:
+            raise ValueError(f"{source}: frame {i} needs 'file_path' and 'transform_matrix'")
+    return frames
+
+
 def as_float(value: Any, what: str, source: Path) -> float:
     """A finite float from JSON, or a ``ValueError`` naming the field and file."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

@@ -26,7 +26,7 @@ from splat.core.camera import (
     w2c_to_c2w,
 )
 from splat.io.atomic import write_text_atomic
-from splat.io.common import as_float, check_image_sizes, read_json, resolve_image
+from splat.io.common import as_float, check_image_sizes, read_json, resolve_image, transform_frames
 from splat.io.images import read_image, save_png
 from splat.io.pointcloud import read_points_ply, write_points_ply
 from splat.io.scene import Scene
@@ -111,13 +111,7 @@ def load_nerfstudio(
         raise ValueError(
             f"{source}: camera_model {model!r} is unsupported; expected one of {', '.join(PINHOLE_MODELS)}"
         )
-    frames = meta.get("frames")
-    if not isinstance(frames, list) or not frames:
-        raise ValueError(f"{source}: 'frames' must be a non-empty list")
-    for i, frame in enumerate(frames):
-        if not isinstance(frame, dict) or "file_path" not in frame or "transform_matrix" not in frame:
-            raise ValueError(f"{source}: frame {i} needs 'file_path' and 'transform_matrix'")
-    frames = sorted(frames, key=lambda f: str(f["file_path"]))
+    frames = sorted(transform_frames(meta, source), key=lambda f: str(f["file_path"]))
 
     paths, c2ws, intr = [], [], []
     for i, frame in enumerate(frames):
