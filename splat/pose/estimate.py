@@ -338,7 +338,6 @@ def estimate_pose(
             )
         net, payload = load_posenet(ckpt, gaussians)
         T0, coarse = coarse_pose(net, payload, obs.image, obs.K.double(), obs.mask)
-        coarse.pop("predicted_mask")
         if T0 is None:
             raise ValueError(f"the Pose-Net found no object in image {_name(image)} ({coarse['mask_pixels']} mask pixels)")
         check_initial_pose(T0, points, obs, "coarse pose from the Pose-Net")

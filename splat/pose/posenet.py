@@ -2,15 +2,19 @@
 
 NOCS (normalised object coordinates) map each object point ``X`` to
 ``(X - box_min) / (box_max - box_min)`` in ``[0, 1]^3`` with the box of the
-model's opaque Gaussians. The network sees the whole image resized to
-``input_size`` and predicts, per pixel, the NOCS of the visible surface and an
-object-mask logit. The masked pixels give 2D-3D correspondences and OpenCV's
+model's opaque Gaussians. The network sees a square crop around the object
+(zoom-in: from the mask's box, or, without a mask, from the network's own mask
+on a first pass over the whole image) resized to ``input_size`` and
+predicts, per pixel, the NOCS of the visible surface and an object-mask
+logit. The masked pixels give 2D-3D correspondences and OpenCV's
 ``solvePnPRansac`` (EPnP inside RANSAC, then Levenberg-Marquardt on the
 inliers) gives the coarse pose.
 
 The network is trained per object on renders of the splat model itself at
 random poses (RGB from the model's colours, NOCS from the Gaussians' NOCS as
-colours, the alpha as mask) with random photographic backgrounds, colour
+colours, the alpha as mask), rendered straight into jittered square crops
+around the object (box scale 1.1 to 2.5: mostly zoomed in, sometimes wide
+enough for the first pass), with random photographic backgrounds, colour
 jitter and occluding patches, so no data beyond the model is needed. A
 checkpoint stores the model's fingerprint and is refused for another model.
 """
@@ -84,7 +88,7 @@ class PoseNetConfig:
         batch_size: images per step.
         lr: Adam learning rate (cosine decay to 5 %).
         distance: range of object distances in units of the object diameter.
-        focal_factor: focal length of the training renders, times the image size.
+        focal_factor: focal length of the virtual camera the crops are cut from, times 256 px.
         occlusion_prob: probability of an occluding patch per training image.
         seed: seed of poses, augmentation and initial weights.
         max_seconds: stop training after this wall time (None: no limit).
@@ -153,6 +157,21 @@ def _random_pose(gen: torch.Generator, distance: tuple[float, float], diameter: 
     T[:3, :3] = R
     T[:3, 3] = torch.tensor([float(xy[0]), float(xy[1]), z], dtype=torch.float64) - R @ centre.double()
     return T
+
+
+def _crop_intrinsics(points: Tensor, T: Tensor, focal: float, size: int, gen: torch.Generator) -> Tensor:
+    """Intrinsics rendering a jittered square crop around the projected object straight at ``size`` px."""
+    from splat.core.camera import project_points
+
+    K0 = torch.tensor([[focal, 0.0, 0.0], [0.0, focal, 0.0], [0.0, 0.0, 1.0]])
+    uv, _ = project_points(points.float(), T[None].float(), K0[None])
+    lo, hi = uv[0].min(0).values, uv[0].max(0).values
+    r = torch.rand(3, generator=gen)
+    side = float((hi - lo).max()) * (1.1 + 1.4 * float(r[0]) ** 2)
+    centre = (lo + hi) / 2 + (r[1:] - 0.5) * 0.2 * side
+    scale = size / side
+    x0, y0 = float(centre[0]) - side / 2, float(centre[1]) - side / 2
+    return torch.tensor([[focal * scale, 0.0, -x0 * scale], [0.0, focal * scale, -y0 * scale], [0.0, 0.0, 1.0]])
 
 
 def _backgrounds() -> list[Tensor]:
@@ -228,12 +247,12 @@ def train_posenet_model(gaussians: Gaussians, config: PoseNetConfig | None = Non
     diameter = model_diameter(points)
     centre = (box[0] + box[1]) / 2
     s = config.input_size
-    f = config.focal_factor * s
-    K = torch.tensor([[f, 0.0, s / 2], [0.0, f, s / 2], [0.0, 0.0, 1.0]])
+    f = config.focal_factor * 256.0  # a 256 px camera; crops zoom in from it
     t0 = time.perf_counter()
     rgbs, nocss, alphas = [], [], []
     for _ in range(config.num_renders):
         T = _random_pose(gen, config.distance, diameter, centre)
+        K = _crop_intrinsics(points, T, f, s, gen)
         rgb, nocs, alpha = render_nocs(gaussians, T, K, s, s, box)
         rgbs.append(rgb)
         nocss.append(nocs)
@@ -328,14 +347,42 @@ def load_posenet(path: str | os.PathLike, gaussians: Gaussians) -> tuple[PoseNet
 
 
 # ---------------------------------------------------------------------- inference
+def crop_square(image: Tensor, box: tuple[float, float, float, float], size: int) -> Tensor:
+    """Bilinear samples ``[size, size, 3]`` of the square ``(x0, y0, side, side)`` of ``image [H, W, 3]``.
+
+    Sample ``i`` is taken at image coordinate ``x0 + (i + 0.5) * side / size`` (zero outside).
+    """
+    x0, y0, side, _ = box
+    H, W = image.shape[:2]
+    t = (torch.arange(size, dtype=torch.float32) + 0.5) * side / size
+    gx = (x0 + t) / W * 2 - 1  # align_corners=False: -1 and 1 are the outer pixel edges
+    gy = (y0 + t) / H * 2 - 1
+    grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], dim=-1)[None]
+    out = F.grid_sample(image.permute(2, 0, 1)[None].float(), grid, mode="bilinear", align_corners=False)
+    return out[0].permute(1, 2, 0)
+
+
+def _square_around(mask: Tensor, scale: float = 1.3) -> tuple[float, float, float, float]:
+    ys, xs = torch.nonzero(mask, as_tuple=True)
+    lo = torch.stack([xs.min(), ys.min()]).float()
+    hi = torch.stack([xs.max(), ys.max()]).float() + 1
+    side = float((hi - lo).max()) * scale
+    c = (lo + hi) / 2
+    return float(c[0]) - side / 2, float(c[1]) - side / 2, side, side
+
+
 @torch.no_grad()
-def predict_nocs(net: PoseNet, image: Tensor, input_size: int) -> tuple[Tensor, Tensor]:
-    """Runs the network on ``image [H, W, 3]`` resized to ``input_size``.
+def predict_nocs(net: PoseNet, image: Tensor, input_size: int,
+                 box: tuple[float, float, float, float] | None = None) -> tuple[Tensor, Tensor]:
+    """Runs the network on the square ``box = (x0, y0, side, side)`` of ``image [H, W, 3]`` (default: all of it).
 
     Returns:
         ``(nocs [S, S, 3], mask probability [S, S])`` at the network resolution.
     """
-    x = F.interpolate(image.permute(2, 0, 1)[None].float(), size=(input_size, input_size), mode="area")
+    if box is None:
+        x = F.interpolate(image.permute(2, 0, 1)[None].float(), size=(input_size, input_size), mode="area")
+    else:
+        x = crop_square(image, box, input_size).permute(2, 0, 1)[None]
     out = net(x)[0]
     return torch.sigmoid(out[:3]).permute(1, 2, 0), torch.sigmoid(out[3])
 
@@ -349,11 +396,13 @@ def pnp_from_nocs(
     reprojection_px: float = 4.0,
     iterations: int = 300,
     seed: int = 0,
+    crop: tuple[float, float, float, float] | None = None,
 ) -> tuple[Tensor | None, int]:
     """Pose from NOCS correspondences with OpenCV's PnP-RANSAC (EPnP, then LM on the inliers).
 
-    The NOCS map may be at a lower resolution than the image; pixel centres are
-    scaled to the image. Returns ``(object_to_camera [4, 4] float64 or None, inliers)``.
+    The NOCS map covers the whole image at a lower resolution, or the square
+    ``crop = (x0, y0, side, side)`` of it; its pixel centres are mapped back to
+    image pixels. Returns ``(object_to_camera [4, 4] float64 or None, inliers)``.
     """
     import cv2
 
@@ -362,9 +411,10 @@ def pnp_from_nocs(
         return None, 0
     h, w = mask.shape
     W, H = image_size
+    x0, y0, sx, sy = (0.0, 0.0, W, H) if crop is None else crop
     lo, hi = box
     obj = (lo.double() + nocs[ys, xs].double() * (hi - lo).double()).numpy()
-    img = torch.stack([(xs.double() + 0.5) * W / w, (ys.double() + 0.5) * H / h], -1).numpy()
+    img = torch.stack([x0 + (xs.double() + 0.5) * sx / w, y0 + (ys.double() + 0.5) * sy / h], -1).numpy()
     cv2.setRNGSeed(seed)
     ok, rvec, tvec, inliers = cv2.solvePnPRansac(
         obj, img, K.double().numpy(), None, iterationsCount=iterations, reprojectionError=reprojection_px,
@@ -384,16 +434,26 @@ def coarse_pose(net: PoseNet, payload: dict, image: Tensor, K: Tensor,
                 mask: Tensor | None = None) -> tuple[Tensor | None, dict]:
     """The coarse pose of the object in ``image [H, W, 3]`` (OpenCV intrinsics ``K``).
 
-    A given ``mask [H, W]`` restricts the predicted mask to it. Returns
-    ``(object_to_camera or None, info)`` with the inlier count and the predicted
-    mask (at the network resolution).
+    The crop is the square around ``mask [H, W]`` (scaled 1.3), or, without a
+    mask, around the network's own mask on the whole image. Returns
+    ``(object_to_camera or None, info)`` with the inlier count, the mask pixels
+    and the crop.
     """
     s = payload["config"]["input_size"]
-    nocs, prob = predict_nocs(net, image, s)
+    H, W = image.shape[:2]
+    if mask is None:
+        _, prob = predict_nocs(net, image, s)
+        rough = prob > 0.5
+        if int(rough.sum()) < 4:
+            return None, {"inliers": 0, "mask_pixels": int(rough.sum()), "crop": None}
+        x0, y0, side, _ = _square_around(rough)
+        crop = (x0 * W / s, y0 * H / s, side * max(W, H) / s, side * max(W, H) / s)
+    else:
+        crop = _square_around(mask)
+    nocs, prob = predict_nocs(net, image, s, crop)
     pred = prob > 0.5
     if mask is not None:
-        small = F.interpolate(mask[None, None].float(), size=(s, s), mode="area")[0, 0] > 0.5
-        pred &= small
+        pred &= crop_square(mask[..., None].float(), crop, s)[..., 0] > 0.5
     box = (torch.tensor(payload["box_min"]), torch.tensor(payload["box_max"]))
-    T, inliers = pnp_from_nocs(nocs, pred, box, K, (image.shape[1], image.shape[0]))
-    return T, {"inliers": inliers, "mask_pixels": int(pred.sum()), "predicted_mask": prob}
+    T, inliers = pnp_from_nocs(nocs, pred, box, K, (W, H), crop=crop)
+    return T, {"inliers": inliers, "mask_pixels": int(pred.sum()), "crop": [round(c, 2) for c in crop]}

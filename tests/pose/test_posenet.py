@@ -48,6 +48,28 @@ def test_pnp_on_half_resolution_nocs_maps_pixels_back_to_the_image(box_object, p
     torch.testing.assert_close(T, T_gt, atol=1e-6, rtol=0)
 
 
+def test_pnp_on_a_zoomed_crop_maps_crop_pixels_back_to_the_image(box_object, pose_and_K):
+    from splat.pose.posenet import crop_square
+
+    T_gt, K = pose_and_K
+    verts = torch.from_numpy(box_object.vertices()).double()
+    lo, hi = verts.min(0).values, verts.max(0).values
+    crop = (20.0, 14.0, 56.0, 56.0)  # x0, y0, side, side in image pixels; the network sees 32 px
+    scale = 32 / 56.0
+    K_crop = K.double().clone()
+    K_crop[0, 2] -= crop[0]
+    K_crop[1, 2] -= crop[1]
+    K_crop[:2] *= scale
+    nocs, hit = _ray_box_nocs(T_gt, K_crop, 32, lo, hi)
+    T, _ = pnp_from_nocs(nocs, hit, (lo, hi), K, (96, 96), crop=crop)
+    torch.testing.assert_close(T, T_gt, atol=1e-6, rtol=0)
+    # crop_square samples the same pixel centres: a linear ramp comes back exactly.
+    ramp = torch.arange(96.0)[None, :, None].expand(96, 96, 3) + 0.5
+    sampled = crop_square(ramp, crop, 32)
+    expected = crop[0] + (torch.arange(32.0) + 0.5) * 56.0 / 32
+    torch.testing.assert_close(sampled[5, :, 0], expected, atol=1e-4, rtol=0)
+
+
 def test_pnp_on_rendered_nocs_is_close(box_model, pose_and_K):
     T_gt, K = pose_and_K
     box = nocs_box(box_model)
