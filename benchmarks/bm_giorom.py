@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -31,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from operators.checkpoints import bundled_checkpoint, load_checkpoint, models_from_checkpoint  # noqa: E402
 from operators.features import INPUT_SEQUENCE_LENGTH  # noqa: E402
 from operators.gns import GNS, GNSConfig  # noqa: E402
+from splat.io.atomic import write_text_atomic  # noqa: E402
 from operators.giorom import sample_sparse  # noqa: E402
 from operators.rollout import rollout  # noqa: E402
 from operators.simulator import LearnedSimulator  # noqa: E402
@@ -197,11 +197,7 @@ def main(argv=None) -> int:
     for name, val, target in rows:
         print(f"{name:<{width}}  {val:>22}  {target}")
     if a.json:
-        path = Path(a.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(results, indent=1, default=str))
-        os.replace(tmp, path)
+        write_text_atomic(a.json, json.dumps(results, indent=1, default=str))
     return 0
 
 

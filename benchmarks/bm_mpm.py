@@ -16,13 +16,11 @@ seconds.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,21 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from operators.mpm import MPMConfig, build_solver, simulate  # noqa: E402
+from splat.io.atomic import write_json_atomic  # noqa: E402
 
 SCENE_OF = {"water": "dam_break", "non_newtonian": "dam_break", "sand": "column_collapse",
             "jelly": "falling_blocks", "plasticine": "colliding_blocks"}
-
-
-def write_json(path: Path, payload) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def bench_substep(material: str, dim: int, n: int, repeats: int, warmup: int = 3) -> dict:
@@ -114,7 +101,7 @@ def main(argv=None) -> int:
           f"(fastest frame {preview['best_frame_s'] * 1e3:.0f} ms, x {preview['frames']} = "
           f"{preview['best_frame_x_frames_s']:.1f} s)")
     if a.json:
-        write_json(a.json, {"machine": {"platform": platform.platform(),
+        write_json_atomic(a.json, {"machine": {"platform": platform.platform(),
                                         "cpus": os.cpu_count(),
                                         "torch": torch.__version__,
                                         "threads": MPMConfig().num_threads},
