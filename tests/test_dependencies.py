@@ -18,6 +18,9 @@ OURS = {"splat", "operators", "graph", "splatops", "splatops_assets"}
 IMPORT_NAME = {"torch-geometric": "torch_geometric", "imageio-ffmpeg": "imageio_ffmpeg",
                "scikit-image": "skimage", "pillow": "PIL", "vtk": "vtkmodules",
                "opencv-python-headless": "cv2"}
+# optional backends that are not on PyPI: imported only when asked for, with an ImportError
+# that says how to install them (splat.posefree.dust3r)
+OPTIONAL = {"dust3r", "mast3r"}
 # a build tool, not a module: torch.utils.cpp_extension runs it to build the CPU kernel
 BUILD_TOOLS = {"ninja": ("splat/core/backends/cpu.py", "cpp_extension.load")}
 
@@ -58,6 +61,6 @@ def test_every_listed_dependency_is_used():
 def test_every_third_party_import_is_listed():
     declared = {IMPORT_NAME.get(d, d.replace("-", "_")) for d in _declared()}
     for module, files in sorted(_imports().items()):
-        if module in sys.stdlib_module_names or module in OURS or module == "__future__":
+        if module in sys.stdlib_module_names or module in OURS | OPTIONAL or module == "__future__":
             continue
         assert module in declared, f"{module} is imported by {sorted(files)} but not listed"
