@@ -126,6 +126,72 @@ def bench_cgs(quick: bool) -> list[dict] | None:
     return records
 
 
+def bench_large(sizes: list[int], epochs: int) -> list[dict]:
+    """sf / bp / bp-sampled on generated SBM graphs (homophily 0.6, degree 10), one subprocess each."""
+    from graph.forwardgnn.memcap import run_capped
+
+    records = []
+    for n in sizes:
+        for variant in ("sf", "bp", "bp-sampled"):
+            r = run_capped(dict(num_nodes=n, variant=variant, epochs=epochs, hidden=[64, 64, 64]))
+            records.append(r)
+            print(f"  large {n:8d} {variant:10s} test {100 * r['test']:5.1f} %  peak RSS "
+                  f"{r['peak_rss_mb']:7.0f} MB  saved {r['peak_saved_mb']:7.1f} MB  "
+                  f"train {r['train_seconds']:6.1f} s", flush=True)
+    return records
+
+
+def bench_memcap(sizes: list[int], cap_mb: float, hidden: list[int]) -> dict:
+    """Largest generated graph that sf (layer-local) and bp train under ``cap_mb`` (1 epoch)."""
+    from graph.forwardgnn.memcap import largest_trainable
+
+    out = {"cap_mb": cap_mb, "hidden": hidden, "sizes": sizes, "variants": []}
+    for variant in ("sf", "bp"):
+        res = largest_trainable(variant, sizes, cap_mb, base=dict(epochs=1, hidden=hidden))
+        out["variants"].append(res)
+        for r in res["runs"]:
+            print(f"  cap {cap_mb:.0f} MB  {variant:3s} {r['spec']['num_nodes']:8d} nodes  "
+                  f"{'fits' if r['fits'] else 'FAILS'}  peak RSS "
+                  f"{r['peak_rss_mb'] if r['peak_rss_mb'] is None else round(r['peak_rss_mb'])} MB"
+                  f"  {r['reason']}", flush=True)
+    sf, bp = ({r["spec"]["num_nodes"]: r for r in v["runs"] if r["fits"]} for v in out["variants"])
+    both = sorted(set(sf) & set(bp))
+    out["ratios"] = {n: sf[n]["peak_rss_mb"] / bp[n]["peak_rss_mb"] for n in both}
+    out["largest"] = {v["variant"]: v["largest"] for v in out["variants"]}
+    big = [n for n in sf if n >= 10**6 and n not in bp]
+    out["target_met"] = bool(big) and bool(both) and max(out["ratios"].values()) <= 0.5
+    print(f"\n| variant | nodes | fits under {cap_mb:.0f} MB | peak RSS MB | saved MB | train s |")
+    print("|---|---|---|---|---|---|")
+    for v in out["variants"]:
+        for r in v["runs"]:
+            rss = "-" if r["peak_rss_mb"] is None else f"{r['peak_rss_mb']:.0f}"
+            print(f"| {v['variant']} | {r['spec']['num_nodes']} | {'yes' if r['fits'] else 'no'} | "
+                  f"{rss} | {r.get('peak_saved_mb', float('nan')):.0f} | "
+                  f"{r.get('train_seconds', float('nan')):.0f} |")
+    print(f"peak RSS sf / bp where both run: "
+          f"{', '.join(f'{n}: {x:.2f}' for n, x in out['ratios'].items())}; "
+          f"largest: {out['largest']}; target met: {out['target_met']}")
+    return out
+
+
+def bench_cgs_compare(quick: bool) -> list[dict]:
+    """CGS beside same-size GIN/GCN (same folds) and beside SciPy at 10x the training size."""
+    from graph.cgs.compare import (
+        classification_cv,
+        gvi_size_generalisation,
+        porous_size_generalisation,
+    )
+
+    records = porous_size_generalisation(factor=10, graphs=2 if quick else 4)
+    records += gvi_size_generalisation(factor=10, quick=True)
+    records += classification_cv(folds=4, epochs=15 if quick else 30)
+    print("\nCGS beside baselines:")
+    for r in records:
+        print("  " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                               for k, v in r.items() if k != "folds"))
+    return records
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -137,6 +203,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-cgs", action="store_true", help="skip the CGS benchmark")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH")
+    parser.add_argument("--no-small", action="store_true",
+                        help="skip the bundled small graphs (run only the parts asked below)")
+    parser.add_argument("--large", action="store_true",
+                        help="sf / bp / bp-sampled on generated graphs of 10^5 (quick) or "
+                             "10^5 and 3*10^5 nodes")
+    parser.add_argument("--memcap", action="store_true",
+                        help="largest generated graph sf and bp train under --cap MB")
+    parser.add_argument("--cap", type=float, default=4500.0, metavar="MB")
+    parser.add_argument("--cap-sizes", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
+    parser.add_argument("--cgs-compare", action="store_true",
+                        help="CGS vs same-size GIN/GCN (same folds), and at 10x size vs SciPy")
     args = parser.parse_args(argv)
     seeds = args.seeds or (2 if args.quick else 5)
     if args.epochs is None:
@@ -148,9 +225,16 @@ def main(argv: list[str] | None = None) -> int:
         assert SETS[name] in dataset_info(name).tasks
     start = time.perf_counter()
     print(f"ForwardGNN: {seeds} seeds, {args.epochs} epochs, {args.threads} thread(s)")
-    records = bench_forwardgnn(args.datasets, args.convs, seeds, ForwardGNNConfig(epochs=args.epochs))
-    targets = compare_to_backprop(records)
-    print_tables(records, targets)
+    records, targets = [], []
+    if not args.no_small:
+        records = bench_forwardgnn(args.datasets, args.convs, seeds,
+                                   ForwardGNNConfig(epochs=args.epochs))
+        targets = compare_to_backprop(records)
+        print_tables(records, targets)
+    large = bench_large([100_000] if args.quick else [100_000, 300_000],
+                        10 if args.quick else 20) if args.large else None
+    memcap = bench_memcap(args.cap_sizes, args.cap, [128] * 4) if args.memcap else None
+    cgs_compare = bench_cgs_compare(args.quick) if args.cgs_compare else None
     cgs = None if args.no_cgs else bench_cgs(args.quick)
     total = time.perf_counter() - start
     print(f"\ntotal {total:.0f} s")
@@ -161,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
             "seeds": seeds, "epochs": args.epochs, "total_seconds": total,
             "records": [{k: v for k, v in r.items() if k != "runs"} | {"runs": r["runs"]}
                         for r in records],
-            "targets": targets, "cgs": cgs,
+            "targets": targets, "cgs": cgs, "large": large, "memcap": memcap,
+            "cgs_compare": cgs_compare,
         })
         print(f"wrote {args.json}")
     return 0

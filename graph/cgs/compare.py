@@ -1,0 +1,203 @@
+"""CGS beside ordinary GNNs and beside SciPy: same cross-validation, larger graphs, solve cost.
+
+- :func:`classification_cv`: CGS, a GIN and a GCN of about the same parameter
+  count (torch-geometric's ``GINConv`` / ``GCNConv``) trained and scored on the
+  same stratified folds of a real graph-classification set.
+- :func:`porous_size_generalisation`: the bundled porous-network CGS (trained on
+  50-150 pores) on networks of the training size and of ``factor`` times it,
+  against SciPy's exact sparse solve: error, fixed-point iterations, solve time
+  and peak RSS growth of each solve.
+- :func:`gvi_size_generalisation`: a CGS trained on small graph MDPs, tested at
+  ``factor`` times the training sizes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import GINConv, global_max_pool, global_mean_pool
+
+from graph.forwardgnn.memory import track_memory
+
+from .baselines import GCN, GCNConfig
+from .checks import check_graph
+from .layers import mlp
+from .model import CGS, count_parameters
+from .tasks.classification import load_classification_set, stratified_folds
+from .tasks.porous import make_porous_dataset, solve_pressure
+from .training import TrainConfig, predict, train
+
+
+class GIN(nn.Module):
+    """Graph Isomorphism Network (Xu et al., ICLR 2019) for graph classification.
+
+    ``h <- h + MLP((1 + eps) h + sum_j h_j)`` per layer (``GINConv``, learnable eps),
+    then mean and max pooling and an MLP decoder. Same call signature as
+    :class:`~graph.cgs.model.CGS` (returns ``(logits [B, C], None)``).
+    """
+
+    def __init__(self, node_dim: int, out_dim: int, hidden: int, layers: int = 4):
+        super().__init__()
+        self.embed = mlp([node_dim, hidden, hidden])
+        self.convs = nn.ModuleList(GINConv(mlp([hidden, hidden, hidden]), train_eps=True)
+                                   for _ in range(layers))
+        self.decoder = mlp([2 * hidden, hidden, out_dim])
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor | None = None,
+                batch: Tensor | None = None) -> tuple[Tensor, None]:
+        check_graph(x, edge_index, edge_attr, batch)
+        h = self.embed(x)
+        for conv in self.convs:
+            h = h + torch.relu(conv(h, edge_index))
+        if batch is None:
+            batch = x.new_zeros(x.shape[0], dtype=torch.long)
+        return self.decoder(torch.cat([global_mean_pool(h, batch),
+                                       global_max_pool(h, batch)], -1)), None
+
+
+def _matched(build, target: int) -> nn.Module:
+    """The model ``build(hidden)`` whose parameter count is closest to ``target``."""
+    best = None
+    for hidden in range(4, 257, 2):
+        n = count_parameters(build(hidden))
+        if best is None or abs(n - target) < abs(best[1] - target):
+            best = (hidden, n)
+        if n > target:
+            break
+    return build(best[0])
+
+
+def classification_cv(seed: int = 0, folds: int = 4, epochs: int = 30, top_k: int | None = 16,
+                      dataset: str = "mice", models: tuple[str, ...] = ("cgs", "gin", "gcn"),
+                      graphs=None) -> list[dict]:
+    """k-fold accuracy of CGS and same-size GIN / GCN on the same folds.
+
+    Args:
+        seed: seeds folds and models.
+        folds: cross-validation folds (stratified, shared by every model).
+        epochs: training epochs per fold.
+        top_k: incoming edges kept per node (as the CGS experiment does).
+        dataset: a graph-classification set name.
+        models: which of ``cgs``, ``gin``, ``gcn`` to run.
+        graphs: ``(list[Data], num_classes)`` to use instead of loading ``dataset``.
+
+    Returns:
+        One record per model: ``accuracy`` (pooled over folds), ``fold_accuracies``,
+        ``parameters``, ``train_seconds`` and ``folds`` (the test indices, identical for all).
+    """
+    from .experiments import ClassificationExperiment
+
+    graphs, num_classes = graphs or load_classification_set(dataset, top_k)
+    setting = ClassificationExperiment(dataset=dataset, top_k=top_k, folds=folds)
+    cgs_cfg = replace(setting.model, node_dim=graphs[0].num_node_features,
+                      edge_dim=graphs[0].edge_attr.shape[1], out_dim=num_classes)
+    tcfg = replace(setting.train, epochs=epochs, progress=False)
+    split = stratified_folds([int(g.y) for g in graphs], folds, seed)
+    target = count_parameters(CGS(cgs_cfg))
+    node_dim = graphs[0].num_node_features
+    builders = {
+        "cgs": lambda: CGS(cgs_cfg),
+        "gin": lambda: _matched(lambda h: GIN(node_dim, num_classes, h), target),
+        "gcn": lambda: _matched(lambda h: GCN(GCNConfig(node_dim, num_classes, h, 4, True)),
+                                target),
+    }
+    records = []
+    for name in models:
+        if name not in builders:
+            raise ValueError(f"unknown model {name!r}; choose from {sorted(builders)}")
+        correct, per_fold, seconds, params = 0, [], 0.0, 0
+        for k, test_idx in enumerate(split):
+            test = set(int(i) for i in test_idx)
+            train_set = [g for i, g in enumerate(graphs) if i not in test]
+            torch.manual_seed(seed * 100 + k)
+            model = builders[name]()
+            params = count_parameters(model)
+            seconds += train(model, train_set, tcfg, seed=seed * 100 + k).seconds
+            hits = sum(int(predict(model, graphs[i])[0].argmax(-1).item() == int(graphs[i].y))
+                       for i in test_idx)
+            correct += hits
+            per_fold.append(hits / len(test_idx))
+        records.append({"task": "classification", "model": name, "metric": "accuracy",
+                        "value": correct / len(graphs), "fold_accuracies": per_fold,
+                        "parameters": params, "train_seconds": seconds, "dataset": dataset,
+                        "folds": [sorted(int(i) for i in f) for f in split],
+                        "chance": 1.0 / num_classes})
+    return records
+
+
+def _porous_solve_exact(d) -> np.ndarray:
+    e = d.edge_index.numpy()
+    half = e.shape[1] // 2  # edges are listed (i -> j) then (j -> i)
+    return solve_pressure(d.num_nodes, e[:, :half].T, d.conductance.numpy()[:half],
+                          d.inlet.numpy(), d.outlet.numpy())
+
+
+def porous_size_generalisation(factor: int = 10, graphs: int = 3, seed: int = 0,
+                               model: CGS | None = None, train_sizes=None) -> list[dict]:
+    """The porous CGS at the training size and at ``factor`` times it, beside SciPy.
+
+    Args:
+        factor: size multiple of the larger test networks.
+        graphs: networks per size.
+        seed: seed of the test networks.
+        model: a trained porous CGS (default: the bundled checkpoint).
+        train_sizes: its training size range (default: from the checkpoint).
+
+    Returns:
+        One record per size and solver with ``relative_error`` (CGS), ``seconds`` (median
+        per network), ``peak_rss_mb`` (median growth; noisy on small networks) and ``iterations``.
+    """
+    if model is None:
+        from .demo import load_porous_model
+
+        model, info = load_porous_model()
+        train_sizes = tuple(info["train_sizes"])
+    lo, hi = train_sizes
+    records = []
+    for scale in (1, factor):
+        sizes = (lo * scale, hi * scale)
+        test = make_porous_dataset(graphs, sizes, seed=seed + 20_000 + scale)
+        cgs_s, cgs_m, sp_s, sp_m, rel, its = [], [], [], [], [], []
+        for d in test:
+            with track_memory() as mem:
+                t0 = time.perf_counter()
+                pred, it = predict(model, d)
+                cgs_s.append(time.perf_counter() - t0)
+            cgs_m.append(mem.rss_mb or 0.0)
+            with track_memory() as mem:
+                t0 = time.perf_counter()
+                exact = _porous_solve_exact(d)
+                sp_s.append(time.perf_counter() - t0)
+            sp_m.append(mem.rss_mb or 0.0)
+            err = pred.view(-1).double().numpy() - exact
+            rel.append(float(np.linalg.norm(err) / max(np.linalg.norm(exact), 1e-12)))
+            its.append(it)
+        n = int(np.mean([d.num_nodes for d in test]))
+        common = {"task": "porous", "scale": scale, "sizes": list(sizes), "mean_nodes": n}
+        records.append({**common, "model": "cgs", "relative_error": float(np.mean(rel)),
+                        "iterations": float(np.mean(its)), "seconds": float(np.median(cgs_s)),
+                        "peak_rss_mb": float(np.median(cgs_m))})
+        records.append({**common, "model": "scipy-spsolve", "relative_error": 0.0,
+                        "iterations": None, "seconds": float(np.median(sp_s)),
+                        "peak_rss_mb": float(np.median(sp_m))})
+    return records
+
+
+def gvi_size_generalisation(factor: int = 10, seed: int = 0, quick: bool = True) -> list[dict]:
+    """CGS trained on graph MDPs of 20-50 states, tested on the same and ``factor`` times larger."""
+    from .experiments import gvi_setting, run_gvi
+
+    base = gvi_setting(quick)
+    base = replace(base, train=replace(base.train, progress=False))
+    out = []
+    for scale in (1, factor):
+        lo, hi = base.train_sizes
+        setting = replace(base, test_sizes=(lo * scale, hi * scale),
+                          test_graphs=min(base.test_graphs, 6))
+        for r in run_gvi(seed, setting):
+            out.append({**r, "scale": scale, "test_sizes": [lo * scale, hi * scale]})
+    return out
