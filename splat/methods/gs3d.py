@@ -150,22 +150,45 @@ class GS3D(Method):
             for group in opt.param_groups:
                 group["lr"] = self.position_lr(ctx.step, ctx.total_steps, ctx.extent)
 
+    def densify_scores(self, ctx: StepContext, cam: Tensor, gid: Tensor, grads: Tensor) -> Tensor:
+        """Densification score of each visible (camera, Gaussian) pair this step.
+
+        The one place subclasses change what makes a Gaussian grow; the
+        accumulation over steps stays in :meth:`_accumulate_gradients`.
+
+        Args:
+            ctx: the step context (after backward).
+            cam: Tensor,  # [M] camera index of each visible pair
+            gid: Tensor,  # [M] Gaussian index of each visible pair
+            grads: Tensor,  # [M, 2] view-space gradient of the 2-D mean, NDC units
+
+        Returns:
+            Tensor,  # [M] the score; 3DGS uses the gradient norm
+        """
+        return grads.norm(dim=-1)
+
     def _accumulate_gradients(self, ctx: StepContext) -> None:
         means2d = ctx.meta.get("means2d")
         if means2d is None or means2d.grad is None:
             return
         data = ctx.state.data
-        n, device = ctx.gaussians.num_gaussians, ctx.gaussians.device
+        n = ctx.gaussians.num_gaussians
         if data["grad2d"].shape[0] != n:  # Gaussians changed outside density control
-            data["grad2d"], data["count"] = torch.zeros(n, device=device), torch.zeros(n, device=device)
+            data["grad2d"], data["count"] = torch.zeros(n), torch.zeros(n)
         grads = means2d.grad.detach().clone()  # [C, N, 2] in pixels
         c = grads.shape[0]
         grads[..., 0] *= ctx.width / 2.0 * c  # to NDC units, as the reference code
         grads[..., 1] *= ctx.height / 2.0 * c
-        visible = (ctx.meta["radii"] > 0).all(dim=-1) if ctx.meta["radii"].ndim == 3 else ctx.meta["radii"] > 0
+        radii = ctx.meta["radii"]
+        visible = (radii > 0).all(dim=-1) if radii.ndim == 3 else radii > 0
         cam, gid = torch.where(visible)
-        data["grad2d"].index_add_(0, gid, grads[cam, gid].norm(dim=-1))
-        data["count"].index_add_(0, gid, torch.ones(gid.shape[0], device=device))
+        score = self.densify_scores(ctx, cam, gid, grads[cam, gid])
+        data["grad2d"].index_add_(0, gid.cpu(), score.cpu())
+        data["count"].index_add_(0, gid.cpu(), torch.ones(gid.shape[0]))
+
+    def growth_limit(self, ctx: StepContext) -> int:
+        """Most Gaussians that growth may reach at this density-control step (``max_gaussians``)."""
+        return self.max_gaussians
 
     @torch.no_grad()
     def refine(self, ctx: StepContext) -> dict[str, int]:
@@ -175,7 +198,7 @@ class GS3D(Method):
         max_scale = g.scales.max(dim=-1).values
         is_small = max_scale <= self.grow_scale3d * ctx.extent
         grow = grads > self.grow_grad2d
-        budget = max(self.max_gaussians - g.num_gaussians, 0)
+        budget = max(self.growth_limit(ctx) - g.num_gaussians, 0)
         if int(grow.sum()) > budget:  # keep the largest gradients within the growth budget
             keep = torch.zeros_like(grow)
             if budget:

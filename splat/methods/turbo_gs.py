@@ -103,37 +103,16 @@ class TurboGS(GS3D):
         ctx.info["error_map"] = (ctx.render.detach() - ctx.gt_images).abs().mean(dim=-1)  # [C, H, W]
         return super().loss(ctx)
 
-    def _accumulate_gradients(self, ctx: StepContext) -> None:
-        means2d = ctx.meta.get("means2d")
-        if means2d is None or means2d.grad is None:
-            return
-        data = ctx.state.data
-        n, device = ctx.gaussians.num_gaussians, ctx.gaussians.device
-        if data["grad2d"].shape[0] != n:
-            data["grad2d"], data["count"] = torch.zeros(n, device=device), torch.zeros(n, device=device)
-        grads = means2d.grad.detach().clone()  # [C, N, 2]
-        c = grads.shape[0]
-        grads[..., 0] *= ctx.width / 2.0 * c  # NDC units, as GS3D
-        grads[..., 1] *= ctx.height / 2.0 * c
-        radii = ctx.meta["radii"]
-        visible = (radii > 0).all(dim=-1) if radii.ndim == 3 else radii > 0
-        cam, gid = torch.where(visible)
-        score = grads[cam, gid].norm(dim=-1)
+    def densify_scores(self, ctx: StepContext, cam: Tensor, gid: Tensor, grads: Tensor) -> Tensor:
+        """The gradient norm weighted by the error under each Gaussian relative to the image's mean error."""
+        score = super().densify_scores(ctx, cam, gid, grads)
         err = ctx.info.get("error_map")
         if err is not None and self.error_weight > 0 and gid.numel():
-            rel = error_at_means(err, means2d.detach(), cam, gid) / err.mean().clamp_min(1e-8)
+            rel = error_at_means(err, ctx.meta["means2d"].detach(), cam, gid) / err.mean().clamp_min(1e-8)
             score = score * ((1.0 - self.error_weight) + self.error_weight * rel)
-        data["grad2d"].index_add_(0, gid, score)
-        data["count"].index_add_(0, gid, torch.ones(gid.shape[0], device=device))
+        return score
 
-    @torch.no_grad()
-    def refine(self, ctx: StepContext) -> dict[str, int]:
+    def growth_limit(self, ctx: StepContext) -> int:
         cap = self.growth_cap(ctx.step, ctx.state.data["n_init"])
-        full_cap = self.max_gaussians
-        self.max_gaussians = cap  # GS3D.refine grows at most up to max_gaussians
-        try:
-            stats = super().refine(ctx)
-        finally:
-            self.max_gaussians = full_cap
         ctx.info["growth_cap"] = cap
-        return stats
+        return cap
