@@ -14,6 +14,7 @@ verb                   CLI                             app callback
 :func:`render_demo`    ``splatops render-demo``        -
 :func:`simulate`       ``splatops simulate``           -
 :func:`simulate_preview` ``splatops preview``          Simulate tab, Simulate
+:func:`simulate_splats`  ``splatops simulate --ply``     Simulate tab, Simulate splats
 :func:`train`          ``splatops train``              -
 :func:`rollout`        ``splatops rollout``            -
 :func:`forwardgnn`     ``splatops graph forwardgnn``   Graphs tab, Train
@@ -63,6 +64,8 @@ __all__ = [
     "SimulatedDataset",
     "simulate_preview",
     "SimulationPreview",
+    "simulate_splats",
+    "SplatSimulation",
     "train",
     "rollout",
     "forwardgnn",
@@ -75,8 +78,8 @@ __all__ = [
 ]
 
 #: The public verbs; the CLI and the app call nothing else of the library's top level.
-VERBS = ("fit", "render", "render_demo", "simulate", "simulate_preview", "train", "rollout",
-         "forwardgnn", "forwardgnn_large", "cgs", "cgs_demo", "pose_train", "pose_estimate")
+VERBS = ("fit", "render", "render_demo", "simulate", "simulate_preview", "simulate_splats", "train",
+         "rollout", "forwardgnn", "forwardgnn_large", "cgs", "cgs_demo", "pose_train", "pose_estimate")
 
 PathLike = str | os.PathLike
 
@@ -398,6 +401,94 @@ def simulate_preview(
 
         result.animation = particle_animation(panels, truth.bounds, Path(out_dir) / "simulation.gif")
     return result
+
+
+@dataclass
+class SplatSimulation:
+    """A splat object simulated by :func:`simulate_splats`.
+
+    Attributes:
+        material: the simulated material.
+        gaussians: Gaussians simulated (the selection).
+        particles: MPM particles filling the object.
+        mpm_ms_per_frame: MPM time per frame (simulation only).
+        deform_ms_per_frame: time per frame to move and deform every Gaussian.
+        preview_ms_per_frame: GIOROM time per frame (sparse step + dense query), or None.
+        sparse_points: GIOROM's sparse graph size, or None.
+        rmse: mean RMSE of the preview's Gaussian centres against MPM, as a
+            fraction of the object size, or None.
+        files: written files by role (``splats``, ``video``, ``preview_splats``,
+            ``preview_video``, ``summary``); empty without ``out_dir``.
+        summary: everything ``summary.json`` holds.
+    """
+
+    material: str
+    gaussians: int
+    particles: int
+    mpm_ms_per_frame: float
+    deform_ms_per_frame: float
+    preview_ms_per_frame: float | None = None
+    sparse_points: int | None = None
+    rmse: float | None = None
+    files: dict[str, Path] = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)
+
+
+def simulate_splats(
+    ply: PathLike,
+    material: str = "jelly",
+    *,
+    out_dir: PathLike | None,
+    frames: int = 100,
+    preview: str | None = None,
+    box: Any = None,
+    spacing: float = 0.02,
+    max_particles: int = 20000,
+    up: str = "+y",
+    checkpoint: PathLike | None = None,
+    video: bool = True,
+    width: int = 256,
+    height: int = 256,
+    show_progress: bool = True,
+) -> SplatSimulation:
+    """Drops a splat object with MPM, optionally beside the GIOROM preview (``splatops simulate
+    --ply``, the Simulate tab).
+
+    The selected Gaussians fill a solid with particles, MPM moves the particles,
+    and every Gaussian follows: its centre by the local motion, its covariance
+    by the local deformation gradient (``Σ' = F Σ Fᵀ``).
+
+    Args:
+        ply: a 3DGS PLY (a fitted model or a bundled object).
+        material: an MPM material (``jelly``, ``sand``, ``plasticine``, ...).
+        out_dir: folder for ``splats.npz``, ``mpm.mp4`` (``preview_splats.npz``,
+            ``preview.mp4``) and ``summary.json``, all written at the end; None writes nothing.
+        frames: frames after the initial one (10 ms each).
+        preview: ``"giorom"`` to also run the learned preview (bundled 3-D checkpoint).
+        box: world box ``[[min xyz], [max xyz]]`` selecting the Gaussians (None: all).
+        spacing: particle spacing in simulation-box units.
+        max_particles: particle budget (a larger fill is an error).
+        up: the model's up axis (``+y``, ``-y``, ``+z``, ...).
+        checkpoint: a 3-D GIOROM checkpoint instead of the bundled one.
+        video: render the videos.
+        width, height: video size in pixels.
+        show_progress: show progress bars.
+
+    Raises:
+        ValueError: empty selection, a fill over the budget, a checkpoint for
+            another material or dimension; nothing is written.
+    """
+    from operators.splat_physics.pipeline import run_splat_physics
+
+    run = run_splat_physics(ply, material, out_dir, frames=frames, preview=preview, box=box,
+                            spacing=spacing, max_particles=max_particles, up=up, checkpoint=checkpoint,
+                            video=video, width=width, height=height, progress=show_progress)
+    s = run.summary
+    return SplatSimulation(material=material, gaussians=s["gaussians_simulated"], particles=s["particles"],
+                           mpm_ms_per_frame=s["mpm_ms_per_frame"], deform_ms_per_frame=s["deform_ms_per_frame"],
+                           preview_ms_per_frame=s.get("preview_ms_per_frame"),
+                           sparse_points=(run.preview.info["sparse_points"] if run.preview else None),
+                           rmse=s.get("rmse_fraction_mean"), files=run.files, summary=s)
 
 
 def train(

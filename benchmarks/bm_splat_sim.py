@@ -1,0 +1,224 @@
+"""Physics on splats: MPM vs the GIOROM preview per frame, rollout error on held-out
+shapes, GNS vs GIOROM at the same training budget.
+
+    python benchmarks/bm_splat_sim.py [--sizes 1000 10000 100000] [--gaussians 100000]
+                                      [--data-dir /tmp/splatphys] [--json PATH]
+
+(a) Per frame, at N MPM particles filling a splat ball of G Gaussians: MPM
+    (median substep x substeps per frame) against the GIOROM preview (one
+    sparse step on the ~1k-point graph of the bundled checkpoint + the dense
+    query to all N particles and all G Gaussian centres), and the cost of
+    deforming every Gaussian's covariance (needed by both for rendering).
+(b) Rollout error against MPM on the held-out shapes (torus, capsule) of
+    the shape-drop datasets made by ``scripts/make_splat_checkpoints.py``:
+    position RMSE over all particles as a fraction of the object size, after
+    50 frames and averaged over them, and the Chamfer distance at frame 50,
+    for GIOROM and GNS trained with the same budget (steps x batch); seconds
+    per rollout step of each.
+(c) The bundled splat objects dropped through the whole pipeline
+    (``run_splat_physics``): MPM vs preview ms per frame and the Gaussian-centre
+    RMSE after 50 frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from operators.checkpoints import bundled_checkpoint, load_checkpoint, models_from_checkpoint  # noqa: E402
+from operators.features import INPUT_SEQUENCE_LENGTH as W  # noqa: E402
+from operators.giorom import sample_sparse  # noqa: E402
+from operators.splat_physics.deform import interpolation_plan, transform_covariances  # noqa: E402
+from operators.splat_physics.particles import fill_particles  # noqa: E402
+from splat.io.atomic import write_text_atomic  # noqa: E402
+
+
+def median_ms(fn, repeats: int = 3, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
+def ball_gaussians(n: int, radius: float = 0.125, centre=(0.5, 0.3, 0.5)):
+    """Surface Gaussians of a ball in box units (Fibonacci points), isotropic."""
+    i = torch.arange(n, dtype=torch.float64) + 0.5
+    phi, theta = torch.acos(1 - 2 * i / n), math.pi * (1 + 5 ** 0.5) * i
+    pts = radius * torch.stack([torch.cos(theta) * torch.sin(phi), torch.cos(phi),
+                                torch.sin(theta) * torch.sin(phi)], -1) + torch.tensor(centre)
+    scale = math.sqrt(4 * math.pi * radius ** 2 / n)
+    return pts.float(), torch.full((n, 3), scale), torch.full((n,), 0.95)
+
+
+def per_frame(material: str, sizes: list[int], n_gaussians: int) -> list[dict]:
+    from operators.mpm import MPMConfig, build_solver
+    from operators.scenes import SceneInit
+
+    ckpt = load_checkpoint(bundled_checkpoint(material, 3))
+    simulator, query = models_from_checkpoint(ckpt)
+    means, scales, opac = ball_gaussians(n_gaussians)
+    coarse = fill_particles(means, scales, opac, 0.02, 10 ** 6)
+    rows = []
+    for n in sizes:
+        volume = coarse.shape[0] * 0.02 ** 3
+        spacing = (volume / n) ** (1 / 3)
+        dense = fill_particles(means, scales, opac, spacing, 10 * n)
+        init = SceneInit(dense, torch.zeros_like(dense), spacing ** 3, spacing)
+        solver, _ = build_solver(material, init, dim=3,
+                                 config=MPMConfig(n_grid=int(min(160, round(1 / (2 * spacing))))))
+        substeps = max(1, math.ceil(0.01 / solver.dt - 1e-9))
+        with torch.no_grad():
+            mpm_ms = median_ms(solver.substep, repeats=3 if n <= 20000 else 1) * substeps
+        # the preview: sparse graph at the checkpoint's spacing, one step, query to particles + Gaussians
+        idx = sample_sparse(coarse, ckpt.model_config["sparse_fraction"], "fps", random_start=False)
+        sparse = coarse[idx]
+        ptype = torch.full((idx.numel(),), int(ckpt.metadata["particle_types"][0]))
+        window = sparse[:, None, :].repeat(1, W, 1).contiguous()
+        targets = torch.cat([dense, means])
+        with torch.no_grad():
+            step_ms = median_ms(lambda: simulator.predict_positions(window, ptype))
+            plan = query.plan(sparse, targets)
+            shift = torch.randn_like(sparse) * 1e-3
+            query_ms = median_ms(lambda: query.apply(plan, shift))
+        F = torch.eye(3) + 0.05 * torch.randn(n_gaussians, 3, 3)
+        q = torch.randn(n_gaussians, 4)
+        cov_ms = median_ms(lambda: transform_covariances(q, scales, F), repeats=1)
+        preview_ms = step_ms + query_ms
+        rows.append({"material": material, "particles": int(dense.shape[0]), "gaussians": n_gaussians,
+                     "mpm_substeps": substeps, "mpm_ms": mpm_ms, "sparse_points": int(idx.numel()),
+                     "giorom_step_ms": step_ms, "query_ms": query_ms, "preview_ms": preview_ms,
+                     "speedup": mpm_ms / preview_ms, "covariance_ms": cov_ms})
+        print(f"  {material} N={dense.shape[0]}: MPM {mpm_ms:.0f} ms/frame, preview {preview_ms:.0f} ms "
+              f"(step {step_ms:.0f} + query {query_ms:.0f}), x{mpm_ms / preview_ms:.1f}", flush=True)
+    return rows
+
+
+def chamfer(a: torch.Tensor, b: torch.Tensor) -> float:
+    from scipy.spatial import cKDTree
+
+    da, _ = cKDTree(b.numpy()).query(a.numpy())
+    db, _ = cKDTree(a.numpy()).query(b.numpy())
+    return float(da.mean() + db.mean()) / 2
+
+
+def rollout_errors(material: str, data_dir: Path) -> list[dict]:
+    from operators.datasets import read_metadata, read_split
+    from operators.rollout import rollout
+
+    data = data_dir / f"data_{material}_3d"
+    if not (data / "metadata.json").is_file():
+        print(f"  (no dataset {data}; run scripts/make_splat_checkpoints.py)")
+        return []
+    meta = read_metadata(data)
+    test = read_split(data, "test", meta)
+    rows = []
+    for model in ("giorom", "gns"):
+        run = data_dir / f"run_{model}_{material}_3d"
+        if not (run / "checkpoint.pt").is_file():
+            continue
+        ckpt = load_checkpoint(run / "checkpoint.pt")
+        n_steps = min(50, test[0].positions.shape[0] - W)
+        t0 = time.perf_counter()
+        res = rollout(ckpt, data, split="test", n_steps=n_steps, progress=False)
+        step_s = (time.perf_counter() - t0) / (n_steps * len(test))
+        rmse_last, rmse_mean, ch = [], [], []
+        for pred, truth in zip(res.predictions, res.ground_truth):
+            size = float((truth[0].max(0).values - truth[0].min(0).values).max())
+            err = ((pred[W:] - truth[W:]) ** 2).sum(-1).mean(-1).sqrt() / size  # [n_steps]
+            rmse_last.append(float(err[-1]))
+            rmse_mean.append(float(err.mean()))
+            ch.append(chamfer(pred[-1], truth[-1]) / size)
+        info = json.loads((run / "info.json").read_text()) if (run / "info.json").is_file() else {}
+        rows.append({"material": material, "model": model, "steps": ckpt.step,
+                     "batch": ckpt.train_config.get("batch_size"),
+                     "budget_windows": ckpt.step * int(ckpt.train_config.get("batch_size", 1)),
+                     "held_out_shapes": meta.get("test_shapes"), "frames": n_steps,
+                     "rmse_frac_last": float(np.mean(rmse_last)), "rmse_frac_mean": float(np.mean(rmse_mean)),
+                     "chamfer_frac_last": float(np.mean(ch)), "ms_per_step": 1000 * step_s,
+                     "train_seconds": info.get("train_seconds_this_run")})
+        r = rows[-1]
+        print(f"  {material} {model}: {r['steps']} steps x {r['batch']}, RMSE@{n_steps} "
+              f"{100 * r['rmse_frac_last']:.1f} % (mean {100 * r['rmse_frac_mean']:.1f} %), "
+              f"{r['ms_per_step']:.0f} ms/step", flush=True)
+    return rows
+
+
+def splat_objects(materials: list[str], frames: int) -> list[dict]:
+    from operators.splat_physics.pipeline import run_splat_physics
+    from splatops_assets import asset_path
+
+    rows = []
+    for ply in sorted(asset_path("objects").glob("*.ply")):
+        for material in materials:
+            run = run_splat_physics(ply, material, None, frames=frames, preview="giorom", video=False)
+            s = run.summary
+            rows.append({"object": ply.stem, "material": material, "gaussians": s["gaussians_simulated"],
+                         "particles": s["particles"], "sparse_points": s["preview_info"]["sparse_points"],
+                         "mpm_ms": s["mpm_ms_per_frame"], "preview_ms": s["preview_ms_per_frame"],
+                         "deform_ms": s["deform_ms_per_frame"], "rmse_frac_last": s["rmse_fraction_last"],
+                         "rmse_frac_mean": s["rmse_fraction_mean"]})
+            r = rows[-1]
+            print(f"  {ply.stem} {material}: MPM {r['mpm_ms']:.0f} ms/frame, preview {r['preview_ms']:.0f}, "
+                  f"RMSE@{frames} {100 * r['rmse_frac_last']:.1f} %", flush=True)
+    return rows
+
+
+def table(rows: list[dict], cols: list[str]) -> str:
+    def fmt(v):
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(r.get(c)) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
+    p.add_argument("--gaussians", type=int, default=100000)
+    p.add_argument("--materials", nargs="+", default=["jelly", "sand"])
+    p.add_argument("--data-dir", default="/tmp/splatphys", help="datasets and runs of make_splat_checkpoints")
+    p.add_argument("--frames", type=int, default=50, help="frames of the splat-object drops")
+    p.add_argument("--skip", nargs="*", default=[], choices=["frame", "rollout", "objects"])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", help="write the results here")
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    out = {"machine": "2-core CPU, no GPU, shared with other jobs", "torch_threads": a.threads}
+    if "frame" not in a.skip:
+        print("(a) ms per frame")
+        out["per_frame"] = [r for m in a.materials for r in per_frame(m, a.sizes, a.gaussians)]
+        print(table(out["per_frame"], ["material", "particles", "gaussians", "mpm_ms", "sparse_points",
+                                       "giorom_step_ms", "query_ms", "preview_ms", "speedup", "covariance_ms"]))
+    if "rollout" not in a.skip:
+        print("(b) rollout error on held-out shapes, same training budget")
+        out["rollout"] = [r for m in a.materials for r in rollout_errors(m, Path(a.data_dir))]
+        print(table(out["rollout"], ["material", "model", "steps", "batch", "frames", "rmse_frac_last",
+                                     "rmse_frac_mean", "chamfer_frac_last", "ms_per_step"]))
+    if "objects" not in a.skip:
+        print("(c) bundled splat objects through the pipeline")
+        out["objects"] = splat_objects(a.materials, a.frames)
+        print(table(out["objects"], ["object", "material", "gaussians", "particles", "sparse_points", "mpm_ms",
+                                     "preview_ms", "deform_ms", "rmse_frac_last"]))
+    if a.json:
+        write_text_atomic(a.json, json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
