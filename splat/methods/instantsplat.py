@@ -189,7 +189,8 @@ class InstantSplat(GS3D):
         lr_focal: Adam learning rate of the shared log-focal correction (0 freezes the focal).
         pose_reg: weight of ``|xi|^2`` (per rendered view) and ``f^2`` pulling toward the initial cameras.
         optimize_poses: train the per-view pose corrections.
-        pose_warmup: steps before the cameras start moving (the Gaussians settle first).
+        pose_warmup: steps before the cameras and the focal length start moving (the Gaussians
+            settle first: on a barely fitted scene the camera gradients are noise).
         dense_min_points: an initial cloud with at least this many points is dense: no density control.
         test_pose_steps: test-time pose optimisation steps per held-out view before evaluation (0: off).
         test_pose_lr: initial learning rate of that optimisation.
@@ -201,10 +202,10 @@ class InstantSplat(GS3D):
     lr_means_final: float = 1.6e-6
     lr_pose: float = 1e-3
     lr_pose_final: float = 1e-5
-    lr_focal: float = 1e-3
+    lr_focal: float = 1e-4
     pose_reg: float = 1e-2
     optimize_poses: bool = True
-    pose_warmup: int = 0
+    pose_warmup: int = 100
     refine_start: int = 100
     refine_stop: int = 800
     refine_every: int = 100
@@ -248,11 +249,11 @@ class InstantSplat(GS3D):
         params = ctx.state.params
         if POSE_KEY in params:
             delta = params[POSE_KEY][ctx.camera_ids]
-            if ctx.step < self.pose_warmup and ctx.step >= 0:
-                delta = delta.detach()
-            inputs["viewmats"] = apply_pose_delta(ctx.viewmats, delta, ctx.extent)
+            warming = 0 <= ctx.step < self.pose_warmup
+            inputs["viewmats"] = apply_pose_delta(ctx.viewmats, delta.detach() if warming else delta, ctx.extent)
         if FOCAL_KEY in params:
-            inputs["Ks"] = scale_focal(ctx.Ks, params[FOCAL_KEY])
+            focal = params[FOCAL_KEY]
+            inputs["Ks"] = scale_focal(ctx.Ks, focal.detach() if 0 <= ctx.step < self.pose_warmup else focal)
         return inputs
 
     def loss(self, ctx: StepContext) -> Tensor:

@@ -115,8 +115,8 @@ def _reprojection_px(points, viewmats, true_viewmats, Ks):  # mean pixel displac
 
 def test_pose_corrections_get_gradients_and_recover_a_perturbation():
     scene, truth, true_viewmats = _perturbed_scene()
-    method = get_method("instantsplat", sh_degree=0, lr_pose=1e-2, lr_pose_final=1e-3, lr_focal=0.0, pose_reg=0.0,
-                        test_pose_steps=0, dense_min_points=0)
+    method = get_method("instantsplat", sh_degree=0, pose_warmup=0, lr_pose=1e-2, lr_pose_final=1e-3,
+                        lr_focal=0.0, pose_reg=0.0, test_pose_steps=0, dense_min_points=0)
     result = fit(scene, method=method, steps=240, eval_every=0, show_progress=False, gaussians=truth.detached())
     assert result.state.params[POSE_KEY].abs().sum() > 0  # the deltas were trained
     cams = corrected_cameras(scene, result.state)
@@ -132,8 +132,8 @@ def test_pose_corrections_get_gradients_and_recover_a_perturbation():
 
 def test_shared_focal_correction_recovers_a_wrong_focal_length():
     scene, truth, _ = _perturbed_scene(rot_deg=0.0, trans=0.0, focal_factor=1.08)
-    method = get_method("instantsplat", sh_degree=0, lr_focal=3e-3, optimize_poses=False, pose_reg=0.0,
-                        test_pose_steps=0, dense_min_points=0, lr_means=1e-6, lr_means_final=1e-7)
+    method = get_method("instantsplat", sh_degree=0, pose_warmup=0, lr_focal=3e-3, optimize_poses=False,
+                        pose_reg=0.0, test_pose_steps=0, dense_min_points=0, lr_means=1e-6, lr_means_final=1e-7)
     result = fit(scene, method=method, steps=150, eval_every=0, show_progress=False, gaussians=truth.detached())
     factor = math.exp(float(result.state.params[FOCAL_KEY].detach()))
     assert abs(1.08 * factor - 1.0) < 0.25 * 0.08, factor  # most of the 8 % error is undone
@@ -144,8 +144,8 @@ def test_regulariser_pulls_corrections_toward_the_initial_poses():
     scene, truth, _ = _perturbed_scene(seed=2)
     sizes = {}
     for reg in (0.0, 100.0):
-        method = get_method("instantsplat", sh_degree=0, lr_pose=1e-2, lr_pose_final=1e-3, lr_focal=0.0,
-                            pose_reg=reg, test_pose_steps=0, dense_min_points=0)
+        method = get_method("instantsplat", sh_degree=0, pose_warmup=0, lr_pose=1e-2, lr_pose_final=1e-3,
+                            lr_focal=0.0, pose_reg=reg, test_pose_steps=0, dense_min_points=0)
         result = fit(scene, method=method, steps=60, eval_every=0, show_progress=False, gaussians=truth.detached())
         sizes[reg] = float(result.state.params[POSE_KEY].detach().norm(dim=-1).mean())
     assert sizes[100.0] < 0.5 * sizes[0.0], sizes
@@ -171,7 +171,7 @@ def test_refine_view_pose_aligns_a_held_out_view_with_frozen_gaussians():
 
 def test_fit_aligns_test_views_before_evaluation():
     scene, truth, _ = _perturbed_scene(rot_deg=1.5, trans=0.03, seed=3, test_ids=[0])
-    kwargs = dict(sh_degree=0, lr_pose=1e-2, lr_pose_final=1e-3, lr_focal=0.0, dense_min_points=0)
+    kwargs = dict(sh_degree=0, pose_warmup=0, lr_pose=1e-2, lr_pose_final=1e-3, lr_focal=0.0, dense_min_points=0)
     psnr = {}
     for steps in (0, 120):
         method = get_method("instantsplat", test_pose_steps=steps, test_pose_lr=5e-3, **kwargs)
@@ -182,11 +182,24 @@ def test_fit_aligns_test_views_before_evaluation():
     assert psnr[120] > psnr[0] + 2.0, psnr
 
 
+def test_cameras_stay_fixed_during_the_warm_up():
+    scene, truth, _ = _perturbed_scene(seed=5)
+    method = get_method("instantsplat", sh_degree=0, pose_warmup=15, lr_pose=1e-2, lr_pose_final=1e-3,
+                        lr_focal=1e-3, test_pose_steps=0, dense_min_points=0)
+    moved = []
+    for steps in (15, 25):
+        result = fit(scene, method=method, steps=steps, eval_every=0, show_progress=False,
+                     gaussians=truth.detached())
+        moved.append(float(result.state.params[POSE_KEY].detach().abs().sum()
+                           + result.state.params[FOCAL_KEY].detach().abs().sum()))
+    assert moved[0] == 0.0 and moved[1] > 0.0, moved
+
+
 def test_densification_only_on_a_sparse_initial_cloud(tiny_scene):
     counts = {}
     for threshold in (0, 10**6):  # the 150-point cloud is dense for 0, sparse for 10**6
-        method = get_method("instantsplat", sh_degree=0, refine_start=5, refine_every=5, refine_stop=30,
-                            dense_min_points=threshold, grow_grad2d=1e-6, test_pose_steps=0)
+        method = get_method("instantsplat", sh_degree=0, pose_warmup=0, refine_start=5, refine_every=5,
+                            refine_stop=30, dense_min_points=threshold, grow_grad2d=1e-6, test_pose_steps=0)
         result = fit(tiny_scene, method=method, steps=21, eval_every=0, show_progress=False)
         counts[threshold] = result.gaussians.num_gaussians
         assert result.state.data["densify"] == (threshold > 0)
@@ -196,7 +209,7 @@ def test_densification_only_on_a_sparse_initial_cloud(tiny_scene):
 
 def test_checkpoint_and_resume_carry_the_pose_state(tmp_path):
     scene, truth, _ = _perturbed_scene(seed=4)
-    kwargs = dict(sh_degree=0, lr_pose=1e-2, lr_pose_final=1e-3, test_pose_steps=0, dense_min_points=0)
+    kwargs = dict(sh_degree=0, pose_warmup=0, lr_pose=1e-2, lr_pose_final=1e-3, test_pose_steps=0, dense_min_points=0)
     straight = fit(scene, method=get_method("instantsplat", **kwargs), steps=40, eval_every=0, show_progress=False,
                    gaussians=truth.detached())
     calls = []
