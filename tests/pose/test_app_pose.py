@@ -3,6 +3,7 @@ import json
 import pytest
 
 gr = pytest.importorskip("gradio")
+pytestmark = pytest.mark.slow  # imports and builds the Gradio app
 
 
 def test_pose_tab_callback_shows_before_and_after(box_ply, scene_files):

@@ -1,8 +1,11 @@
 import json
 
+import pytest
+
 from splatops.cli import main
 
 
+@pytest.mark.slow
 def test_cli_train_then_estimate_with_init(box_ply, scene_files, capsys):
     folder, intrinsics, T = scene_files
     ckpt = folder / "box.posenet.pt"
