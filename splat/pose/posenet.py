@@ -248,7 +248,7 @@ def train_posenet_model(gaussians: Gaussians, config: PoseNetConfig | None = Non
     centre = (box[0] + box[1]) / 2
     s = config.input_size
     f = config.focal_factor * 256.0  # a 256 px camera; crops zoom in from it
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     rgbs, nocss, alphas = [], [], []
     for _ in range(config.num_renders):
         T = _random_pose(gen, config.distance, diameter, centre)
@@ -305,6 +305,7 @@ def train_posenet_model(gaussians: Gaussians, config: PoseNetConfig | None = Non
         "steps_done": step + 1,
         "render_seconds": round(render_seconds, 2),
         "train_seconds": round(time.perf_counter() - t0, 2),
+        "train_cpu_seconds": round(time.process_time() - cpu0, 2),
     }
 
 
