@@ -58,21 +58,26 @@ def test_the_installed_package_is_used_not_the_checkout(venv):
     bin_dir, work, env = venv
     out = _run([str(bin_dir / "python"), "-c",
                 "import splatops, splat, operators, graph, splatops_assets; "
+                "from splat.core.backends import cpu; "
                 "print(splatops.__file__, splat.__file__, operators.__file__, graph.__file__, "
-                "splatops_assets.asset_path('scenes', 'globe', 'transforms.json').is_file())"],
+                "splatops_assets.asset_path('scenes', 'globe', 'transforms.json').is_file(), "
+                "all((cpu._CSRC / n).is_file() for n in cpu._SOURCES))"],
                cwd=work, env=env)
-    *files, bundled = out.split()
+    *files, bundled, kernel_sources = out.split()
     site = str(bin_dir.parent)
     assert all(f.startswith(site) for f in files), files
-    assert bundled == "True"
+    assert bundled == "True" and kernel_sources == "True"
 
 
 def test_render_demo_and_a_short_fit_run_from_the_wheel(venv):
+    # The torch backend: the compiled kernel would be rebuilt for the new install path (about
+    # two minutes); the rest of the suite tests it, and the test above that its sources ship.
     bin_dir, work, env = venv
-    _run([str(bin_dir / "splatops"), "render-demo", "--out", "demo.png"], cwd=work, env=env)
+    _run([str(bin_dir / "splatops"), "render-demo", "--out", "demo.png", "--backend", "torch"],
+         cwd=work, env=env)
     assert (work / "demo.png").read_bytes()[:4] == b"\x89PNG"
     out = _run([str(bin_dir / "splatops"), "fit", "--steps", "20", "--out", "fit", "--threads", "1",
-                "--eval-every", "0"], cwd=work, env=env)
+                "--eval-every", "0", "--backend", "torch"], cwd=work, env=env)
     assert "held-out PSNR" in out
     assert (work / "fit" / "point_cloud.ply").read_bytes()[:3] == b"ply"
     assert str(bin_dir.parent) in _run([str(bin_dir / "splatops"), "scene", "bundled"], cwd=work, env=env)
