@@ -172,9 +172,9 @@ class GS3D(Method):
         if means2d is None or means2d.grad is None:
             return
         data = ctx.state.data
-        n = ctx.gaussians.num_gaussians
+        n, device = ctx.gaussians.num_gaussians, ctx.gaussians.device
         if data["grad2d"].shape[0] != n:  # Gaussians changed outside density control
-            data["grad2d"], data["count"] = torch.zeros(n), torch.zeros(n)
+            data["grad2d"], data["count"] = torch.zeros(n, device=device), torch.zeros(n, device=device)
         grads = means2d.grad.detach().clone()  # [C, N, 2] in pixels
         c = grads.shape[0]
         grads[..., 0] *= ctx.width / 2.0 * c  # to NDC units, as the reference code
@@ -183,8 +183,8 @@ class GS3D(Method):
         visible = (radii > 0).all(dim=-1) if radii.ndim == 3 else radii > 0
         cam, gid = torch.where(visible)
         score = self.densify_scores(ctx, cam, gid, grads[cam, gid])
-        data["grad2d"].index_add_(0, gid.cpu(), score.cpu())
-        data["count"].index_add_(0, gid.cpu(), torch.ones(gid.shape[0]))
+        data["grad2d"].index_add_(0, gid, score)
+        data["count"].index_add_(0, gid, torch.ones(gid.shape[0], device=device))
 
     def growth_limit(self, ctx: StepContext) -> int:
         """Most Gaussians that growth may reach at this density-control step (``max_gaussians``)."""

@@ -26,6 +26,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from splat.core.sh import SH_CONSTANTS
+
 __all__ = ["composite", "composite_unchecked", "project", "is_available", "unavailable_reason", "load_extension"]
 
 _CSRC = Path(__file__).with_name("csrc")
@@ -299,8 +301,6 @@ class _Project(torch.autograd.Function):
     @staticmethod
     def forward(ctx, means, quats, scales, opacities, coeffs, viewmats, campos, Ks, settings):
         (width, height, tile_size, eps2d, near_plane, far_plane, radius_clip, antialiased, sh_degree) = settings
-        from splat.core.sh import SH_CONSTANTS
-
         degree = -1 if sh_degree is None else sh_degree
         radii, means2d, depths, conics, view_opac, colors, tiles = load_extension().project_forward(
             means, quats, scales, opacities, viewmats, Ks, coeffs, campos, width, height, tile_size,
