@@ -44,15 +44,18 @@ from operators.splat_physics.particles import fill_particles  # noqa: E402
 from splat.io.atomic import write_text_atomic  # noqa: E402
 
 
-def median_ms(fn, repeats: int = 3, warmup: int = 1) -> float:
+def median_ms(fn, repeats: int = 3, warmup: int = 1) -> tuple[float, float]:
+    """Median wall-clock and process CPU milliseconds of ``fn`` (one thread: on a shared
+    machine the CPU time is what an idle core would take)."""
     for _ in range(warmup):
         fn()
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return 1000 * statistics.median(wall), 1000 * statistics.median(cpu)
 
 
 def ball_gaussians(n: int, radius: float = 0.125, centre=(0.5, 0.3, 0.5)):
@@ -83,7 +86,7 @@ def per_frame(material: str, sizes: list[int], n_gaussians: int) -> list[dict]:
                                  config=MPMConfig(n_grid=int(min(160, round(1 / (2 * spacing))))))
         substeps = max(1, math.ceil(0.01 / solver.dt - 1e-9))
         with torch.no_grad():
-            mpm_ms = median_ms(solver.substep, repeats=3 if n <= 20000 else 1) * substeps
+            mpm_ms, mpm_cpu = (t * substeps for t in median_ms(solver.substep, repeats=3 if n <= 20000 else 1))
         # the preview: sparse graph at the checkpoint's spacing, one step, query to particles + Gaussians
         idx = sample_sparse(coarse, ckpt.model_config["sparse_fraction"], "fps", random_start=False)
         sparse = coarse[idx]
@@ -91,20 +94,23 @@ def per_frame(material: str, sizes: list[int], n_gaussians: int) -> list[dict]:
         window = sparse[:, None, :].repeat(1, W, 1).contiguous()
         targets = torch.cat([dense, means])
         with torch.no_grad():
-            step_ms = median_ms(lambda: simulator.predict_positions(window, ptype))
+            step_ms, step_cpu = median_ms(lambda: simulator.predict_positions(window, ptype))
             plan = query.plan(sparse, targets)
             shift = torch.randn_like(sparse) * 1e-3
-            query_ms = median_ms(lambda: query.apply(plan, shift))
+            query_ms, query_cpu = median_ms(lambda: query.apply(plan, shift))
         F = torch.eye(3) + 0.05 * torch.randn(n_gaussians, 3, 3)
         q = torch.randn(n_gaussians, 4)
-        cov_ms = median_ms(lambda: transform_covariances(q, scales, F), repeats=1)
-        preview_ms = step_ms + query_ms
+        cov_ms, cov_cpu = median_ms(lambda: transform_covariances(q, scales, F), repeats=1)
+        preview_ms, preview_cpu = step_ms + query_ms, step_cpu + query_cpu
         rows.append({"material": material, "particles": int(dense.shape[0]), "gaussians": n_gaussians,
-                     "mpm_substeps": substeps, "mpm_ms": mpm_ms, "sparse_points": int(idx.numel()),
-                     "giorom_step_ms": step_ms, "query_ms": query_ms, "preview_ms": preview_ms,
-                     "speedup": mpm_ms / preview_ms, "covariance_ms": cov_ms})
-        print(f"  {material} N={dense.shape[0]}: MPM {mpm_ms:.0f} ms/frame, preview {preview_ms:.0f} ms "
-              f"(step {step_ms:.0f} + query {query_ms:.0f}), x{mpm_ms / preview_ms:.1f}", flush=True)
+                     "mpm_substeps": substeps, "mpm_ms": mpm_ms, "mpm_cpu_ms": mpm_cpu,
+                     "sparse_points": int(idx.numel()), "giorom_step_ms": step_ms, "query_ms": query_ms,
+                     "preview_ms": preview_ms, "preview_cpu_ms": preview_cpu,
+                     "speedup_wall": mpm_ms / preview_ms, "speedup_cpu": mpm_cpu / preview_cpu,
+                     "covariance_ms": cov_ms, "covariance_cpu_ms": cov_cpu})
+        print(f"  {material} N={dense.shape[0]}: MPM {mpm_ms:.0f} ms/frame (cpu {mpm_cpu:.0f}), preview "
+              f"{preview_ms:.0f} ms (cpu {preview_cpu:.0f}; step {step_ms:.0f} + query {query_ms:.0f}), "
+              f"x{mpm_ms / preview_ms:.1f} wall, x{mpm_cpu / preview_cpu:.1f} cpu", flush=True)
     return rows
 
 
@@ -133,9 +139,10 @@ def rollout_errors(material: str, data_dir: Path) -> list[dict]:
             continue
         ckpt = load_checkpoint(run / "checkpoint.pt")
         n_steps = min(50, test[0].positions.shape[0] - W)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         res = rollout(ckpt, data, split="test", n_steps=n_steps, progress=False)
         step_s = (time.perf_counter() - t0) / (n_steps * len(test))
+        step_cpu = (time.process_time() - c0) / (n_steps * len(test))
         rmse_last, rmse_mean, ch = [], [], []
         for pred, truth in zip(res.predictions, res.ground_truth):
             size = float((truth[0].max(0).values - truth[0].min(0).values).max())
@@ -150,6 +157,7 @@ def rollout_errors(material: str, data_dir: Path) -> list[dict]:
                      "held_out_shapes": meta.get("test_shapes"), "frames": n_steps,
                      "rmse_frac_last": float(np.mean(rmse_last)), "rmse_frac_mean": float(np.mean(rmse_mean)),
                      "chamfer_frac_last": float(np.mean(ch)), "ms_per_step": 1000 * step_s,
+                     "cpu_ms_per_step": 1000 * step_cpu,
                      "train_seconds": info.get("train_seconds_this_run")})
         r = rows[-1]
         print(f"  {material} {model}: {r['steps']} steps x {r['batch']}, RMSE@{n_steps} "
@@ -158,14 +166,32 @@ def rollout_errors(material: str, data_dir: Path) -> list[dict]:
     return rows
 
 
-def splat_objects(materials: list[str], frames: int) -> list[dict]:
+def figure(runs: list, frames: int, path: str) -> None:
+    """Rows of rendered frames: MPM above the GIOROM preview, for each run."""
+    import imageio.v3 as iio
+
+    from operators.splat_physics.simulate import render_motion
+
+    picks = [0, frames // 4, frames // 2, frames]
+    rows = []
+    for run in runs:
+        for motion in (run.mpm, run.preview):
+            rows.append(np.concatenate(render_motion(motion, picks, 160, 160), axis=1))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    iio.imwrite(path, np.concatenate(rows, axis=0))
+    print(f"  wrote {path}: frames {picks}, rows MPM / GIOROM per run")
+
+
+def splat_objects(materials: list[str], frames: int, figure_path: str | None = None) -> list[dict]:
     from operators.splat_physics.pipeline import run_splat_physics
     from splatops_assets import asset_path
 
-    rows = []
+    rows, shown = [], []
     for ply in sorted(asset_path("objects").glob("*.ply")):
         for material in materials:
             run = run_splat_physics(ply, material, None, frames=frames, preview="giorom", video=False)
+            if (ply.stem, material) in (("ball", "jelly"), ("crate", "sand")):
+                shown.append(run)
             s = run.summary
             rows.append({"object": ply.stem, "material": material, "gaussians": s["gaussians_simulated"],
                          "particles": s["particles"], "sparse_points": s["preview_info"]["sparse_points"],
@@ -175,6 +201,8 @@ def splat_objects(materials: list[str], frames: int) -> list[dict]:
             r = rows[-1]
             print(f"  {ply.stem} {material}: MPM {r['mpm_ms']:.0f} ms/frame, preview {r['preview_ms']:.0f}, "
                   f"RMSE@{frames} {100 * r['rmse_frac_last']:.1f} %", flush=True)
+    if figure_path and shown:
+        figure(shown, frames, figure_path)
     return rows
 
 
@@ -197,22 +225,24 @@ def main(argv=None) -> int:
     p.add_argument("--skip", nargs="*", default=[], choices=["frame", "rollout", "objects"])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", help="write the results here")
+    p.add_argument("--figure", help="write rendered MPM / GIOROM frames of two objects here (PNG)")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     out = {"machine": "2-core CPU, no GPU, shared with other jobs", "torch_threads": a.threads}
     if "frame" not in a.skip:
         print("(a) ms per frame")
         out["per_frame"] = [r for m in a.materials for r in per_frame(m, a.sizes, a.gaussians)]
-        print(table(out["per_frame"], ["material", "particles", "gaussians", "mpm_ms", "sparse_points",
-                                       "giorom_step_ms", "query_ms", "preview_ms", "speedup", "covariance_ms"]))
+        print(table(out["per_frame"], ["material", "particles", "gaussians", "mpm_ms", "mpm_cpu_ms",
+                                       "sparse_points", "giorom_step_ms", "query_ms", "preview_ms",
+                                       "preview_cpu_ms", "speedup_wall", "speedup_cpu", "covariance_cpu_ms"]))
     if "rollout" not in a.skip:
         print("(b) rollout error on held-out shapes, same training budget")
         out["rollout"] = [r for m in a.materials for r in rollout_errors(m, Path(a.data_dir))]
         print(table(out["rollout"], ["material", "model", "steps", "batch", "frames", "rmse_frac_last",
-                                     "rmse_frac_mean", "chamfer_frac_last", "ms_per_step"]))
+                                     "rmse_frac_mean", "chamfer_frac_last", "ms_per_step", "cpu_ms_per_step"]))
     if "objects" not in a.skip:
         print("(c) bundled splat objects through the pipeline")
-        out["objects"] = splat_objects(a.materials, a.frames)
+        out["objects"] = splat_objects(a.materials, a.frames, a.figure)
         print(table(out["objects"], ["object", "material", "gaussians", "particles", "sparse_points", "mpm_ms",
                                      "preview_ms", "deform_ms", "rmse_frac_last"]))
     if a.json:
