@@ -64,3 +64,11 @@ def test_every_third_party_import_is_listed():
         if module in sys.stdlib_module_names or module in OURS | OPTIONAL or module == "__future__":
             continue
         assert module in declared, f"{module} is imported by {sorted(files)} but not listed"
+
+
+def test_every_bundled_asset_is_package_data():
+    globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    suffixes = {g.rsplit("*", 1)[-1] for g in globs["splatops_assets"]}  # "**/*.png" -> ".png"
+    missing = sorted(str(p.relative_to(REPO)) for p in (REPO / "assets").rglob("*")
+                     if p.is_file() and "__pycache__" not in p.parts and p.suffix not in suffixes | {".py"})
+    assert missing == [], f"not installed with the wheel (add to package-data): {missing}"
