@@ -149,12 +149,14 @@ def refine_view_pose(
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be an int >= 0, got {steps!r}")
     height, width = image.shape[:2]
+    device = gaussians.device
+    viewmat, K, image = viewmat.to(device), K.to(device), image.to(device)
     frozen = gaussians.detached()
     for p in frozen.params.values():
         p.requires_grad_(False)
     sh_degree = frozen.sh_degree if sh_degree is None else sh_degree
-    background = torch.zeros(1, 3) if background is None else background
-    delta = torch.zeros(6) if init_delta is None else init_delta.detach().clone().float().reshape(6)
+    background = torch.zeros(1, 3, device=device) if background is None else background.to(device)
+    delta = torch.zeros(6, device=device) if init_delta is None else init_delta.detach().clone().float().reshape(6)
     delta = torch.nn.Parameter(delta)
     opt = torch.optim.Adam([delta], lr=lr, eps=1e-15)
     target = image[None]
@@ -229,8 +231,8 @@ class InstantSplat(GS3D):
         state = super().init(scene, gaussians)
         n_views = len(scene.cameras) if scene is not None else 1
         state.params = torch.nn.ParameterDict({
-            POSE_KEY: torch.zeros(n_views, 6),
-            FOCAL_KEY: torch.zeros(1),
+            POSE_KEY: torch.zeros(n_views, 6, device=gaussians.device),
+            FOCAL_KEY: torch.zeros(1, device=gaussians.device),
         })
         state.data["densify"] = gaussians.num_gaussians < self.dense_min_points
         state.data["initial_points"] = gaussians.num_gaussians
@@ -285,8 +287,8 @@ class InstantSplat(GS3D):
             return
         train = set(scene.train_ids)
         bg = scene.background if getattr(scene, "background", None) is not None else (0.0, 0.0, 0.0)
-        background = torch.tensor([bg], dtype=torch.float32)
-        Ks = scale_focal(scene.cameras.Ks, state.params[FOCAL_KEY].detach())
+        background = torch.tensor([bg], dtype=torch.float32, device=gaussians.device)
+        Ks = scale_focal(scene.cameras.Ks.to(gaussians.device), state.params[FOCAL_KEY].detach())
         for i, cid in enumerate(ids):
             if cid in train:
                 continue

@@ -27,7 +27,7 @@ def test_fit_refuses_a_device_it_cannot_use(tiny_scene):
         fit(tiny_scene, method="3dgs", steps=1, show_progress=False, backend="gsplat", device="cpu")
 
 
-@pytest.mark.parametrize("name", ["3dgs", "turbo-gs", "ges", "object"])
+@pytest.mark.parametrize("name", ["3dgs", "turbo-gs", "ges", "object", "instantsplat"])
 def test_density_control_state_lives_on_the_gaussians_device(tiny_scene, name):
     """The gradient accumulators are made where the Gaussians are ('meta' stands in for a GPU here)."""
     if name not in available_methods():
