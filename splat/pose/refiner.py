@@ -79,7 +79,7 @@ class RefinerConfig:
         backend: rasterization backend.
     """
 
-    max_iters: int = 50
+    max_iters: int = 80
     fine_start: int = 0
     lr_rot: float = 0.03
     lr_trans: float = 0.015
@@ -89,7 +89,7 @@ class RefinerConfig:
     depth_weight: float = 1.0
     mask_weight: float = 0.5
     blur_sigma: float = 3.0
-    blur_until: int = 20
+    blur_until: int = 30
     color_start: int = 10
     lr_color: float = 0.02
     sh_start: int = 30
