@@ -211,3 +211,17 @@ def test_bad_inputs_raise_clear_errors_and_write_nothing(tiny_ply, tmp_path, cap
                  "--box", "5", "5", "5", "6", "6", "6", "--no-progress"]) == 2
     assert "empty selection" in capsys.readouterr().err
     assert not out.exists() and list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+def test_preview_beside_mpm_writes_both_and_tracks_the_drop(tiny_ply, tmp_path):
+    from splatops import api
+
+    out = tmp_path / "preview"
+    res = api.simulate_splats(tiny_ply, "jelly", out_dir=out, frames=10, preview="giorom", video=False,
+                              show_progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["preview_splats.npz", "splats.npz", "summary.json"]
+    with np.load(out / "preview_splats.npz") as z:
+        assert z["means"].shape == (11, 400, 3) and np.isfinite(z["quats"]).all()
+    assert res.sparse_points < res.particles
+    # the bundled jelly checkpoint follows MPM over the first frames of a drop from rest
+    assert res.rmse < 0.05
