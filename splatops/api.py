@@ -10,6 +10,7 @@ returns a result object; it never prints and never parses command lines.
 verb                   CLI                             app callback
 =====================  ==============================  ===========================
 :func:`fit`            ``splatops fit``                Splat tab, Fit
+:func:`fit_images`     ``splatops fit --images``       -
 :func:`render`         ``splatops render``             -
 :func:`render_demo`    ``splatops render-demo``        -
 :func:`simulate`       ``splatops simulate``           -
@@ -57,6 +58,7 @@ __all__ = [
     "VERBS",
     "open_scene",
     "fit",
+    "fit_images",
     "render",
     "RenderResult",
     "render_demo",
@@ -78,7 +80,7 @@ __all__ = [
 ]
 
 #: The public verbs; the CLI and the app call nothing else of the library's top level.
-VERBS = ("fit", "render", "render_demo", "simulate", "simulate_preview", "simulate_splats", "train",
+VERBS = ("fit", "fit_images", "render", "render_demo", "simulate", "simulate_preview", "simulate_splats", "train",
          "rollout", "forwardgnn", "forwardgnn_large", "cgs", "cgs_demo", "pose_train", "pose_estimate")
 
 PathLike = str | os.PathLike
@@ -178,6 +180,56 @@ def fit(
         result.paths["orbit"] = render_orbit(result.gaussians, scene, Path(out_dir) / "orbit.mp4",
                                              backend=backend, show_progress=show_progress)
     return result
+
+
+def fit_images(
+    images: PathLike | list[PathLike],
+    *,
+    out_dir: PathLike,
+    method: str = "instantsplat",
+    steps: int = 1000,
+    frames: int | None = None,
+    test_every: int = 0,
+    max_size: int | None = None,
+    resume: bool = False,
+    backend: str = "auto",
+    seed: int = 0,
+    num_threads: int | None = None,
+    progress: Callable[[Any], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    show_progress: bool = True,
+    **method_overrides: Any,
+):
+    """Fits splats to plain photos or a video: registration, joint pose and Gaussian fit, a scene folder
+    (``splatops fit --images``).
+
+    Args:
+        images: a folder of images, a list of image files, a ``.zip`` of images, or a video.
+        out_dir: output folder (``point_cloud.ply``, ``transforms.json``, ``images/``,
+            ``sparse/0``, ``metrics.json``); it loads as a scene afterwards.
+        method: a registered method (``instantsplat`` also refines the cameras).
+        steps: optimisation steps.
+        frames: frames sampled from a video (default: 24).
+        test_every: hold out every n-th registered view for evaluation (0: none).
+        max_size: downscale so that the longer image side is at most this.
+        resume: continue a stopped run in ``out_dir``.
+        backend: rasterization backend.
+        seed: seed of the fit.
+        num_threads: torch CPU threads during the fit (None: leave as is).
+        progress: called with a :class:`~splat.posefree.pipeline.PipelineProgress` through the stages.
+        should_stop: polled between fit steps; True ends the fit early (results are kept).
+        show_progress: show the fit's progress bar on the terminal.
+        **method_overrides: hyper-parameters of the method.
+
+    Returns:
+        The :class:`~splat.posefree.pipeline.PoseFreeResult`.
+    """
+    from splat.posefree.pipeline import fit_images as run_pipeline
+
+    return run_pipeline(images, out_dir, method=method, steps=steps, frames=frames, test_every=test_every,
+                        max_size=max_size, progress=progress, should_stop=should_stop, resume=resume,
+                        backend=backend, seed=seed, num_threads=num_threads, show_progress=show_progress,
+                        **method_overrides)
 
 
 @dataclass

@@ -3,6 +3,11 @@
     splatops fit [--data PATH] [--method 3dgs] [--steps N] --out DIR [--resume]
                  [--backend auto|cpu|torch|gsplat] [--downscale F] [--threads T] [--orbit]
                  [--set KEY=VALUE ...]
+    splatops fit --images DIR_OR_VIDEO_OR_ZIP [--frames N] [--max-size PX] [--test-every K]
+                 [--method instantsplat] [--steps 1000] --out DIR [--resume] ...
+
+With ``--images`` the input is plain photos (a folder, a zip) or a video: the
+cameras are estimated first (pycolmap), then refined with the Gaussians.
 """
 
 from __future__ import annotations
@@ -18,10 +23,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Fit Gaussians to a scene's training views; writes point_cloud.ply, metrics.json, "
         "renders/ and checkpoint.pt into --out.",
     )
-    p.add_argument("--data", type=Path, default=None,
-                   help="scene folder (COLMAP, nerfstudio or Blender); default: the bundled scene")
-    p.add_argument("--method", default="3dgs", help="registered method name (default 3dgs)")
-    p.add_argument("--steps", type=int, default=7000, help="optimisation steps (default 7000)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--data", type=Path, default=None,
+                        help="scene folder (COLMAP, nerfstudio or Blender); default: the bundled scene")
+    source.add_argument("--images", type=Path, default=None,
+                        help="plain photos without poses: a folder, a .zip of images, or a video")
+    p.add_argument("--frames", type=int, default=None, help="with --images and a video: frames to sample (24)")
+    p.add_argument("--max-size", type=int, default=None, help="with --images: longest image side in pixels")
+    p.add_argument("--test-every", type=int, default=0,
+                   help="with --images: hold out every K-th view for evaluation (default 0: none)")
+    p.add_argument("--method", default=None,
+                   help="registered method name (default 3dgs; instantsplat with --images)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="optimisation steps (default 7000; 1000 with --images)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
     p.add_argument("--backend", default="auto", help="rasterization backend: auto, cpu, torch or gsplat")
@@ -50,11 +64,39 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
+def run_images(args) -> int:
+    """``splatops fit --images``: photos or a video to splats and a scene folder."""
+    from splatops import api
+
+    result = api.fit_images(
+        args.images, out_dir=args.out, method=args.method or "instantsplat",
+        steps=1000 if args.steps is None else args.steps,
+        frames=args.frames, test_every=args.test_every, max_size=args.max_size, resume=args.resume,
+        backend=args.backend, seed=args.seed, num_threads=args.threads, **parse_overrides(args.set),
+    )
+    m = result.metrics
+    for warning in result.warnings:
+        print(f"warning: {warning}")
+    reg = m["registration"]
+    print(f"registered {reg.get('num_registered', len(result.scene))} of {reg.get('num_images', '?')} images; "
+          f"{m['method']}: {m['steps']} steps, PSNR {m['psnr']:.2f} dB ({m['eval_split']} views), "
+          f"{m['num_gaussians']} Gaussians, {m['seconds']['total']:.1f} s -> {args.out}")
+    return 0
+
+
 def run(args) -> int:
     from splatops import api
 
+    if args.images is not None:
+        return run_images(args)
+    for flag, value in (("--frames", args.frames), ("--max-size", args.max_size)):
+        if value is not None:
+            raise ValueError(f"{flag} needs --images")
+    if args.test_every:
+        raise ValueError("--test-every needs --images")
     result = api.fit(
-        args.data, out_dir=args.out, method=args.method, steps=args.steps, resume=args.resume,
+        args.data, out_dir=args.out, method=args.method or "3dgs", steps=7000 if args.steps is None else args.steps,
+        resume=args.resume,
         backend=args.backend, downscale=args.downscale, seed=args.seed, eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every, num_threads=args.threads, orbit_video=args.orbit,
         **parse_overrides(args.set),
