@@ -34,7 +34,7 @@ from splat.scenes.suite import SUITE, SceneSpec
 
 __all__ = ["SUITE", "SceneSpec", "make_scene", "reprojection_error"]
 
-SCENE_VERSION = 1  # bump when a builder changes, so cached scenes are regenerated
+SCENE_VERSION = 2  # bump when a builder changes, so cached scenes are regenerated
 
 
 def _size(size, spec: SceneSpec) -> tuple[int, int]:

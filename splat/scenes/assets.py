@@ -82,19 +82,42 @@ def textured_plane(centre, normal, i_size: float, j_size: float, resolution: int
     return plane
 
 
-def textured_box(centre, size, photos: list[np.ndarray]) -> list[tuple[object, np.ndarray]]:
-    """Six textured faces of an axis-aligned box ``size = (sx, sy, sz)``: ``[(plane, photo)]``.
+def textured_quad(centre, u_axis, v_axis, resolution: int = 4):
+    """A rectangle ``centre + s * u_axis + t * v_axis`` (s, t in [-1/2, 1/2]), triangulated.
 
-    ``photos`` are used in turn for the faces +x, -x, +y, -y, +z, -z.
+    The texture's u runs along ``u_axis``, its v (up in the photo) along
+    ``v_axis``; the front face (normal ``u_axis x v_axis``) shows the photo unmirrored.
+    """
+    pv = _pv()
+    centre, u_axis, v_axis = (np.asarray(x, float) for x in (centre, u_axis, v_axis))
+    st = np.linspace(0.0, 1.0, resolution + 1)
+    s_grid, t_grid = np.meshgrid(st, st, indexing="xy")
+    s_flat, t_flat = s_grid.ravel(), t_grid.ravel()
+    points = centre + (s_flat[:, None] - 0.5) * u_axis + (t_flat[:, None] - 0.5) * v_axis
+    n = resolution + 1
+    faces = []
+    for r in range(resolution):
+        for c in range(resolution):
+            i = r * n + c
+            faces += [3, i, i + 1, i + n + 1, 3, i, i + n + 1, i + n]
+    quad = pv.PolyData(points, faces=np.asarray(faces))
+    quad.active_texture_coordinates = np.stack([s_flat, t_flat], axis=1).astype(np.float32)
+    return quad
+
+
+def textured_box(centre, size, photos: list[np.ndarray]) -> list[tuple[object, np.ndarray]]:
+    """Six textured faces of an axis-aligned box ``size = (sx, sy, sz)``: ``[(quad, photo)]``.
+
+    ``photos`` are used in turn for the faces +x, -x, +y, -y, +z, -z; side
+    faces show their photo upright (v along +z).
     """
     centre, size = np.asarray(centre, float), np.asarray(size, float)
+    ex, ey, ez = np.eye(3) * size[:, None]
+    axes = [(ey, ez), (-ey, ez), (-ex, ez), (ex, ez), (ex, ey), (ex, -ey)]  # (u, v) with u x v outward
     faces = []
-    for k, (axis, sign) in enumerate([(0, 1), (0, -1), (1, 1), (1, -1), (2, 1), (2, -1)]):
-        normal = np.zeros(3)
-        normal[axis] = sign
-        i_size, j_size = [size[a] for a in range(3) if a != axis]
-        plane = textured_plane(centre + normal * size[axis] / 2, normal, i_size, j_size)
-        faces.append((plane, photos[k % len(photos)]))
+    for k, ((u, v), normal) in enumerate(zip(axes, [ex, -ex, ey, -ey, ez, -ez])):
+        quad = textured_quad(centre + normal / 2, u, v)
+        faces.append((quad, photos[k % len(photos)]))
     return faces
 
 

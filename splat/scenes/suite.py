@@ -23,6 +23,7 @@ from splat.scenes.assets import (
     textured_box,
     textured_cylinder,
     textured_plane,
+    textured_quad,
     textured_sphere,
 )
 from splat.scenes.render import Part, RenderSettings, View
@@ -117,14 +118,14 @@ def _tabletop(width, height, num_views, rng):
 
 def _ground(width, height, num_views, rng):
     """A large grass ground with trunks and crates, low forward-facing cameras, uniform sky."""
-    parts = [Part(textured_plane((0, 4, 0), (0, 0, 1), 30.0, 30.0, resolution=24, tiles=12.0),
+    parts = [Part(textured_plane((0.37, 4.21, 0), (0, 0, 1), 30.0, 30.0, resolution=24, tiles=12.0),
                   texture=photo("grass", (0.55, 0.85, 0.4)), repeat=True)]
     bark = photo("gravel", (0.6, 0.45, 0.3))
     for x, y, r, hgt in [(-2.0, 3.0, 0.22, 2.4), (1.6, 4.5, 0.3, 3.0), (-0.4, 7.0, 0.25, 2.8), (3.0, 8.0, 0.2, 2.2)]:
         parts.append(Part(textured_cylinder((x, y, hgt / 2), r, hgt), texture=bark))
     parts += _box_parts((0.3, 2.2, 0.3), (0.6, 0.6, 0.6), ["brick", "coffee", "chelsea"], None)
     parts += _box_parts((-1.0, 5.0, 0.4), (0.8, 0.8, 0.8), ["rocket", "astronaut", "horse"])
-    views = forward_views(num_views, (0.0, -1.5, 0.9), (0.0, 5.0, 0.6), 1.2, 0.35, rng)
+    views = forward_views(num_views, (0.13, -1.5, 0.9), (0.1, 5.0, 0.6), 1.2, 0.35, rng)
     settings = RenderSettings(width, height, view_angle=55.0, background=(0.7, 0.8, 0.95),
                               lights=[((6.0, -8.0, 12.0), 0.8), ((-8.0, 6.0, 6.0), 0.3)])
     return parts, views, settings
@@ -181,8 +182,8 @@ def _photo_wall(width, height, num_views, rng):
     for name, centre, size in panels:
         img = photo(name)
         aspect = img.shape[1] / img.shape[0]
-        # pv.Plane's i axis runs along world x for a -y normal; the texture's u runs along it.
-        parts.append(Part(textured_plane(centre, (0, -1, 0), size * aspect, size, resolution=4), texture=img))
+        # u along +x, v along +z: the front face looks down -y, at the cameras, the photo upright
+        parts.append(Part(textured_quad(centre, (size * aspect, 0, 0), (0, 0, size)), texture=img))
     views = forward_views(num_views, (0.0, -3.5, 0.0), (0.0, 2.0, 0.0), 0.8, 0.5, rng)
     settings = RenderSettings(width, height, view_angle=50.0, background=(0.2, 0.2, 0.2),
                               lights=[((0.0, -6.0, 4.0), 0.9), ((4.0, -3.0, -2.0), 0.25)])
