@@ -25,7 +25,12 @@ from graph.datasets import load_dataset  # noqa: E402
 from graph.datasets.sources import assets_dir  # noqa: E402
 from graph.forwardgnn import ForwardGNNConfig, train_forwardgnn  # noqa: E402
 
-CONFIGS = {"sf": ForwardGNNConfig(epochs=200, temperature=0.5), "bp": ForwardGNNConfig()}
+CONFIGS = {  # name: (variant, config)
+    "sf": ("sf", ForwardGNNConfig()),
+    "sf-200-t0.5": ("sf", ForwardGNNConfig(epochs=200, temperature=0.5)),
+    "sf-topdown-200-t0.5": ("sf-topdown", ForwardGNNConfig(epochs=200, temperature=0.5)),
+    "bp": ("bp", ForwardGNNConfig()),
+}
 
 
 def directed_edges(side: str, direction: str) -> torch.Tensor:
@@ -50,18 +55,20 @@ def main(argv: list[str] | None = None) -> int:
             data = base.clone()
             if direction != "symmetric":
                 data.edge_index, data.edge_weight = directed_edges(side, direction), None
-            for variant, config in CONFIGS.items():
+            for name, (variant, config) in CONFIGS.items():
                 accs = [train_forwardgnn(data, variant, "gcn", "node", config, seed=s).test
                         for s in range(args.seeds)]
-                rec = {"dataset": f"drosophila_{side}", "edges": direction, "variant": variant,
+                rec = {"dataset": f"drosophila_{side}", "edges": direction, "variant": name,
                        "mean": statistics.fmean(accs), "accs": accs}
                 records.append(rec)
-                print(f"  {rec['dataset']:17s} {direction:10s} {variant:3s} "
+                print(f"  {rec['dataset']:17s} {direction:10s} {name:20s} "
                       f"{100 * rec['mean']:5.1f} %", flush=True)
-    print("\n| dataset | edges | sf | bp |\n|---|---|---|---|")
-    for i in range(0, len(records), 2):
-        sf, bp = records[i], records[i + 1]
-        print(f"| {sf['dataset']} | {sf['edges']} | {100 * sf['mean']:.1f} | {100 * bp['mean']:.1f} |")
+    print("\n| dataset | edges | " + " | ".join(CONFIGS) + " |\n|---|---|"
+          + "---|" * len(CONFIGS))
+    for i in range(0, len(records), len(CONFIGS)):
+        row = records[i:i + len(CONFIGS)]
+        print(f"| {row[0]['dataset']} | {row[0]['edges']} | "
+              + " | ".join(f"{100 * r['mean']:.1f}" for r in row) + " |")
     if args.json is not None:
         from splat.io.atomic import write_text_atomic
 
