@@ -182,9 +182,10 @@ def bench_cgs_compare(quick: bool) -> list[dict]:
         porous_size_generalisation,
     )
 
-    records = porous_size_generalisation(factor=10, graphs=2 if quick else 4)
-    records += gvi_size_generalisation(factor=10, quick=True)
-    records += classification_cv(folds=4, epochs=15 if quick else 30)
+    records = porous_size_generalisation(factor=10, graphs=3 if quick else 6)
+    records += gvi_size_generalisation(factor=10, quick=True, epochs=15 if quick else None,
+                                       test_graphs=4 if quick else 8)
+    records += classification_cv(folds=4, epochs=8 if quick else 30)
     print("\nCGS beside baselines:")
     for r in records:
         print("  " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
