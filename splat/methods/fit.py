@@ -81,10 +81,74 @@ NUM_RANDOM_POINTS = 10_000  # Gaussians drawn in the scene bounds when it has no
 EVAL_MAX_VIEWS = 8  # at most this many test views are evaluated during fitting (all at the end)
 
 
-def init_gaussians(scene, sh_degree: int, num_random_points: int = 10_000, seed: int = 0) -> Gaussians:
-    """Initial Gaussians: on the scene's points if it has them, else random in its bounds."""
+def focus_point(cameras) -> tuple[Tensor, Tensor]:
+    """The point nearest all optical axes (least squares) and each camera's distance to it.
+
+    Forward-facing captures (nearly parallel axes, or a point behind the
+    cameras) fall back to the mean centre moved along the mean viewing
+    direction by the cameras' spread (at least 1).
+
+    Returns:
+        ``(point [3], distances [C])``.
+    """
+    c2w = cameras.c2w.double()
+    centers, dirs = c2w[:, :3, 3], torch.nn.functional.normalize(c2w[:, :3, 2], dim=-1)  # OpenCV: +z forward
+    proj = torch.eye(3, dtype=torch.float64) - dirs[:, :, None] * dirs[:, None, :]  # [C, 3, 3]
+    a, b = proj.sum(0), (proj @ centers[:, :, None]).sum(0)[:, 0]
+    point = None
+    if len(centers) > 1 and float(torch.linalg.eigvalsh(a)[0]) > 0.05 * len(centers):
+        point = torch.linalg.solve(a, b)
+        if float(((point - centers) * dirs).sum(-1).median()) <= 0:
+            point = None
+    if point is None:
+        spread = float((centers - centers.mean(0)).norm(dim=-1).max())
+        point = centers.mean(0) + torch.nn.functional.normalize(dirs.mean(0), dim=0) * max(4.0 * spread, 1.0)
+    return point.float(), (centers - point).norm(dim=-1).float()
+
+
+def random_in_views(cameras, n: int, sh_degree: int, seed: int = 0, depth_range=(0.4, 1.4)) -> Gaussians:
+    """``n`` Gaussians on random pixel rays of random cameras, at random depths around the focus.
+
+    Each point takes a random camera, a random pixel and a depth uniform in
+    ``depth_range`` times that camera's distance to :func:`focus_point`, so
+    the points fill what the cameras see (not the space between them).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    _, dist = focus_point(cameras)
+    cam = torch.randint(len(cameras), (n,), generator=gen)
+    w, h = cameras.width, cameras.height
+    pix = torch.rand(n, 2, generator=gen) * torch.tensor([float(w), float(h)])
+    K = cameras.Ks[cam]
+    rays = torch.stack([(pix[:, 0] - K[:, 0, 2]) / K[:, 0, 0], (pix[:, 1] - K[:, 1, 2]) / K[:, 1, 1],
+                        torch.ones(n)], dim=-1)  # camera frame, z = 1
+    lo, hi = depth_range
+    depth = dist[cam] * (lo + (hi - lo) * torch.rand(n, generator=gen))
+    c2w = cameras.c2w[cam].float()
+    points = (c2w[:, :3, :3] @ (rays * depth[:, None])[:, :, None])[:, :, 0] + c2w[:, :3, 3]
+    colors = torch.rand(n, 3, generator=gen)
+    return Gaussians.from_points(points, colors, sh_degree=sh_degree)
+
+
+def init_gaussians(scene, sh_degree: int, num_random_points: int = 10_000, seed: int = 0,
+                   random_init: str = "views") -> Gaussians:
+    """Initial Gaussians: on the scene's points if it has them, else random.
+
+    Args:
+        scene: the scene.
+        sh_degree: SH degree stored.
+        num_random_points: how many random Gaussians a scene without points gets.
+        seed: seed of the random init.
+        random_init: ``"views"`` (default): in the cameras' view frusta around
+            the depth they focus on (:func:`random_in_views`); ``"box"``: uniform
+            in the cube of half-side ``extent / 1.1`` around the camera centres
+            (fills the space between the cameras: measured worse, see docs/fitting.md).
+    """
     if scene.points is not None and len(scene.points) > 0:
         return Gaussians.from_points(scene.points, scene.point_colors, sh_degree=sh_degree)
+    if random_init == "views":
+        return random_in_views(scene.cameras, num_random_points, sh_degree, seed)
+    if random_init != "box":
+        raise ValueError(f"random_init must be 'views' or 'box', got {random_init!r}")
     centers = scene.cameras.centers
     mid = centers.mean(0)
     r = scene.extent / 1.1

@@ -56,6 +56,9 @@ class GS3D(Method):
         lr_scales, lr_quats, lr_opacities, lr_sh0, lr_shN: Adam learning rates.
         refine_start: first step after which density control may run.
         refine_stop: no density control from this step on.
+        refine_stop_fraction: density control also stops at this fraction of the
+            run's steps, and opacity resets stop half a reset period earlier, so
+            short and long runs both end with time to converge (1.0: off).
         refine_every: steps between density-control passes.
         reset_every: steps between opacity resets (0 disables them).
         grow_grad2d: mean NDC gradient norm above which a Gaussian grows.
@@ -77,6 +80,7 @@ class GS3D(Method):
     lr_shN: float = 2.5e-3 / 20
     refine_start: int = 250
     refine_stop: int = 5000
+    refine_stop_fraction: float = 0.75
     refine_every: int = 100
     reset_every: int = 1000
     grow_grad2d: float = 2e-4
@@ -90,6 +94,8 @@ class GS3D(Method):
             raise ValueError(f"sh_degree must be in 0..3, got {self.sh_degree}")
         if not 0.0 <= self.ssim_lambda <= 1.0:
             raise ValueError(f"ssim_lambda must be in [0, 1], got {self.ssim_lambda}")
+        if not 0.0 < self.refine_stop_fraction <= 1.0:
+            raise ValueError(f"refine_stop_fraction must be in (0, 1], got {self.refine_stop_fraction}")
         for name in ("sh_degree_interval", "refine_every", "max_gaussians"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -126,13 +132,18 @@ class GS3D(Method):
         if means2d is not None and means2d.requires_grad:
             means2d.retain_grad()
 
+    def refine_stop_at(self, total_steps: int) -> int:
+        """The step density control stops at in a run of ``total_steps``."""
+        return min(self.refine_stop, int(round(self.refine_stop_fraction * total_steps)))
+
     def step_post_backward(self, ctx: StepContext) -> None:
         self._decay_position_lr(ctx)
-        if ctx.step < self.refine_stop:
+        stop = self.refine_stop_at(ctx.total_steps) if ctx.total_steps > 0 else self.refine_stop
+        if ctx.step < stop:
             self._accumulate_gradients(ctx)
-        if is_refine_step(ctx.step, self.refine_start, self.refine_stop, self.refine_every):
+        if is_refine_step(ctx.step, self.refine_start, stop, self.refine_every):
             self.refine(ctx)
-        if is_reset_step(ctx.step, self.reset_every, self.refine_stop):
+        if is_reset_step(ctx.step, self.reset_every, stop - self.reset_every // 2 + 1):
             reset_opacities(ctx.gaussians, ctx.optimizers, self.prune_opa * 2.0)
             ctx.state.data["n_reset"] += 1
             ctx.info["reset"] = True
