@@ -29,7 +29,7 @@ from .layers import mlp
 from .model import CGS, count_parameters
 from .tasks.classification import load_classification_set, stratified_folds
 from .tasks.porous import make_porous_dataset, solve_pressure
-from .training import TrainConfig, predict, train
+from .training import predict, train
 
 
 class GIN(nn.Module):

@@ -40,7 +40,8 @@ def _check(num_nodes, num_classes, avg_degree, homophily, num_features, feature_
     if feature_snr < 0:
         raise ValueError(f"feature_snr must be >= 0, got {feature_snr!r}")
     if not (0 < train < 1 and 0 < val < 1 and train + val < 1):
-        raise ValueError(f"train and val must be fractions with train + val < 1, got {train}, {val}")
+        raise ValueError(f"train and val must be fractions with train + val < 1, "
+                         f"got {train}, {val}")
 
 
 def sbm_edges(y: np.ndarray, num_classes: int, avg_degree: float, homophily: float,
@@ -129,5 +130,5 @@ def edge_homophily(edge_index: Tensor, y: Tensor) -> float:
 
 
 def mean_degree(edge_index: Tensor, num_nodes: int) -> float:
-    """Mean number of incoming edges per node (for an undirected graph listed both ways, the degree)."""
+    """Mean incoming edges per node (the mean degree of an undirected graph listed both ways)."""
     return edge_index.shape[1] / num_nodes

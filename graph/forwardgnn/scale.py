@@ -65,7 +65,8 @@ class LargeGraphConfig:
     def __post_init__(self) -> None:
         self.hidden = tuple(self.hidden)
         if not self.hidden or any((not isinstance(h, int)) or h < 1 for h in self.hidden):
-            raise ValueError(f"hidden must be a non-empty sequence of positive ints, got {self.hidden}")
+            raise ValueError(f"hidden must be a non-empty sequence of positive ints, "
+                             f"got {self.hidden}")
         for name in ("epochs", "eval_every", "batch_size", "fanout"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
@@ -305,7 +306,8 @@ def train_large(data: Data, variant: str = "sf", config: LargeGraphConfig | None
     True
     """
     if variant not in _TRAINERS:
-        raise ValueError(f"unknown large-graph variant {variant!r}; choose one of {list(LARGE_VARIANTS)}")
+        raise ValueError(f"unknown large-graph variant {variant!r}; "
+                         f"choose one of {list(LARGE_VARIANTS)}")
     config = config or LargeGraphConfig()
     if not isinstance(config, LargeGraphConfig):
         raise TypeError(f"config must be a LargeGraphConfig, got {type(config).__name__}")
