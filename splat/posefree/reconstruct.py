@@ -10,7 +10,6 @@ whose ``scene`` the splat methods fit like any loaded scene.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import shutil
 import tempfile
@@ -26,7 +25,7 @@ from splat.io.images import image_size
 from splat.io.scene import Scene
 from splat.posefree.cloud import clean_points, densify
 from splat.posefree.images import collect_named_images, is_video_file
-from splat.posefree.sfm import SfMOptions, model_arrays, run_sfm
+from splat.posefree.sfm import SfMOptions, model_arrays, native_feature_count, run_sfm
 
 Progress = Callable[[float, str], None]
 MATCHERS = ("auto", "exhaustive", "sequential")
@@ -106,7 +105,7 @@ def _upscale_factor(width: int, height: int, min_size: int) -> int:
     """Integer factor that brings the longer side to about ``min_size`` (1 when already there or off)."""
     if min_size <= 0:
         return 1
-    return max(1, math.floor(min_size / max(width, height) + 0.5))
+    return max(1, min_size // max(width, height))
 
 
 def _write_feature_images(paths: list[Path], folder: Path, factor: int) -> None:
@@ -231,6 +230,12 @@ def reconstruct(
         to_user = dict(zip(file_names, user_names))
         w, h = image_size(paths[0])
         factor = _upscale_factor(w, h, opts.feature_min_size)
+        if factor > 1 and opts.upsample_below_features > 0:
+            with _quiet_colmap():
+                native = native_feature_count(paths, opts)
+            if native >= opts.upsample_below_features:
+                factor = 1
+        log = [f"matcher: {opts.matcher}; features extracted at {factor}x the image size"]
         feature_dir = staging / "images"
         if factor > 1:
             feature_dir = staging / "features"
@@ -284,7 +289,7 @@ def reconstruct(
         registered=[to_user[n] for n in registered], unregistered=unregistered, mapper=result.mapper,
         mean_reprojection_error=reproj, num_sparse_points=int(sparse_points), num_points=int(len(points)),
         seconds={k: round(v, 3) for k, v in seconds.items()}, focal=float(K[0, 0]), warnings=warnings,
-        log=result.log,
+        log=log + result.log,
     )
     if progress is not None:
         progress(1.0, f"registered {len(registered)} of {len(file_names)} images, {len(points)} points")

@@ -53,6 +53,10 @@ class SfMOptions:
         feature_min_size: images whose longer side is under this are upsampled
             by an integer factor for feature extraction (SIFT finds several times
             more features on 2x upsampled 320 px renders); 0 turns it off.
+        upsample_below_features: upsample only when a probe of a few images at
+            their own size finds fewer SIFT features than this (median); richly
+            textured images keep their size (matching 2x upsampled features costs
+            several times more for little gain).
         single_camera: all images share one camera (one focal length).
         camera_model: COLMAP camera model (``SIMPLE_PINHOLE`` keeps the splat
             rasterizer's distortion-free pinhole).
@@ -65,7 +69,7 @@ class SfMOptions:
 
     matcher: str = "exhaustive"
     sequential_overlap: int = 10
-    max_num_features: int = 16384
+    max_num_features: int = 8192
     peak_threshold: float = 0.004
     affine_shape: bool = True
     domain_size_pooling: bool = True
@@ -78,6 +82,7 @@ class SfMOptions:
     abs_pose_max_error: float = 8.0
     filter_max_reproj_error: float = 4.0
     feature_min_size: int = 640
+    upsample_below_features: int = 500
     single_camera: bool = True
     camera_model: str = "SIMPLE_PINHOLE"
     global_fallback: bool = True
@@ -179,6 +184,29 @@ def global_options(opts: SfMOptions):
     glo.mapper.global_positioning.use_gpu = False
     glo.mapper.bundle_adjustment.ceres.use_gpu = False
     return glo
+
+
+def native_feature_count(paths: list[Path], opts: SfMOptions, probes: int = 4) -> int:
+    """Median SIFT feature count of up to ``probes`` evenly spaced images at their own size."""
+    import warnings
+
+    import pycolmap
+    from PIL import Image
+
+    ext = extraction_options(opts)
+    ext.sift.estimate_affine_shape = False
+    ext.sift.domain_size_pooling = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        sift = pycolmap.Sift(ext, device=pycolmap.Device.cpu)
+    picks = sorted({int(round(i)) for i in np.linspace(0, len(paths) - 1, min(probes, len(paths)))})
+    counts = []
+    for i in picks:
+        with Image.open(paths[i]) as img:
+            gray = np.ascontiguousarray(np.asarray(img.convert("L"), np.float32) / 255.0)
+        keypoints, _ = sift.extract(gray)
+        counts.append(len(keypoints))
+    return int(np.median(counts))
 
 
 def _largest(models: dict) -> object | None:
