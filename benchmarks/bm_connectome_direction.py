@@ -18,11 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from graph.datasets import load_dataset  # noqa: E402
-from graph.datasets.sources import assets_dir  # noqa: E402
+from graph.datasets.connectome import synapse_edges  # noqa: E402
 from graph.forwardgnn import ForwardGNNConfig, train_forwardgnn  # noqa: E402
 
 CONFIGS = {  # name: (variant, config)
@@ -34,12 +33,8 @@ CONFIGS = {  # name: (variant, config)
 
 
 def directed_edges(side: str, direction: str) -> torch.Tensor:
-    """``[2, E]`` synapse edges of one hemisphere, ``pre -> post`` or reversed."""
-    adj = np.loadtxt(assets_dir() / "drosophila" / f"{side}_adjacency.csv", dtype=np.int64)
-    np.fill_diagonal(adj, 0)
-    pre, post = np.nonzero(adj)
-    pairs = np.stack([pre, post] if direction == "pre->post" else [post, pre])
-    return torch.from_numpy(pairs).long()
+    """``[2, E]`` synapse edges of one hemisphere, ``pre->post`` or reversed."""
+    return synapse_edges(side, direction)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -91,3 +91,21 @@ def test_a_graph_over_the_memory_cap_fails_with_a_clear_error():
         require_fit(result)
     with pytest.raises(ValueError, match="unknown large-graph variant"):
         run_capped(dict(num_nodes=1000, variant="ff-label"))
+
+
+def test_directed_connectome_keeps_the_synapse_direction():
+    import numpy as np
+
+    from graph.datasets.connectome import load_directed_connectome, synapse_edges
+    from graph.datasets.sources import assets_dir
+
+    adj = np.loadtxt(assets_dir() / "drosophila" / "left_adjacency.csv", dtype=np.int64)
+    np.fill_diagonal(adj, 0)
+    fwd, back = synapse_edges("left", "pre->post"), synapse_edges("left", "post->pre")
+    assert fwd.shape[1] == int((adj > 0).sum()) == back.shape[1]
+    assert torch.equal(fwd.flip(0), back)
+    assert (adj[fwd[0].numpy(), fwd[1].numpy()] > 0).all()
+    data = load_directed_connectome("left")
+    assert data.directed and torch.equal(data.edge_index, back) and data.y.shape[0] == 209
+    with pytest.raises(ValueError, match="edges must be one of"):
+        synapse_edges("left", "both")
