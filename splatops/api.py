@@ -10,7 +10,7 @@ returns a result object; it never prints and never parses command lines.
 verb                   CLI                             app callback
 =====================  ==============================  ===========================
 :func:`fit`            ``splatops fit``                Splat tab, Fit
-:func:`fit_images`     ``splatops fit --images``       -
+:func:`fit_images`     ``splatops fit --images``       Splat tab, Fit (photos)
 :func:`render`         ``splatops render``             -
 :func:`render_demo`    ``splatops render-demo``        -
 :func:`simulate`       ``splatops simulate``           -
@@ -195,6 +195,7 @@ def fit_images(
     backend: str = "auto",
     seed: int = 0,
     num_threads: int | None = None,
+    orbit_video: bool = False,
     progress: Callable[[Any], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     show_progress: bool = True,
@@ -216,6 +217,8 @@ def fit_images(
         backend: rasterization backend.
         seed: seed of the fit.
         num_threads: torch CPU threads during the fit (None: leave as is).
+        orbit_video: also render ``out_dir/orbit.mp4`` around the fitted scene
+            (``result.paths["orbit"]``).
         progress: called with a :class:`~splat.posefree.pipeline.PipelineProgress` through the stages.
         should_stop: polled between fit steps; True ends the fit early (results are kept).
         show_progress: show the fit's progress bar on the terminal.
@@ -225,11 +228,16 @@ def fit_images(
         The :class:`~splat.posefree.pipeline.PoseFreeResult`.
     """
     from splat.posefree.pipeline import fit_images as run_pipeline
+    from splat.render import render_orbit
 
-    return run_pipeline(images, out_dir, method=method, steps=steps, frames=frames, test_every=test_every,
-                        max_size=max_size, progress=progress, should_stop=should_stop, resume=resume,
-                        backend=backend, seed=seed, num_threads=num_threads, show_progress=show_progress,
-                        **method_overrides)
+    result = run_pipeline(images, out_dir, method=method, steps=steps, frames=frames, test_every=test_every,
+                          max_size=max_size, progress=progress, should_stop=should_stop, resume=resume,
+                          backend=backend, seed=seed, num_threads=num_threads, show_progress=show_progress,
+                          **method_overrides)
+    if orbit_video:
+        result.paths["orbit"] = render_orbit(result.gaussians, result.scene, Path(out_dir) / "orbit.mp4",
+                                             backend=backend, show_progress=show_progress)
+    return result
 
 
 @dataclass

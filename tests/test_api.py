@@ -67,7 +67,7 @@ def test_each_app_callback_calls_exactly_one_verb_the_cli_calls_too():
         assert len(verbs) == 1, f"{fn} calls {sorted(verbs)}"
     used = [v for vs in calls.values() for v in vs]
     assert len(used) == len(set(used)), "one app callback per verb"
-    assert set(used) == {"fit", "simulate_preview", "simulate_splats", "forwardgnn", "forwardgnn_large",
+    assert set(used) == {"fit", "fit_images", "simulate_preview", "simulate_splats", "forwardgnn", "forwardgnn_large",
                          "cgs_demo", "pose_estimate"}
 
 
