@@ -19,7 +19,7 @@ def test_growth_cap_ramps_linearly_to_max():
 
 
 def test_growth_budget_caps_n_as_scheduled(tiny_scene):
-    method = TurboGS(grow_grad2d=1e-8, budget_ramp_stop=40, max_gaussians=700, **SCHEDULE)
+    method = TurboGS(grow_grad2d=1e-8, budget_ramp_stop=40, max_gaussians=700, refine_stop_fraction=1.0, **SCHEDULE)
     seen = []
     original = method.refine
 
