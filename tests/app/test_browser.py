@@ -1,4 +1,4 @@
-"""A person's session in a real headless Chromium: fit, view, bad upload, simulate."""
+"""A person's session in a real headless Chromium: fit, photos without poses, bad upload, simulate."""
 
 from __future__ import annotations
 
@@ -61,6 +61,26 @@ def test_fit_shows_metrics_and_a_non_blank_splat_viewer(page):
     assert _image_std(shot) > 2.0, "the splat viewer is blank"
 
 
+def test_plain_photos_upload_fits_and_shows_the_splats(page):
+    globe = Path(__file__).resolve().parents[2] / "assets" / "scenes" / "globe" / "images"
+    photos = [str(p) for p in sorted(globe.glob("*.png"))[1:17:2]]  # 8 photos, no poses
+    page.get_by_label("Upload photos or a video (no poses)").check()
+    page.locator("#photo-upload input[type=file]").set_input_files(photos)
+    page.wait_for_timeout(2000)
+    page.locator("input[type=number]").first.fill("30")
+    page.locator("input[type=number]").first.press("Enter")
+    page.get_by_role("button", name="Fit").click()
+    page.locator("#fit-status").get_by_text("photos posed").wait_for(timeout=420_000)
+    assert "8 of 8 photos posed" in page.locator("#fit-status").inner_text()
+    assert '"registered": 8' in page.locator("#fit-metrics").inner_text()
+    canvas = page.locator("#splat-viewer canvas")
+    canvas.wait_for(timeout=60_000)
+    page.wait_for_timeout(3000)
+    shot = canvas.screenshot()
+    page.screenshot(path=str(ARTIFACTS / "browser-photos.png"), full_page=True)
+    assert _image_std(shot) > 2.0, "the splat viewer is blank after a photo fit"
+
+
 def test_bad_upload_shows_an_error_and_the_app_keeps_serving(page, tmp_path):
     bad = tmp_path / "holiday.zip"
     bad.write_text("definitely not a zip")
@@ -75,8 +95,8 @@ def test_bad_upload_shows_an_error_and_the_app_keeps_serving(page, tmp_path):
 
 def test_simulation_preview_shows_an_animation(page):
     page.get_by_role("tab", name="Simulate").click()
-    page.get_by_role("button", name="Simulate").wait_for()
-    page.get_by_role("button", name="Simulate").click()
+    page.get_by_role("button", name="Simulate", exact=True).wait_for()
+    page.get_by_role("button", name="Simulate", exact=True).click()
     img = page.locator("#sim-animation img")
     img.wait_for(timeout=300_000)
     page.locator("#sim-timings").get_by_text("GIOROM").first.wait_for(timeout=60_000)
