@@ -1,7 +1,7 @@
 """Physics on splats: MPM vs the GIOROM preview per frame, rollout error on held-out
 shapes, GNS vs GIOROM at the same training budget.
 
-    python benchmarks/bm_splat_sim.py [--sizes 1000 10000 100000] [--gaussians 100000]
+    python benchmarks/bm_physics_splats.py [--sizes 1000 10000 100000] [--gaussians 100000]
                                       [--data-dir /tmp/splatphys] [--json PATH]
 
 (a) Per frame, at N MPM particles filling a splat ball of G Gaussians: MPM
