@@ -126,3 +126,21 @@ def _one_image(folder: Path) -> list[Path]:
     path = folder / "single.png"
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path)
     return [path]
+
+
+@pytest.mark.slow
+def test_video_frames_register_with_sequential_matching(globe, tmp_path):
+    import imageio_ffmpeg
+
+    video = tmp_path / "orbit.mp4"
+    writer = imageio_ffmpeg.write_frames(str(video), (320, 240), fps=4, quality=9, macro_block_size=16)
+    writer.send(None)
+    for i in GLOBE_VIEWS:
+        writer.send(np.ascontiguousarray(np.asarray(Image.open(globe.image_paths[i]).convert("RGB"))))
+    writer.close()
+    rec = reconstruct(video, tmp_path / "work", frames=len(GLOBE_VIEWS))
+    assert rec.report.registered == [f"frame_{k:05d}.png" for k in range(len(GLOBE_VIEWS))]
+    assert rec.report.log[0].startswith("matcher: sequential")
+    err = trajectory_errors(rec.scene.cameras.viewmats.double().numpy(),
+                            globe.cameras.viewmats[GLOBE_VIEWS].double().numpy())
+    assert err.ate_relative < 0.10 and err.median_rotation_deg < 5.0, err.to_dict()
