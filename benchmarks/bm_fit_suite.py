@@ -13,6 +13,7 @@ its conventions (pixel centres at integer coordinates, black background).
 
     python benchmarks/bm_fit_suite.py --scenes tabletop thin --steps 1000
     python benchmarks/bm_fit_suite.py --steps 1000 3000 --opensplat /tmp/opensplat-build/opensplat --json r.json
+    python benchmarks/bm_fit_suite.py --scenes tabletop --random-init box --set refine_stop_fraction=1.0  # ablation
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from splat.io.atomic import write_text_atomic  # noqa: E402
 from splat.io.pointcloud import write_points_ply  # noqa: E402
 from splat.methods import fit, get_method  # noqa: E402
 from splat.methods.base import MethodState  # noqa: E402
-from splat.methods.fit import evaluate  # noqa: E402
+from splat.methods.fit import NUM_RANDOM_POINTS, evaluate, init_gaussians  # noqa: E402
 from splat.scenes import SCENE_VERSION, SUITE, make_scene  # noqa: E402
 
 
@@ -95,11 +96,15 @@ def evaluate_ply(ply: Path, scene, integer_pixel_centres: bool, background) -> t
     return psnr, ssim, g.num_gaussians
 
 
-def run_ours(path: Path, method: str, steps: int, seed: int) -> dict:
+def run_ours(path: Path, method: str, steps: int, seed: int, random_init: str = "views",
+             overrides: dict | None = None) -> dict:
+    overrides = overrides or {}
     scene = load_nerfstudio(path)
     t0 = time.perf_counter()
+    sh_degree = get_method(method, **overrides).sh_degree
+    init = init_gaussians(scene, sh_degree, NUM_RANDOM_POINTS, seed, random_init=random_init)
     result = fit(scene, method=method, steps=steps, eval_every=0, checkpoint_every=0, seed=seed,
-                 num_threads=1, show_progress=False)
+                 num_threads=1, show_progress=False, gaussians=init, **overrides)
     wall = time.perf_counter() - t0
     m = result.metrics
     return {"psnr": m["psnr"], "ssim": m["ssim"], "wall_s": round(wall, 1), "train_s": m["train_seconds"],
@@ -139,8 +144,18 @@ def main(argv=None) -> int:
     ap.add_argument("--opensplat", type=Path, default=None, metavar="PATH", help="OpenSplat binary to compare")
     ap.add_argument("--opensplat-defaults", action="store_true",
                     help="also run OpenSplat with its stock densification schedule")
+    ap.add_argument("--random-init", choices=("views", "box"), default="views",
+                    help="random init of scenes without points (ablation; default: the fit default)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="method hyper-parameter override (ablation), repeatable")
     ap.add_argument("--json", type=Path, default=None, metavar="PATH")
     args = ap.parse_args(argv)
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            ap.error(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key] = json.loads(value) if value not in ("True", "False") else value == "True"
     if args.opensplat is not None and not args.opensplat.is_file():
         ap.error(f"--opensplat: no such file {args.opensplat}")
 
@@ -148,7 +163,8 @@ def main(argv=None) -> int:
     for name in args.scenes:
         path = cached_scene(args.cache, name, args.size, args.views, args.seed)
         for steps in args.steps:
-            row = {"scene": name, "steps": steps, "ours": run_ours(path, args.method, steps, args.seed)}
+            row = {"scene": name, "steps": steps, "ours": run_ours(path, args.method, steps, args.seed,
+                                                                       args.random_init, overrides)}
             print(f"{name} {steps} ours: {row['ours']}", flush=True)
             if args.opensplat is not None:
                 with tempfile.TemporaryDirectory(prefix="opensplat_") as work:
@@ -174,7 +190,8 @@ def main(argv=None) -> int:
                              if p else f"{'-':>13} {'-':>6} {'-':>7} {'-':>6}")
         print(line)
     if args.json is not None:
-        payload = {"benchmark": "bm_fit_suite", "method": args.method, "machine": platform.machine(),
+        payload = {"benchmark": "bm_fit_suite", "method": args.method, "random_init": args.random_init,
+                   "overrides": overrides, "machine": platform.machine(),
                    "cpus": os.cpu_count(), "torch_threads_ours": 1, "rows": rows}
         write_text_atomic(args.json, json.dumps(payload, indent=2) + "\n")
     return 0
