@@ -38,7 +38,7 @@ Adding a verb:
 2. Add ``splatops/commands/<name>.py`` (``add_parser`` and ``run``) whose
    ``run`` calls only this verb, and, if the app offers it, one callback in a
    tab of ``splatops/app/`` that calls only this verb.
-3. ``tests/test_api.py`` checks that every command and every app callback
+3. ``tests/test_api_verbs.py`` checks that every command and every app callback
    calls exactly one verb; add a test of the verb itself beside it.
 """
 
