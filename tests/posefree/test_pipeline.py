@@ -3,6 +3,7 @@
 import json
 import math
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
@@ -69,7 +70,9 @@ def test_poses_recovered_after_alignment(globe, fitted):
     # the joint fit does not lose the registration's accuracy
     assert err.median_rotation_deg < err0.median_rotation_deg + 1.0, (err.to_dict(), err0.to_dict())
     focal = float(globe.cameras.Ks[0, 0, 0]) * 200 / 320
-    assert abs(float(scene.cameras.Ks[0, 0, 0]) - focal) / focal < 0.1
+    f, f0 = float(scene.cameras.Ks[0, 0, 0]), float(initial.cameras.Ks[0, 0, 0])
+    assert abs(f - focal) / focal < 0.15, (f, f0, focal)
+    assert abs(f - focal) <= abs(f0 - focal) + 0.02 * focal, (f, f0, focal)
 
 
 @pytest.mark.slow
@@ -83,11 +86,12 @@ def test_output_folder_loads_as_a_scene_and_renders(fitted):
     assert [p.parent for p in scene.image_paths] == [out / "images"] * len(VIEWS)
     assert scene.test_ids == [0, 4] and scene.points is not None and len(scene.points) > 0
     g = load_ply(out / "point_cloud.ply")
-    cid = scene.train_ids[0]
-    render = rasterization(g.means, g.quats, g.scales, g.opacities, g.sh, scene.cameras.viewmats[[cid]],
-                           scene.cameras.Ks[[cid]], scene.width, scene.height, sh_degree=g.sh_degree)[0][0]
-    # the splats land on the image they were fitted to (in the frame of transforms.json)
-    assert float(psnr(render.clamp(0, 1), scene.image(cid))) > 14.0
+    for cid in scene.test_ids:
+        render = rasterization(g.means, g.quats, g.scales, g.opacities, g.sh, scene.cameras.viewmats[[cid]],
+                               scene.cameras.Ks[[cid]], scene.width, scene.height, sh_degree=g.sh_degree)[0][0]
+        # the PLY seen through transforms.json's (aligned) camera is what the fit evaluated
+        evaluated = iio.imread(out / "renders" / f"{cid:04d}.png")[:, : scene.width].astype(np.float32) / 255
+        assert float(psnr(render.detach().clamp(0, 1), torch.from_numpy(evaluated))) > 40.0
     colmap = load_colmap(out)  # the COLMAP model carries the same refined cameras
     torch.testing.assert_close(colmap.cameras.viewmats, scene.cameras.viewmats, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(colmap.cameras.Ks, scene.cameras.Ks)
@@ -105,6 +109,7 @@ def test_metrics_json_and_resume(fitted):
     assert metrics["num_views"] == {"registered": 8, "train": 6, "test": 2}
     assert metrics["seconds"]["reconstruct"] > 0 and metrics["seconds"]["fit"] > 0
     assert math.isfinite(metrics["psnr"]) and metrics["eval_split"] == "test"
+    assert metrics["psnr"] > metrics["curve"][0]["psnr"]  # the fit (and the test-view alignment) helped
     assert metrics["method"] == "instantsplat"
     stages = [r.stage for r in reports]
     assert stages[0] == "reconstruct" and stages[-1] == "done" and "fit" in stages and "write" in stages
