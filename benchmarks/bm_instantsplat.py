@@ -188,7 +188,8 @@ def run_pipeline(pipeline: str, gt: Scene, inputs: list[int], tests: list[int], 
 
 
 def _fmt(v, spec):
-    return "-" if v is None else format(v, spec)
+    width = int(spec.split(".")[0]) if spec[0].isdigit() else 0
+    return "-".rjust(width) if v is None else format(v, spec)
 
 
 def print_table(rows: list[dict]) -> None:
