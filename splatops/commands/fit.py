@@ -94,6 +94,8 @@ def run(args) -> int:
             raise ValueError(f"{flag} needs --images")
     if args.test_every:
         raise ValueError("--test-every needs --images")
+    if args.data is not None and not args.data.exists():
+        raise FileNotFoundError(f"--data path not found: {args.data}")
     result = api.fit(
         args.data, out_dir=args.out, method=args.method or "3dgs", steps=7000 if args.steps is None else args.steps,
         resume=args.resume,
