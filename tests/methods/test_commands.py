@@ -33,9 +33,10 @@ def test_command_errors(tmp_path, capsys):
     assert main(["fit", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
     assert "--data path not found" in capsys.readouterr().err
     assert main(["fit", "--data", str(tmp_path), "--method", "nope", "--out", str(tmp_path / "o")]) == 2
+    capsys.readouterr()
     assert main(["render", "--ply", str(tmp_path / "none.ply"), "--data", str(tmp_path / "missing"),
                  "--out", str(tmp_path / "o")]) == 2
-    assert "--data path not found" in capsys.readouterr().err
+    assert "PLY file not found" in capsys.readouterr().err
     with pytest.raises(ValueError, match="--set expects KEY=VALUE"):
         parse_overrides(["novalue"])
     assert parse_overrides(["a=1", "b=x", "c=0.5"]) == {"a": 1, "b": "x", "c": 0.5}
