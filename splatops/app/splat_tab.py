@@ -117,16 +117,7 @@ def run_fit(source: str, upload: str | None, photos: list[str] | None, method: s
         return api.fit(scene, out_dir=out_dir, method=method, steps=int(steps), orbit_video=True,
                        progress=report, should_stop=session.cancel.is_set, show_progress=False)
 
-    last = 0.0
-    result = None
-    for kind, value in stream_job(work):
-        if kind == "progress" and time.monotonic() - last > 0.5:
-            last = time.monotonic()
-            yield (_status(value),) + skip
-        elif kind == "error":
-            raise gr.Error(f"Fitting failed: {value}")
-        elif kind == "result":
-            result = value
+    result = yield from _follow(work, _status, refused=None)
     metrics = dict(result.metrics)
     video, ply = result.paths["orbit"], Path(result.paths["ply"])
     renders = sorted((out_dir / "renders").glob("*.png"))
@@ -137,6 +128,37 @@ def run_fit(source: str, upload: str | None, photos: list[str] | None, method: s
     shown = {k: v for k, v in metrics.items() if not isinstance(v, (list, dict))}
     yield (summary, [(str(p), f"held-out view {p.stem}: render | ground truth") for p in renders],
            str(video), str(ply), json.dumps(shown, indent=2), str(ply))
+
+
+def _follow(work, status, refused: str | None):
+    """Runs ``work(report)`` in the background, yielding a status line at most twice a second.
+
+    Args:
+        work: the job, given a ``report`` callback.
+        status: turns a progress event into a status line.
+        refused: when set, a ValueError / FileNotFoundError of the job is the user's input
+            being refused: shown after this prefix, and the job yields None.
+
+    Returns:
+        The job's result (None when the input was refused).
+    """
+    skip = (gr.skip(),) * 5
+    last = 0.0
+    result = None
+    for kind, value in stream_job(work):
+        if kind == "progress" and time.monotonic() - last > 0.5:
+            last = time.monotonic()
+            yield (status(value),) + skip
+        elif kind == "error":
+            if refused and isinstance(value, (ValueError, FileNotFoundError)):
+                message = f"{refused}: {value}"
+                gr.Warning(message)
+                yield (f"**Error:** {message}",) + skip
+                return None
+            raise gr.Error(f"Fitting failed: {value}")
+        elif kind == "result":
+            result = value
+    return result
 
 
 def _photo_status(p) -> str:
@@ -169,21 +191,9 @@ def run_photo_fit(photos, method: str, steps: float, session):
         return api.fit_images(images, out_dir=out_dir, method=method, steps=int(steps), orbit_video=True,
                               progress=report, should_stop=session.cancel.is_set, show_progress=False)
 
-    last = 0.0
-    result = None
-    for kind, value in stream_job(work):
-        if kind == "progress" and time.monotonic() - last > 0.5:
-            last = time.monotonic()
-            yield (_photo_status(value),) + skip
-        elif kind == "error":
-            if isinstance(value, (ValueError, FileNotFoundError)):  # the user's photos: say what to change
-                message = f"Those photos can't be used: {value}"
-                gr.Warning(message)
-                yield (f"**Error:** {message}",) + skip
-                return
-            raise gr.Error(f"Fitting failed: {value}")
-        elif kind == "result":
-            result = value
+    result = yield from _follow(work, _photo_status, refused="Those photos can't be used")
+    if result is None:
+        return
     metrics = dict(result.metrics)
     reg = metrics.get("registration", {})
     ply = Path(result.paths["ply"])
