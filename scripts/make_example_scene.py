@@ -136,27 +136,9 @@ def camera_poses(num_views: int) -> list[np.ndarray]:
     return eyes
 
 
-def depth_buffer(plotter) -> np.ndarray:
-    """The render window's depth buffer ``[H, W]`` in ``[0, 1]``, row 0 at the bottom."""
-    from vtkmodules.util.numpy_support import vtk_to_numpy
-    from vtkmodules.vtkCommonCore import vtkFloatArray
-
-    w, h = plotter.ren_win.GetSize()
-    data = vtkFloatArray()
-    plotter.ren_win.GetZbufferData(0, 0, w - 1, h - 1, data)
-    return vtk_to_numpy(data).reshape(h, w)
-
-
-def unproject(renderer, x: float, y: float, z: float) -> np.ndarray:
-    """World point at VTK display coordinates ``(x, y)`` (origin bottom left) and depth-buffer ``z``."""
-    renderer.SetDisplayPoint(x, y, z)
-    renderer.DisplayToWorld()
-    p = np.array(renderer.GetWorldPoint())
-    return p[:3] / p[3]
-
-
 def render_scene(out: Path, num_views: int, num_points: int, seed: int) -> None:
     from splat.io.images import save_png
+    from splat.scenes.render import depth_buffer, unproject
     from splat.io.pointcloud import write_points_ply
 
     rng = np.random.default_rng(seed)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Part", "View", "RenderSettings", "render_views"]
+__all__ = ["Part", "View", "RenderSettings", "render_views", "depth_buffer", "unproject"]
 
 
 @dataclass
@@ -85,7 +85,7 @@ def _focal(settings: RenderSettings) -> float:
     return (settings.height / 2.0) / math.tan(math.radians(settings.view_angle) / 2.0)
 
 
-def _depth_buffer(plotter) -> np.ndarray:
+def depth_buffer(plotter) -> np.ndarray:
     """The render window's depth buffer ``[H, W]`` in ``[0, 1]``, row 0 at the bottom."""
     from vtkmodules.util.numpy_support import vtk_to_numpy
     from vtkmodules.vtkCommonCore import vtkFloatArray
@@ -96,7 +96,7 @@ def _depth_buffer(plotter) -> np.ndarray:
     return vtk_to_numpy(data).reshape(h, w)
 
 
-def _unproject(renderer, x: float, y: float, z: float) -> np.ndarray:
+def unproject(renderer, x: float, y: float, z: float) -> np.ndarray:
     """World point at VTK display coordinates ``(x, y)`` (origin bottom left), depth-buffer ``z``."""
     renderer.SetDisplayPoint(x, y, z)
     renderer.DisplayToWorld()
@@ -182,17 +182,17 @@ def render_views(
             w2c_gl = np.array([[vt.GetElement(r, c) for c in range(4)] for r in range(4)])
             c2ws.append(np.linalg.inv(w2c_gl))
 
-            zbuf = _depth_buffer(plotter)
+            zbuf = depth_buffer(plotter)
             ys, xs = np.nonzero(zbuf < 0.999999)
             if not len(xs):
                 continue
             for k in rng.choice(len(xs), size=min(references_per_view, len(xs)), replace=False):
                 x_ss, y_ss = int(xs[k]), int(ys[k])  # supersampled pixel, y from the bottom
-                world = _unproject(renderer, x_ss + 0.5, y_ss + 0.5, float(zbuf[y_ss, x_ss]))
+                world = unproject(renderer, x_ss + 0.5, y_ss + 0.5, float(zbuf[y_ss, x_ss]))
                 references.append((i, world, ((x_ss + 0.5) / s, h - (y_ss + 0.5) / s)))
             for k in rng.choice(len(xs), size=min(per_view, len(xs)), replace=False):
                 x_ss, y_ss = int(xs[k]), int(ys[k])
-                world = _unproject(renderer, x_ss + 0.5, y_ss + 0.5, float(zbuf[y_ss, x_ss]))
+                world = unproject(renderer, x_ss + 0.5, y_ss + 0.5, float(zbuf[y_ss, x_ss]))
                 if np.linalg.norm(world - np.asarray(centre)) > point_radius:
                     continue
                 row, col = min(h - 1, int((h * s - 1 - y_ss) / s)), min(w - 1, x_ss // s)
