@@ -5,12 +5,8 @@ import torch
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    # Small tensors on a shared 2-core machine run fastest without intra-op threading.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def _one_thread(one_thread):
+    """Every test here runs on one intra-op thread (``one_thread`` in tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")

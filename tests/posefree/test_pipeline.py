@@ -19,11 +19,8 @@ STEPS = 40
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def _one_thread(one_thread):
+    """Every fit here runs on one intra-op thread (``one_thread`` in tests/conftest.py)."""
 
 
 @pytest.fixture(scope="module")
