@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -107,13 +106,8 @@ def render_demo_png(path: str | os.PathLike, width: int = 320, height: int = 240
             backgrounds=torch.ones(1, 3), backend=backend,
         )
     pixels = (image[0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
+    from splat.io.atomic import atomic_path
+
+    with atomic_path(path, suffix=".png") as tmp:
         iio.imwrite(tmp, pixels)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return path
