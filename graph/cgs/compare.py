@@ -195,17 +195,13 @@ def gvi_size_generalisation(factor: int = 10, seed: int = 0, quick: bool = True,
         Per scale: ``value_mse`` and ``policy_accuracy`` of CGS, the mean predictor's
         ``value_mse``, and the mean fixed-point iterations.
     """
-    from .experiments import gvi_setting
+    from .experiments import gvi_setting, standardised_targets
     from .tasks.value_iteration import make_mdp_dataset, policy_accuracy
 
     s = gvi_setting(quick)
     tcfg = replace(s.train, progress=False, **({} if epochs is None else {"epochs": epochs}))
     train_set = make_mdp_dataset(s.train_graphs, s.train_sizes, seed=seed)
-    ys = torch.cat([d.y.view(-1) for d in train_set])
-    mu, sigma = float(ys.mean()), float(ys.std().clamp_min(1e-8))
-    fit_set = [d.clone() for d in train_set]
-    for d in fit_set:
-        d.y = (d.y - mu) / sigma
+    fit_set, mu, sigma = standardised_targets(train_set)
     torch.manual_seed(seed)
     model = CGS(s.model)
     seconds = train(model, fit_set, tcfg, seed=seed).seconds

@@ -189,17 +189,23 @@ def run_porous(seed: int = 0, setting: GraphExperiment | None = None) -> list[di
     ]
 
 
+def standardised_targets(train_set: list) -> tuple[list, float, float]:
+    """Copies of ``train_set`` with targets ``(y - mu) / sigma``, and ``mu, sigma`` of the training targets."""
+    ys = torch.cat([d.y.view(-1) for d in train_set])
+    mu, sigma = float(ys.mean()), float(ys.std().clamp_min(1e-8))
+    fit_set = [d.clone() for d in train_set]
+    for d in fit_set:
+        d.y = (d.y - mu) / sigma
+    return fit_set, mu, sigma
+
+
 def run_gvi(seed: int = 0, setting: GraphExperiment | None = None) -> list[dict]:
     """Train CGS to predict optimal values of random graph MDPs; value error and policy accuracy."""
     s = setting or gvi_setting()
     train_set = make_mdp_dataset(s.train_graphs, s.train_sizes, seed=seed)
     test_set = make_mdp_dataset(s.test_graphs, s.test_sizes, seed=seed + 10_000)
     # standardise the targets with training statistics (values vary little)
-    ys = torch.cat([d.y.view(-1) for d in train_set])
-    mu, sigma = float(ys.mean()), float(ys.std().clamp_min(1e-8))
-    fit_set = [d.clone() for d in train_set]
-    for d in fit_set:
-        d.y = (d.y - mu) / sigma
+    fit_set, mu, sigma = standardised_targets(train_set)
     torch.manual_seed(seed)
     model = CGS(s.model)
     res = train(model, fit_set, s.train, seed=seed, desc="cgs gvi")
