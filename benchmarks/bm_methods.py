@@ -107,15 +107,14 @@ def run_one(scene, method_name: str, steps: int, overrides: dict, args, label: s
 
     def init_and_keep(scn, gaussians):  # keeps the live Gaussians and state for the evaluations
         state = original_init(scn, gaussians)
-        held.update(gaussians=gaussians, state=state)
-        psnr, ssim, _ = evaluate(method, scn, gaussians, state, eval_ids, eval_images, method.active_sh_degree(0),
+        held.update(gaussians=gaussians, state=state, images=scene.images(eval_ids).to(gaussians.device))
+        psnr, ssim, _ = evaluate(method, scn, gaussians, state, eval_ids, held["images"], method.active_sh_degree(0),
                                  args.backend)
         curve.append({"step": 0, "seconds": 0.0, "psnr": psnr, "ssim": ssim,
                       "num_gaussians": gaussians.num_gaussians})
         return state
 
     eval_ids = list(scene.test_ids) or list(scene.train_ids[:1])
-    eval_images = scene.images(eval_ids)
     curve: list[dict] = []
     method.init = init_and_keep
 
@@ -123,7 +122,7 @@ def run_one(scene, method_name: str, steps: int, overrides: dict, args, label: s
         if args.eval_every and p.step % args.eval_every == 0 and 0 < p.step < steps:
             if any(c["step"] == p.step for c in curve):
                 return
-            psnr, ssim, _ = evaluate(method, scene, held["gaussians"], held["state"], eval_ids, eval_images,
+            psnr, ssim, _ = evaluate(method, scene, held["gaussians"], held["state"], eval_ids, held["images"],
                                      method.active_sh_degree(p.step), args.backend)
             curve.append({"step": p.step, "seconds": round(p.elapsed_seconds, 3), "psnr": psnr, "ssim": ssim,
                           "num_gaussians": p.num_gaussians})
@@ -131,7 +130,7 @@ def run_one(scene, method_name: str, steps: int, overrides: dict, args, label: s
     wall = time.perf_counter()
     result = fit(scene, method=method, steps=steps, eval_every=args.eval_every, checkpoint_every=0,
                  backend=args.backend, seed=args.seed, num_threads=args.threads, show_progress=False,
-                 progress=record)
+                 progress=record, device=args.device)
     wall = time.perf_counter() - wall
     m = result.metrics
     curve = [c for c in curve if c["step"] < m["steps"]]
@@ -145,7 +144,7 @@ def run_one(scene, method_name: str, steps: int, overrides: dict, args, label: s
     view = [eval_ids[0]]
     for i in range(args.render_repeats + 1):
         t0 = time.perf_counter()
-        evaluate(method, scene, result.gaussians, result.state, view, eval_images[:1], sh, args.backend,
+        evaluate(method, scene, result.gaussians, result.state, view, held["images"][:1], sh, args.backend,
                  with_ssim=False)
         if i:  # the first is a warm-up
             times.append(time.perf_counter() - t0)
@@ -201,6 +200,7 @@ def main(argv=None) -> int:
     ap.add_argument("--views", type=int, default=None, help="views of suite scenes (default: each scene's)")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "splat_fit_suite")
     ap.add_argument("--backend", default="auto")
+    ap.add_argument("--device", default="auto", help="fit device: auto, cpu, cuda (see splat.methods.fit)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the figures as JSON")
@@ -251,7 +251,8 @@ def main(argv=None) -> int:
             "benchmark": "bm_methods",
             "command": " ".join(["python", "benchmarks/bm_methods.py", *(argv if argv is not None else sys.argv[1:])]),
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
-                        "threads": args.threads, "backend": args.backend},
+                        "threads": args.threads, "backend": args.backend, "device": args.device,
+                        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
             "tolerance_db": args.tolerance,
             "rows": rows,
         })
