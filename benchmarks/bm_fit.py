@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from splat.io import load_bundled_scene, load_scene  # noqa: E402
-from splat.io.ply import atomic_write_bytes  # noqa: E402
+from splat.io.atomic import write_json_atomic  # noqa: E402
 from splat.methods import fit  # noqa: E402
 
 TARGET_DB = 28.0
@@ -103,7 +103,7 @@ def main(argv=None) -> int:
             "curve": m["curve"],
             "hyperparameters": m["hyperparameters"],
         }
-        atomic_write_bytes(args.json, (json.dumps(payload, indent=2) + "\n").encode())
+        write_json_atomic(args.json, payload)
     return 0
 
 
