@@ -48,6 +48,9 @@ class RegistrationReport:
         focal: the estimated shared focal length, pixels.
         warnings: messages about the input (skipped files, resized images).
         log: what the mappers did.
+        pair_support: share of all verified inlier matches that the poses explain
+            (low values: contradicting pairs, e.g. repeated texture; NaN: not computed).
+        view_graph: the pairs the model was mapped from (``"all pairs"`` or ``"top-k pairs"``).
     """
 
     registered: list[str]
@@ -60,6 +63,8 @@ class RegistrationReport:
     focal: float = float("nan")
     warnings: list[str] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
+    pair_support: float = float("nan")
+    view_graph: str = "all pairs"
 
     def to_dict(self) -> dict:
         """JSON-ready dict (adds ``num_images`` and ``num_registered``)."""
@@ -289,7 +294,7 @@ def reconstruct(
         registered=[to_user[n] for n in registered], unregistered=unregistered, mapper=result.mapper,
         mean_reprojection_error=reproj, num_sparse_points=int(sparse_points), num_points=int(len(points)),
         seconds={k: round(v, 3) for k, v in seconds.items()}, focal=float(K[0, 0]), warnings=warnings,
-        log=log + result.log,
+        log=log + result.log, pair_support=round(float(result.pair_support), 4), view_graph=result.view_graph,
     )
     if progress is not None:
         progress(1.0, f"registered {len(registered)} of {len(file_names)} images, {len(points)} points")

@@ -63,6 +63,13 @@ class SfMOptions:
         global_fallback: run global mapping when incremental mapping registers
             fewer than ``min_registered_fraction`` of the images.
         min_registered_fraction: see ``global_fallback``.
+        graph_hypotheses: after incremental mapping on every verified pair, the
+            mapper also runs on sparser view graphs that keep each image's ``k``
+            strongest pairs, for each ``k`` here (exhaustive matching only; ``()``
+            turns it off). See :mod:`splat.posefree.viewgraph`.
+        hypothesis_min_gain: a sparser graph's model replaces the full graph's only
+            when it registers as many images and its epipolar support (share of all
+            verified inliers its poses explain) is higher by at least this.
         num_threads: CPU threads (-1: all).
         seed: random seed of RANSAC and the mapper (reproducible runs).
     """
@@ -87,6 +94,8 @@ class SfMOptions:
     camera_model: str = "SIMPLE_PINHOLE"
     global_fallback: bool = True
     min_registered_fraction: float = 1.0
+    graph_hypotheses: tuple[int, ...] = (2, 3, 4)
+    hypothesis_min_gain: float = 0.02
     num_threads: int = -1
     seed: int = 0
 
@@ -95,6 +104,9 @@ class SfMOptions:
             raise ValueError(f"matcher must be 'exhaustive' or 'sequential', got {self.matcher!r}")
         if self.camera_model not in ("SIMPLE_PINHOLE", "PINHOLE"):
             raise ValueError(f"camera_model must be SIMPLE_PINHOLE or PINHOLE, got {self.camera_model!r}")
+        self.graph_hypotheses = tuple(int(k) for k in self.graph_hypotheses)
+        if any(k < 1 for k in self.graph_hypotheses):
+            raise ValueError(f"graph_hypotheses must be pair counts >= 1, got {self.graph_hypotheses}")
         if not 0.0 < self.min_registered_fraction <= 1.0:
             raise ValueError(f"min_registered_fraction must be in (0, 1], got {self.min_registered_fraction}")
 
@@ -105,7 +117,7 @@ class SfMOptions:
             max_num_features=8192, peak_threshold=0.02 / 3, affine_shape=False, domain_size_pooling=False,
             guided_matching=False, min_two_view_inliers=15, min_num_matches=15, init_min_num_inliers=100,
             init_min_tri_angle=16.0, abs_pose_min_num_inliers=30, abs_pose_max_error=12.0,
-            global_fallback=False, feature_min_size=0,
+            global_fallback=False, feature_min_size=0, graph_hypotheses=(),
         )
         base.update(overrides)
         return cls(**base)
@@ -121,6 +133,10 @@ class SfMResult:
         unregistered: image name -> reason, for images outside the kept model.
         seconds: wall-clock per stage (``features``, ``matching``, ``mapping``).
         log: what was tried (for reports).
+        pair_support: share of all verified inlier matches that the kept model's
+            poses explain (:func:`~splat.posefree.viewgraph.epipolar_support`);
+            NaN when not computed.
+        view_graph: ``"all pairs"`` or ``"top-k pairs"``: the pairs the kept model was mapped from.
     """
 
     reconstruction: object | None
@@ -128,6 +144,8 @@ class SfMResult:
     unregistered: dict[str, str]
     seconds: dict[str, float] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
+    pair_support: float = float("nan")
+    view_graph: str = "all pairs"
 
 
 def _set(obj, **kwargs) -> None:
@@ -324,6 +342,11 @@ def run_sfm(
     best, mapper = _largest(models), "incremental"
     n_inc = best.num_reg_images() if best is not None else 0
     log.append(f"incremental mapping: {len(models)} model(s), largest registers {n_inc}/{len(names)}")
+    view_graph, support = "all pairs", float("nan")
+    if best is not None and opts.matcher == "exhaustive" and opts.graph_hypotheses:
+        report(0.7, "mapping sparser view graphs")
+        best, models, view_graph, support = _best_view_graph(database, image_dir, models_dir, best, models, opts, log)
+        n_inc = best.num_reg_images()
     if (opts.global_fallback and hasattr(pycolmap, "global_mapping")
             and n_inc < opts.min_registered_fraction * len(names)):
         report(0.8, "mapping (global, second try)")
@@ -338,14 +361,66 @@ def run_sfm(
         n_glo = glo_best.num_reg_images() if glo_best is not None else 0
         log.append(f"global mapping: {len(glo_models)} model(s), largest registers {n_glo}/{len(names)}")
         if n_glo > n_inc:
-            best, mapper, models = glo_best, "global", glo_models
+            best, mapper, models, view_graph = glo_best, "global", glo_models, "all pairs"
+            support = _support(best, database).fraction
+    if best is not None and support != support:  # NaN: not scored yet
+        support = _support(best, database).fraction
     seconds["mapping"] = time.perf_counter() - t0
 
     registered = set() if best is None else {best.image(i).name for i in best.reg_image_ids()}
     others = [{m.image(i).name for i in m.reg_image_ids()} for m in models.values() if m is not best]
     unregistered = _why_unregistered(database, list(names), registered, others, opts)
     report(1.0, f"registered {len(registered)} of {len(names)} images")
-    return SfMResult(best, mapper, unregistered, seconds, log)
+    return SfMResult(best, mapper, unregistered, seconds, log, support, view_graph)
+
+
+def _support(model, database: Path):
+    from splat.posefree.viewgraph import epipolar_support, support_tolerance
+
+    cam = next(iter(model.cameras.values()))
+    return epipolar_support(model, database, support_tolerance(int(cam.width), int(cam.height)))
+
+
+def _best_view_graph(database: Path, image_dir: Path, models_dir: Path, best, models: dict, opts: SfMOptions,
+                     log: list[str]):
+    """Maps the top-k view graphs of ``opts.graph_hypotheses`` and keeps the best supported model.
+
+    Returns:
+        ``(model, models, view_graph, support fraction)`` of the kept hypothesis.
+    """
+    import pycolmap
+
+    from splat.posefree.viewgraph import pair_inliers, restrict_pairs, top_k_pairs
+
+    inliers = pair_inliers(database)
+    base = _support(best, database)
+    kept = (best, models, "all pairs", base.fraction)
+    log.append(f"view graph all {len(inliers)} pairs: {best.num_reg_images()} registered, "
+               f"epipolar support {base.fraction:.3f}")
+    tried: set[frozenset] = {frozenset(inliers)}
+    for k in opts.graph_hypotheses:
+        keep = top_k_pairs(inliers, k)
+        if frozenset(keep) in tried:
+            continue
+        tried.add(frozenset(keep))
+        folder = models_dir / f"top{k}"
+        folder.mkdir(parents=True, exist_ok=True)
+        db_k = restrict_pairs(database, models_dir / f"top{k}.db", keep)
+        cand_models = pycolmap.incremental_mapping(str(db_k), str(image_dir), str(folder),
+                                                   options=incremental_options(opts))
+        cand = _largest(cand_models)
+        if cand is None:
+            log.append(f"view graph top-{k} ({len(keep)} pairs): no model")
+            continue
+        frac = _support(cand, database).fraction
+        log.append(f"view graph top-{k} ({len(keep)} pairs): {cand.num_reg_images()} registered, "
+                   f"epipolar support {frac:.3f}")
+        if cand.num_reg_images() >= kept[0].num_reg_images() and frac >= kept[3] + opts.hypothesis_min_gain:
+            kept = (cand, cand_models, f"top-{k} pairs", frac)
+    if kept[2] != "all pairs":
+        log.append(f"kept the model of the {kept[2]} view graph (support {kept[3]:.3f} against {base.fraction:.3f} "
+                   "with all pairs): some verified pairs contradict it, likely repeated texture or symmetry")
+    return kept
 
 
 def model_arrays(reconstruction, names: list[str]) -> dict:
