@@ -142,6 +142,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "splat_fit_suite")
     ap.add_argument("--opensplat", type=Path, default=None, metavar="PATH", help="OpenSplat binary to compare")
+    ap.add_argument("--only", choices=("both", "ours", "opensplat"), default="both",
+                    help="run only one side (with --opensplat): long head-to-heads can be run in parts")
     ap.add_argument("--opensplat-defaults", action="store_true",
                     help="also run OpenSplat with its stock densification schedule")
     ap.add_argument("--random-init", choices=("views", "box"), default="views",
@@ -158,15 +160,18 @@ def main(argv=None) -> int:
         overrides[key] = json.loads(value) if value not in ("True", "False") else value == "True"
     if args.opensplat is not None and not args.opensplat.is_file():
         ap.error(f"--opensplat: no such file {args.opensplat}")
+    if args.only == "opensplat" and args.opensplat is None:
+        ap.error("--only opensplat needs --opensplat PATH")
 
     rows = []
     for name in args.scenes:
         path = cached_scene(args.cache, name, args.size, args.views, args.seed)
         for steps in args.steps:
-            row = {"scene": name, "steps": steps, "ours": run_ours(path, args.method, steps, args.seed,
-                                                                       args.random_init, overrides)}
-            print(f"{name} {steps} ours: {row['ours']}", flush=True)
-            if args.opensplat is not None:
+            row = {"scene": name, "steps": steps}
+            if args.only != "opensplat":
+                row["ours"] = run_ours(path, args.method, steps, args.seed, args.random_init, overrides)
+                print(f"{name} {steps} ours: {row['ours']}", flush=True)
+            if args.opensplat is not None and args.only != "ours":
                 with tempfile.TemporaryDirectory(prefix="opensplat_") as work:
                     row["opensplat"] = run_opensplat(args.opensplat, path, steps, args.seed, Path(work), True)
                     print(f"{name} {steps} opensplat: {row['opensplat']}", flush=True)
@@ -181,9 +186,10 @@ def main(argv=None) -> int:
         head += f" | {k[:10] + ' dB':>13} {'SSIM':>6} {'wall s':>7} {'N':>6}"
     print("\n" + head)
     for r in rows:
-        o = r["ours"]
-        line = f"{r['scene']:<12} {r['steps']:>5} | {o['psnr']:>7.2f} {o['ssim']:>6.3f} {o['wall_s']:>7.1f} " \
-               f"{o['gaussians']:>6}"
+        o = r.get("ours")
+        line = f"{r['scene']:<12} {r['steps']:>5} | " + (
+            f"{o['psnr']:>7.2f} {o['ssim']:>6.3f} {o['wall_s']:>7.1f} {o['gaussians']:>6}" if o
+            else f"{'-':>7} {'-':>6} {'-':>7} {'-':>6}")
         for k in peers:
             p = r.get(k)
             line += " | " + (f"{p['psnr']:>13.2f} {p['ssim']:>6.3f} {p['wall_s']:>7.1f} {p['gaussians']:>6}"

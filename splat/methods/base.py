@@ -7,6 +7,7 @@ subclasses :class:`Method` and overrides some of its fixed hooks. The loop in
     ctx = StepContext(...)              # cameras, ground truth, background
     inputs = method.render_inputs(ctx)  # what to rasterize (may modulate, may apply pose deltas)
     ctx.render, ctx.alphas, ctx.meta = rasterization(**inputs)
+    ctx.render = method.composite(ctx, ctx.render, ctx.alphas)
     method.step_pre_backward(ctx)       # e.g. retain gradients of meta["means2d"]
     loss = method.loss(ctx)             # may leave per-pixel error maps in ctx.info
     loss.backward()
@@ -161,6 +162,15 @@ class Method:
             sh_degree=ctx.sh_degree,
             backgrounds=ctx.background,
         )
+
+    def composite(self, ctx: StepContext, render: Tensor, alphas: Tensor) -> Tensor:
+        """The image the loss and the evaluation see, from the rasterizer's ``render [C, H, W, D]``
+        and ``alphas [C, H, W, 1]`` (default: ``render`` as is, already over ``ctx.background``).
+
+        A method with a learned per-pixel background renders over black in
+        :meth:`render_inputs` and adds ``(1 - alphas) * background`` here.
+        """
+        return render
 
     def loss(self, ctx: StepContext) -> Tensor:
         """The scalar loss of this step (default: mean L1)."""

@@ -164,7 +164,8 @@ def _rasterize(method: Method, ctx: StepContext, backend: str):
     from splat.core.rasterization import rasterization
 
     inputs = method.render_inputs(ctx)
-    return rasterization(**inputs, backend=backend)
+    render, alphas, meta = rasterization(**inputs, backend=backend)
+    return method.composite(ctx, render, alphas), alphas, meta
 
 
 def _make_optimizers(method: Method, gaussians: Gaussians, state: MethodState) -> dict[str, torch.optim.Optimizer]:

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from splat.core.gaussians import Gaussians
+from splat.methods.background import init_environment, over_environment
 from splat.methods.base import Method, MethodState, StepContext
 from splat.methods.densify import clone_gaussians, keep_gaussians, reset_opacities, split_gaussians
 from splat.methods.registry import register_method
@@ -40,6 +41,9 @@ def is_reset_step(step: int, reset_every: int, refine_stop: int) -> bool:
 def is_refine_step(step: int, start: int, stop: int, every: int) -> bool:
     """Whether density control runs after ``step``."""
     return start < step < stop and step % every == 0
+
+
+BACKGROUND_KEY = "background_sh"  # MethodState.params entry of the learned background
 
 
 @register_method("3dgs")
@@ -62,10 +66,25 @@ class GS3D(Method):
         refine_every: steps between density-control passes.
         reset_every: steps between opacity resets (0 disables them).
         grow_grad2d: mean NDC gradient norm above which a Gaussian grows.
+        absgrad: grow on the norm of the per-pixel absolute gradients of the 2-D
+            mean (AbsGS; opposite pixel gradients no longer cancel), with the
+            threshold ``grow_absgrad2d`` instead of ``grow_grad2d``.
+        grow_absgrad2d: growth threshold on that score (NDC units).
         grow_scale3d: largest scale (fraction of the extent) still cloned, not split.
         prune_opa: opacities below this are pruned (resets go to twice this).
         prune_scale3d: after the first reset, scales above this fraction of the extent are pruned.
         max_gaussians: growth stops at this many Gaussians (largest gradients first).
+        growth_rate: error-tied growth budget (0: off, growth limited by
+            ``max_gaussians`` only): a density-control pass adds at most
+            ``growth_rate * N * (L / L0)`` Gaussians, where ``L`` is the mean
+            training L1 since the previous pass and ``L0`` that of the first pass,
+            so growth slows as the error the Gaussians are grown for disappears.
+        learn_background: ``"auto"`` (a learned environment when the scene has no
+            known background), ``"on"`` or ``"off"``: the Gaussians are rendered over
+            ``max(SH(ray) . c + 0.5, 0)`` with learned coefficients ``c`` (see
+            :mod:`splat.methods.background`) instead of the fixed background.
+        background_sh_degree: SH degree of the learned background (0: one colour).
+        lr_background: Adam learning rate of its coefficients.
     """
 
     sh_degree: int = 3
@@ -84,10 +103,16 @@ class GS3D(Method):
     refine_every: int = 100
     reset_every: int = 1000
     grow_grad2d: float = 2e-4
+    absgrad: bool = False
+    grow_absgrad2d: float = 8e-4
     grow_scale3d: float = 0.01
     prune_opa: float = 0.005
     prune_scale3d: float = 0.1
     max_gaussians: int = 60_000
+    growth_rate: float = 0.0
+    learn_background: str = "auto"
+    background_sh_degree: int = 2
+    lr_background: float = 1e-2
 
     def __post_init__(self) -> None:
         if not 0 <= self.sh_degree <= 3:
@@ -96,6 +121,12 @@ class GS3D(Method):
             raise ValueError(f"ssim_lambda must be in [0, 1], got {self.ssim_lambda}")
         if not 0.0 < self.refine_stop_fraction <= 1.0:
             raise ValueError(f"refine_stop_fraction must be in (0, 1], got {self.refine_stop_fraction}")
+        if self.learn_background not in ("auto", "on", "off"):
+            raise ValueError(f"learn_background must be 'auto', 'on' or 'off', got {self.learn_background!r}")
+        if not 0 <= self.background_sh_degree <= 3:
+            raise ValueError(f"background_sh_degree must be in 0..3, got {self.background_sh_degree}")
+        if self.growth_rate < 0:
+            raise ValueError(f"growth_rate must be >= 0, got {self.growth_rate}")
         for name in ("sh_degree_interval", "refine_every", "max_gaussians"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -103,11 +134,21 @@ class GS3D(Method):
     # ----------------------------------------------------------------- hooks
     def init(self, scene, gaussians: Gaussians) -> MethodState:
         n, device = gaussians.num_gaussians, gaussians.device
-        return MethodState(data={"grad2d": torch.zeros(n, device=device), "count": torch.zeros(n, device=device),
-                                 "n_reset": 0})
+        state = MethodState(data={"grad2d": torch.zeros(n, device=device), "count": torch.zeros(n, device=device),
+                                  "n_reset": 0})
+        if self.learns_background(scene):
+            state.params[BACKGROUND_KEY] = torch.nn.Parameter(init_environment(self.background_sh_degree).to(device))
+        return state
+
+    def learns_background(self, scene) -> bool:
+        """Whether this fit learns its background (``learn_background``; "auto": the scene has none)."""
+        if self.learn_background == "auto":
+            return getattr(scene, "background", None) is None
+        return self.learn_background == "on"
 
     def trainable(self, gaussians: Gaussians, state: MethodState) -> dict[str, float]:
-        return {
+        extra = {BACKGROUND_KEY: self.lr_background} if BACKGROUND_KEY in state.params else {}
+        return extra | {
             "means": self.lr_means,  # scaled by the extent in step_post_backward
             "scales": self.lr_scales,
             "quats": self.lr_quats,
@@ -118,6 +159,20 @@ class GS3D(Method):
 
     def active_sh_degree(self, step: int) -> int:
         return min(step // self.sh_degree_interval, self.sh_degree)
+
+    def render_inputs(self, ctx: StepContext) -> dict:
+        inputs = super().render_inputs(ctx)
+        if BACKGROUND_KEY in ctx.state.params:  # rendered over black, composited in `composite`
+            inputs["backgrounds"] = torch.zeros_like(ctx.background)
+        if self.absgrad and ctx.step >= 0:
+            inputs["absgrad"] = True
+        return inputs
+
+    def composite(self, ctx: StepContext, render: Tensor, alphas: Tensor) -> Tensor:
+        coeffs = ctx.state.params[BACKGROUND_KEY] if BACKGROUND_KEY in ctx.state.params else None
+        if coeffs is None:
+            return render
+        return over_environment(render, alphas, coeffs, self.background_sh_degree, ctx.viewmats, ctx.Ks)
 
     def loss(self, ctx: StepContext) -> Tensor:
         l1 = (ctx.render - ctx.gt_images).abs().mean()
@@ -141,6 +196,10 @@ class GS3D(Method):
         stop = self.refine_stop_at(ctx.total_steps) if ctx.total_steps > 0 else self.refine_stop
         if ctx.step < stop:
             self._accumulate_gradients(ctx)
+            if "l1" in ctx.info:  # the error the growth budget is tied to
+                data = ctx.state.data
+                data["l1_sum"] = data.get("l1_sum", 0.0) + ctx.info["l1"]
+                data["l1_count"] = data.get("l1_count", 0) + 1
         if is_refine_step(ctx.step, self.refine_start, stop, self.refine_every):
             self.refine(ctx)
         if is_reset_step(ctx.step, self.reset_every, stop - self.reset_every // 2 + 1):
@@ -186,7 +245,8 @@ class GS3D(Method):
         n, device = ctx.gaussians.num_gaussians, ctx.gaussians.device
         if data["grad2d"].shape[0] != n:  # Gaussians changed outside density control
             data["grad2d"], data["count"] = torch.zeros(n, device=device), torch.zeros(n, device=device)
-        grads = means2d.grad.detach().clone()  # [C, N, 2] in pixels
+        source = getattr(means2d, "absgrad", None) if self.absgrad else None
+        grads = (means2d.grad if source is None else source).detach().clone()  # [C, N, 2] in pixels
         c = grads.shape[0]
         grads[..., 0] *= ctx.width / 2.0 * c  # to NDC units, as the reference code
         grads[..., 1] *= ctx.height / 2.0 * c
@@ -198,8 +258,19 @@ class GS3D(Method):
         data["count"].index_add_(0, gid, torch.ones(gid.shape[0], device=device))
 
     def growth_limit(self, ctx: StepContext) -> int:
-        """Most Gaussians that growth may reach at this density-control step (``max_gaussians``)."""
-        return self.max_gaussians
+        """Most Gaussians that growth may reach at this density-control step.
+
+        ``max_gaussians``, and with ``growth_rate > 0`` at most
+        ``growth_rate * N * L / L0`` more than now (see the class docstring).
+        """
+        n = ctx.gaussians.num_gaussians
+        data = ctx.state.data
+        if self.growth_rate <= 0 or not data.get("l1_count"):
+            return self.max_gaussians
+        recent = data["l1_sum"] / data["l1_count"]
+        first = data.setdefault("l1_first", recent)
+        ratio = min(recent / first, 1.0) if first > 0 else 1.0
+        return min(self.max_gaussians, n + int(self.growth_rate * n * ratio))
 
     @torch.no_grad()
     def refine(self, ctx: StepContext) -> dict[str, int]:
@@ -208,7 +279,7 @@ class GS3D(Method):
         grads = data["grad2d"] / data["count"].clamp_min(1)
         max_scale = g.scales.max(dim=-1).values
         is_small = max_scale <= self.grow_scale3d * ctx.extent
-        grow = grads > self.grow_grad2d
+        grow = grads > (self.grow_absgrad2d if self.absgrad else self.grow_grad2d)
         budget = max(self.growth_limit(ctx) - g.num_gaussians, 0)
         if int(grow.sum()) > budget:  # keep the largest gradients within the growth budget
             keep = torch.zeros_like(grow)
@@ -230,6 +301,7 @@ class GS3D(Method):
             keep_gaussians(g, opts, ~prune)
         n = g.num_gaussians
         data["grad2d"], data["count"] = torch.zeros(n, device=device), torch.zeros(n, device=device)
+        data["l1_sum"], data["l1_count"] = 0.0, 0
         stats = {"cloned": n_clone, "split": n_split, "pruned": n_prune}
         ctx.info.update(stats)
         return stats

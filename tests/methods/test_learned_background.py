@@ -1,0 +1,120 @@
+"""The learned background (an SH environment of the ray direction) and absolute-gradient growth."""
+
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+from splat.core.camera import look_at
+from splat.methods import fit, get_method
+from splat.methods.background import environment_colors, init_environment, over_environment, pixel_directions
+from splat.methods.gs3d import BACKGROUND_KEY
+
+
+def _camera(eye=(3.0, 0.5, 1.0), target=(0.0, 0.0, 0.0), size=16):
+    viewmat = look_at(torch.tensor(eye), torch.tensor(target))[None]
+    K = torch.tensor([[[20.0, 0, size / 2], [0, 20.0, size / 2], [0, 0, 1]]])
+    return viewmat, K
+
+
+def test_pixel_directions_are_unit_rays_through_the_pixels():
+    viewmat, K = _camera()
+    dirs = pixel_directions(viewmat, K, 16, 16)  # [1, 16, 16, 3]
+    assert dirs.shape == (1, 16, 16, 3)
+    torch.testing.assert_close(dirs.norm(dim=-1), torch.ones(1, 16, 16))
+    # a point along each ray projects back onto its pixel centre
+    c2w = torch.linalg.inv(viewmat[0])
+    points = c2w[:3, 3] + 2.5 * dirs[0]  # [16, 16, 3]
+    cam = points @ viewmat[0, :3, :3].T + viewmat[0, :3, 3]
+    uv = (cam[..., :2] / cam[..., 2:]) * 20.0 + 8.0
+    v, u = torch.meshgrid(torch.arange(16.0) + 0.5, torch.arange(16.0) + 0.5, indexing="ij")
+    torch.testing.assert_close(uv, torch.stack([u, v], dim=-1), atol=1e-4, rtol=0)
+
+
+def test_uniform_environment_and_compositing():
+    viewmat, K = _camera()
+    coeffs = init_environment(2, (0.2, 0.6, 0.9))
+    dirs = pixel_directions(viewmat, K, 16, 16)
+    torch.testing.assert_close(environment_colors(coeffs, dirs, 2), torch.tensor([0.2, 0.6, 0.9]).expand(1, 16, 16, 3))
+    render = torch.full((1, 16, 16, 3), 0.25)
+    alphas = torch.full((1, 16, 16, 1), 0.5)
+    out = over_environment(render, alphas, coeffs, 2, viewmat, K)
+    torch.testing.assert_close(out, 0.25 + 0.5 * torch.tensor([0.2, 0.6, 0.9]).expand(1, 16, 16, 3))
+
+
+def test_an_elevation_gradient_sky_is_recovered_from_views():
+    """Coefficients fitted to several views of a sky that brightens upwards predict an unseen view."""
+    cams = [_camera(eye=(3 * math.cos(a), 3 * math.sin(a), 0.5)) for a in (0.0, 1.5, 3.0, 4.5)]
+    held_out = _camera(eye=(3 * math.cos(2.2), 3 * math.sin(2.2), 1.5))
+
+    def sky(viewmat, K):
+        z = pixel_directions(viewmat, K, 16, 16)[..., 2:]
+        return torch.cat([0.3 + 0.4 * z, 0.5 + 0.3 * z, 0.9 - 0.1 * z], dim=-1).clamp(0, 1)
+
+    coeffs = torch.nn.Parameter(init_environment(2))
+    opt = torch.optim.Adam([coeffs], lr=0.05)
+    empty = torch.zeros(1, 16, 16, 3), torch.zeros(1, 16, 16, 1)
+    for step in range(300):
+        vm, K = cams[step % len(cams)]
+        loss = (over_environment(*empty, coeffs, 2, vm, K) - sky(vm, K)).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        err = (over_environment(*empty, coeffs, 2, *held_out) - sky(*held_out)).abs().mean()
+    assert float(err) < 0.02
+
+
+def test_fit_learns_a_background_only_when_the_scene_has_none(tiny_scene):
+    known = fit(tiny_scene, steps=20, eval_every=0, checkpoint_every=0, show_progress=False)
+    assert BACKGROUND_KEY not in known.state.params
+    unknown = replace(tiny_scene, background=None)
+    learned = fit(unknown, steps=20, eval_every=0, checkpoint_every=0, show_progress=False)
+    coeffs = learned.state.params[BACKGROUND_KEY].detach()
+    assert coeffs.shape == (9, 3) and not torch.equal(coeffs, init_environment(2))  # it was trained
+    off = fit(unknown, steps=5, eval_every=0, checkpoint_every=0, show_progress=False, learn_background="off")
+    assert BACKGROUND_KEY not in off.state.params
+    forced = fit(tiny_scene, steps=5, eval_every=0, checkpoint_every=0, show_progress=False,
+                 learn_background="on", background_sh_degree=0)
+    assert forced.state.params[BACKGROUND_KEY].shape == (1, 3)
+
+
+def test_background_options_are_checked():
+    with pytest.raises(ValueError, match="learn_background"):
+        get_method("3dgs", learn_background="yes")
+    with pytest.raises(ValueError, match="background_sh_degree"):
+        get_method("3dgs", background_sh_degree=4)
+
+
+def test_absgrad_growth_reads_the_absolute_gradients(tiny_scene):
+    """With ``absgrad`` the statistics come from ``means2d.absgrad``, at least the plain gradient's norm."""
+    plain = get_method("3dgs", refine_start=10_000)
+    absm = get_method("3dgs", absgrad=True, refine_start=10_000)
+    r_plain = fit(tiny_scene, method=plain, steps=8, eval_every=0, checkpoint_every=0, show_progress=False)
+    r_abs = fit(tiny_scene, method=absm, steps=8, eval_every=0, checkpoint_every=0, show_progress=False)
+    g_plain = r_plain.state.data["grad2d"]
+    g_abs = r_abs.state.data["grad2d"]
+    # identical fits (the growth statistics do not change the optimisation before refinement)
+    assert torch.equal(r_plain.gaussians.means, r_abs.gaussians.means)
+    assert bool((g_abs >= g_plain - 1e-9).all()) and float(g_abs.sum()) > float(g_plain.sum())
+
+
+def test_growth_budget_follows_the_remaining_error():
+    from types import SimpleNamespace
+
+    def ctx(n, data):
+        return SimpleNamespace(gaussians=SimpleNamespace(num_gaussians=n), state=SimpleNamespace(data=data))
+
+    capped = get_method("3dgs", max_gaussians=5000)
+    assert capped.growth_limit(ctx(1000, {"l1_sum": 1.0, "l1_count": 10})) == 5000  # off: the cap only
+    m = get_method("3dgs", growth_rate=0.5, max_gaussians=5000)
+    data = {"l1_sum": 2.0, "l1_count": 10}  # first pass: mean L1 0.2 becomes the reference
+    assert m.growth_limit(ctx(1000, data)) == 1500 and data["l1_first"] == pytest.approx(0.2)
+    data.update(l1_sum=0.5, l1_count=10)  # the error has fallen to a quarter: a quarter of the rate
+    assert m.growth_limit(ctx(2000, data)) == 2250
+    data.update(l1_sum=4.0, l1_count=10)  # never more than the full rate, never past the cap
+    assert m.growth_limit(ctx(4000, data)) == 5000
+    assert m.growth_limit(ctx(1000, {})) == 5000  # no error measured yet
+    with pytest.raises(ValueError, match="growth_rate"):
+        get_method("3dgs", growth_rate=-1.0)
