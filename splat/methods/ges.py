@@ -1,26 +1,35 @@
 """Generalized Exponential Splatting (Hamdi et al., CVPR 2024) on the 3DGS loop.
 
-Each Gaussian carries one more learnable value, its *shape* ``s`` (stored raw in
-``gaussians.params["shape"]``, ``[N]``). The generalized exponential
-``exp(-|x / a|^beta)`` is not rasterized directly: as in the reference
-implementation, its effect on the footprint is approximated by modulating
-the scales handed to the stock Gaussian rasterizer::
+What GES adds to :class:`~splat.methods.gs3d.GS3D`:
 
-    effective_scale = exp(params["scales"]) * f(s),   f(s) = 2 * sigmoid(k * s)
+* **Shape.** Each primitive carries a learnable exponent ``beta`` of the
+  generalized exponential ``exp(-|x / a|^beta / 2)`` (raw ``log(beta / 2)`` in
+  ``gaussians.params["shape"]``, ``[N]``). The rasterizer only draws
+  Gaussians, so, as in the paper's implementation, the GEF is approximated by
+  a Gaussian whose scales are modulated by the shape: the moment-matched
+  standard deviation ``a * rho(beta)`` (:mod:`splat.methods.ges_shape`;
+  ``rho(2) = 1``, unbounded for heavy tails, ``1 / sqrt(3)`` for a box).
+* **Shape resets and collapse pruning.** Every ``shape_reset_every`` steps
+  during density control the shapes return to ``beta = 2`` (the factor is
+  folded into the scales, the image does not change); at every density
+  control step primitives whose ``beta`` fell to ``beta_collapse`` are pruned.
+* **Frequency-modulated loss.** ``(1 - l_ssim - l_freq) L1 + l_ssim D-SSIM +
+  l_freq L1_band``, where ``L1_band`` weights the error by a DoG band-pass
+  mask of the ground truth whose band moves from coarse to fine over the fit
+  (:mod:`splat.methods.ges_freq`).
+* **Density control for fewer primitives.** Clone/split choice, split sizes
+  and the oversize pruning act on the rendered (shape-modulated) footprint;
+  growth needs a higher view-space gradient than 3DGS (``grow_grad2d``) and
+  prunes weaker primitives (``prune_opa``).
 
-with ``k = shape_strength``. ``s = 0`` gives ``f = 1`` (plain 3DGS); negative
-shapes shrink the footprint towards sharp, peaked kernels (small beta), positive
-ones widen it towards flat-topped kernels (large beta); ``f`` stays in ``(0, 2)``.
+Export is a standard 3DGS PLY with the shape folded into ``scale_*``, so any
+viewer draws what the fit rendered (:meth:`GES.export_ply`);
+:func:`save_ges_ply` / :func:`load_ges_ply` keep the raw shape as well, for
+lossless reloading.
 
-The loss adds the *frequency-modulated* term to 3DGS's ``(1 - l) L1 + l D-SSIM``:
-an L1 error weighted by the normalised magnitude of the Laplacian of Gaussian
-of the ground truth (edges and texture), with a weight that ramps linearly from
-``freq_lambda_start`` to ``freq_lambda_end`` over the fit, so that the
-high-frequency detail is emphasised progressively.
-
-Density control, learning rates and SH schedule are inherited from
-:class:`~splat.methods.gs3d.GS3D`; the shape entry is cloned and split with
-every other per-Gaussian entry and saved in checkpoints with them.
+Ablation switches: ``learn_shape=False`` (beta frozen at 2),
+``shape_reset_every=0``, ``beta_collapse=0``, ``freq_lambda=0``, and the
+3DGS densification values (``grow_grad2d=2e-4, prune_opa=0.005``).
 """
 
 from __future__ import annotations
@@ -32,176 +41,231 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from splat.core.gaussians import Gaussians
 from splat.io.atomic import write_bytes_atomic
-from splat.io.ply import _read_header, load_ply, ply_property_names
+from splat.io.ply import _read_header, load_ply, ply_property_names, save_ply
 from splat.methods.base import MethodState, StepContext
+from splat.methods.densify import keep_gaussians
+from splat.methods.ges_freq import band_sigma, dog_mask, masked_l1
+from splat.methods.ges_shape import (
+    SHAPE_KEY,
+    collapsed,
+    effective_scales,
+    folded_scales,
+    reset_shapes,
+    shape_factor,
+)
 from splat.methods.gs3d import GS3D
 from splat.methods.registry import register_method
 
-__all__ = ["GES", "shape_factor", "effective_scales", "log_filter", "save_ges_ply", "load_ges_ply"]
-
-SHAPE_KEY = "shape"
-
-
-def shape_factor(shape: Tensor, strength: float) -> Tensor:
-    """Scale multiplier ``2 sigmoid(strength * shape)`` of each Gaussian.
-
-    Args:
-        shape: Tensor,  # [N] raw shape parameters
-        strength: steepness ``k`` of the modulation (> 0).
-
-    Returns:
-        Tensor,  # [N] factors in (0, 2); 1 at shape 0.
-    """
-    return 2.0 * torch.sigmoid(strength * shape)
-
-
-def effective_scales(gaussians: Gaussians, strength: float) -> Tensor:
-    """Activated scales modulated by each Gaussian's shape.
-
-    Returns:
-        Tensor,  # [N, 3]
-    """
-    if SHAPE_KEY not in gaussians.params:
-        raise ValueError(f"gaussians have no {SHAPE_KEY!r} parameter; entries: {list(gaussians.params)}")
-    return gaussians.scales * shape_factor(gaussians.params[SHAPE_KEY], strength)[:, None]
-
-
-def _log_kernel(sigma: float, dtype=torch.float32) -> Tensor:  # [K, K], zero-sum
-    radius = max(1, int(math.ceil(3.0 * sigma)))
-    x = torch.arange(-radius, radius + 1, dtype=dtype)
-    yy, xx = torch.meshgrid(x, x, indexing="ij")
-    r2 = (xx**2 + yy**2) / (2.0 * sigma**2)
-    kernel = (r2 - 1.0) * torch.exp(-r2)
-    return kernel - kernel.mean()
-
-
-def log_filter(images: Tensor, sigma: float = 1.0) -> Tensor:
-    """Laplacian-of-Gaussian response of the luminance of ``images``.
-
-    Args:
-        images: Tensor,  # [C, H, W, 3] in [0, 1]
-        sigma: standard deviation of the Gaussian in pixels (> 0).
-
-    Returns:
-        Tensor,  # [C, H, W] (replicate-padded, same size as the input)
-    """
-    if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[-1] != 3:
-        got = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-        raise ValueError(f"images must be a [C, H, W, 3] tensor, got {got}")
-    if not sigma > 0:
-        raise ValueError(f"sigma must be > 0, got {sigma}")
-    gray = images.mean(dim=-1, keepdim=True).permute(0, 3, 1, 2)  # [C, 1, H, W]
-    kernel = _log_kernel(sigma, images.dtype).to(images.device)
-    pad = kernel.shape[-1] // 2
-    gray = F.pad(gray, (pad, pad, pad, pad), mode="replicate")
-    return F.conv2d(gray, kernel[None, None])[:, 0]
+__all__ = ["GES", "save_ges_ply", "load_ges_ply", "baked_gaussians"]
 
 
 @register_method("ges")
 @dataclass
 class GES(GS3D):
-    """GES hyper-parameters: 3DGS's plus the shape and the frequency loss.
+    """GES hyper-parameters: 3DGS's plus the shape, its resets and pruning, and the frequency loss.
 
     Attributes:
-        lr_shape: Adam learning rate of the raw shape parameter.
-        shape_strength: steepness ``k`` of ``f(s) = 2 sigmoid(k s)``.
-        shape_init: initial raw shape of every Gaussian (0: plain Gaussians).
-        freq_lambda_start: weight of the frequency-modulated loss at step 0.
-        freq_lambda_end: its weight at the last step (linear in between).
-        freq_sigma: pixel sigma of the Laplacian of Gaussian.
+        learn_shape: train the shape (False: beta stays 2, plain Gaussians).
+        lr_shape: Adam learning rate of the raw shape ``log(beta / 2)``.
+        shape_init: initial raw shape of every primitive (0: beta = 2).
+        beta_min, beta_max: clamp of beta before the scale mapping.
+        beta_collapse: primitives with beta at or below this are pruned at
+            density control (0: never).
+        shape_reset_every: steps between shape resets during density control (0: never).
+        shape_reset_keep_footprint: fold the factor into the scales at a reset
+            (the image is unchanged); False drops it.
+        freq_lambda: weight of the band-weighted L1 (0: no frequency loss).
+        freq_band_coarse: first band's sigma as a fraction of the shorter image side.
+        freq_band_fine: last band's sigma in pixels.
+        final_prune_opa: the last density-control step of the run also prunes
+            primitives below this opacity, leaving the rest of the run to fine-tune
+            the survivors (0: no final pruning).
     """
 
-    lr_shape: float = 1e-3
-    shape_strength: float = 0.7
+    learn_shape: bool = True
+    lr_shape: float = 5e-3
     shape_init: float = 0.0
-    freq_lambda_start: float = 0.0
-    freq_lambda_end: float = 0.5
-    freq_sigma: float = 1.0
+    beta_min: float = 0.5
+    beta_max: float = 16.0
+    beta_collapse: float = 0.55
+    shape_reset_every: int = 1000
+    shape_reset_keep_footprint: bool = True
+    freq_lambda: float = 0.3
+    freq_band_coarse: float = 0.02
+    freq_band_fine: float = 0.5
+    final_prune_opa: float = 0.05
+    # density control tuned for fewer primitives (3DGS: 2e-4, 0.005)
+    grow_grad2d: float = 4e-4
+    prune_opa: float = 0.01
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.lr_shape >= 0:
             raise ValueError(f"lr_shape must be >= 0, got {self.lr_shape}")
-        if not self.shape_strength > 0:
-            raise ValueError(f"shape_strength must be > 0, got {self.shape_strength}")
         if not math.isfinite(self.shape_init):
             raise ValueError(f"shape_init must be finite, got {self.shape_init}")
-        for name in ("freq_lambda_start", "freq_lambda_end"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not self.freq_sigma > 0:
-            raise ValueError(f"freq_sigma must be > 0, got {self.freq_sigma}")
+        if not 0 < self.beta_min <= 2.0 <= self.beta_max:
+            raise ValueError(f"need 0 < beta_min <= 2 <= beta_max, got {self.beta_min}, {self.beta_max}")
+        if not 0 <= self.beta_collapse < 2.0:
+            raise ValueError(f"beta_collapse must be in [0, 2), got {self.beta_collapse}")
+        if self.shape_reset_every < 0:
+            raise ValueError(f"shape_reset_every must be >= 0, got {self.shape_reset_every}")
+        if not 0 <= self.freq_lambda <= 1.0 - self.ssim_lambda:
+            raise ValueError(f"freq_lambda must be in [0, 1 - ssim_lambda], got {self.freq_lambda}")
+        if not 0 < self.freq_band_coarse <= 0.5:
+            raise ValueError(f"freq_band_coarse must be in (0, 0.5], got {self.freq_band_coarse}")
+        if not 0 <= self.final_prune_opa < 1:
+            raise ValueError(f"final_prune_opa must be in [0, 1), got {self.final_prune_opa}")
+        if not self.freq_band_fine > 0:
+            raise ValueError(f"freq_band_fine must be > 0, got {self.freq_band_fine}")
+
+    @staticmethod
+    def ablations() -> dict[str, dict]:
+        """One override per mechanism that switches it off (for benchmarks)."""
+        return {
+            "shape": {"learn_shape": False},
+            "shape-reset": {"shape_reset_every": 0},
+            "collapse-prune": {"beta_collapse": 0.0},
+            "freq-loss": {"freq_lambda": 0.0},
+            "final-prune": {"final_prune_opa": 0.0},
+            "densify": {"grow_grad2d": 2e-4, "prune_opa": 0.005},  # 3DGS's values
+        }
 
     # ----------------------------------------------------------------- hooks
     def init(self, scene, gaussians: Gaussians) -> MethodState:
         if SHAPE_KEY not in gaussians.params:
             n, device = gaussians.num_gaussians, gaussians.device
             gaussians.params[SHAPE_KEY] = torch.nn.Parameter(torch.full((n,), float(self.shape_init), device=device))
-        return super().init(scene, gaussians)
+        state = super().init(scene, gaussians)
+        state.data.update({"shape_resets": 0, "collapse_pruned": 0})
+        return state
 
     def trainable(self, gaussians: Gaussians, state: MethodState) -> dict[str, float]:
         lrs = super().trainable(gaussians, state)
-        lrs[SHAPE_KEY] = self.lr_shape
+        if self.learn_shape:
+            lrs[SHAPE_KEY] = self.lr_shape
         return lrs
+
+    def factor(self, gaussians: Gaussians) -> Tensor:
+        """Scale factor ``rho(beta)`` of each primitive (``[N]``)."""
+        return shape_factor(gaussians.params[SHAPE_KEY], self.beta_min, self.beta_max)
 
     def render_inputs(self, ctx: StepContext) -> dict:
         inputs = super().render_inputs(ctx)
-        inputs["scales"] = effective_scales(ctx.gaussians, self.shape_strength)
+        inputs["scales"] = effective_scales(ctx.gaussians, self.beta_min, self.beta_max)
         return inputs
 
-    def freq_lambda(self, step: int, total_steps: int) -> float:
-        """Weight of the frequency-modulated loss at ``step`` (linear ramp)."""
-        t = min(max(step / max(total_steps - 1, 1), 0.0), 1.0)
-        return (1.0 - t) * self.freq_lambda_start + t * self.freq_lambda_end
-
-    def export_ply(self, gaussians: Gaussians, path) -> Path:
-        """Writes the GES PLY: modulated ``scale_*`` plus the raw ``shape`` property."""
-        return save_ges_ply(gaussians, path, self.shape_strength)
+    def band_sigma(self, step: int, total_steps: int, width: int, height: int) -> float:
+        """Pixel sigma of the frequency band at ``step`` (coarse to fine)."""
+        coarse = max(self.freq_band_coarse * min(width, height), self.freq_band_fine)
+        return band_sigma(step, total_steps, coarse, self.freq_band_fine)
 
     def loss(self, ctx: StepContext) -> Tensor:
+        """3DGS's loss with ``freq_lambda`` of its L1 weight moved to the band-weighted L1."""
         base = super().loss(ctx)
-        weight = self.freq_lambda(ctx.step, ctx.total_steps)
-        if weight == 0:
+        if not self.freq_lambda:
             return base
-        with torch.no_grad():
-            mask = log_filter(ctx.gt_images, self.freq_sigma).abs()  # [C, H, W]
-            mask = mask / mask.amax(dim=(1, 2), keepdim=True).clamp_min(1e-8)
-        freq = (mask[..., None] * (ctx.render - ctx.gt_images).abs()).mean()
-        ctx.info["freq_loss"] = float(freq.detach())
-        return base + weight * freq
+        l1 = (ctx.render - ctx.gt_images).abs().mean()
+        sigma = self.band_sigma(ctx.step, ctx.total_steps, ctx.width, ctx.height)
+        band = masked_l1(ctx.render, ctx.gt_images, dog_mask(ctx.gt_images, sigma))
+        ctx.info["band_sigma"], ctx.info["freq_loss"] = sigma, float(band.detach())
+        return base + self.freq_lambda * (band - l1)
+
+    def step_post_backward(self, ctx: StepContext) -> None:
+        super().step_post_backward(ctx)
+        stop = self.refine_stop_at(ctx.total_steps) if ctx.total_steps > 0 else self.refine_stop
+        if (self.learn_shape and self.shape_reset_every and 0 < ctx.step < stop
+                and ctx.step % self.shape_reset_every == 0):
+            reset_shapes(ctx.gaussians, ctx.optimizers, self.shape_reset_keep_footprint, self.beta_min,
+                         self.beta_max)
+            ctx.state.data["shape_resets"] += 1
+            ctx.info["shape_reset"] = True
+
+    @torch.no_grad()
+    def refine(self, ctx: StepContext) -> dict[str, int]:
+        """3DGS density control on the rendered footprint, then collapse pruning."""
+        with folded_scales(ctx.gaussians, self.beta_min, self.beta_max):
+            stats = super().refine(ctx)
+        stats["collapsed"] = self.prune_collapsed(ctx)
+        stats["final_pruned"] = self.prune_final(ctx)
+        ctx.info.update(stats)
+        return stats
+
+    def is_last_refine_step(self, step: int, total_steps: int) -> bool:
+        """Whether ``step`` is the run's last density-control step."""
+        stop = self.refine_stop_at(total_steps) if total_steps > 0 else self.refine_stop
+        return step < stop <= step + self.refine_every
+
+    @torch.no_grad()
+    def prune_final(self, ctx: StepContext) -> int:
+        """At the last density-control step, removes primitives below ``final_prune_opa``."""
+        if not self.final_prune_opa or not self.is_last_refine_step(ctx.step, ctx.total_steps):
+            return 0
+        return self._prune(ctx, ctx.gaussians.opacities.detach() < self.final_prune_opa)
+
+    @torch.no_grad()
+    def prune_collapsed(self, ctx: StepContext) -> int:
+        """Removes primitives whose beta fell to ``beta_collapse``; returns how many."""
+        if not self.beta_collapse:
+            return 0
+        n = self._prune(ctx, collapsed(ctx.gaussians.params[SHAPE_KEY], self.beta_collapse))
+        ctx.state.data["collapse_pruned"] += n
+        return n
+
+    @staticmethod
+    def _prune(ctx: StepContext, gone: Tensor) -> int:
+        n = int(gone.sum())
+        if n == 0 or n == ctx.gaussians.num_gaussians:
+            return 0
+        keep_gaussians(ctx.gaussians, ctx.optimizers, ~gone)
+        data = ctx.state.data
+        data["grad2d"], data["count"] = data["grad2d"][~gone], data["count"][~gone]
+        return n
+
+    def export_ply(self, gaussians: Gaussians, path) -> Path:
+        """Writes a standard 3DGS PLY whose ``scale_*`` hold the shape-modulated scales."""
+        return save_ply(baked_gaussians(gaussians, self.beta_min, self.beta_max), path)
 
 
 # ------------------------------------------------------------------- export
-def save_ges_ply(gaussians: Gaussians, path: str | os.PathLike, shape_strength: float = 0.7) -> Path:
-    """Writes GES Gaussians as a 3DGS PLY with an extra ``shape`` property (atomically).
-
-    ``scale_*`` hold the logs of the *modulated* scales, so viewers that ignore
-    ``shape`` draw the footprint the fit rendered; ``shape`` holds the raw value.
-
-    Args:
-        gaussians: Gaussians with a ``shape`` entry ``[N]``.
-        path: destination ``.ply``.
-        shape_strength: the ``k`` the Gaussians were fitted with.
-    """
+def _check_ges(gaussians) -> None:
     if not isinstance(gaussians, Gaussians):
         raise TypeError(f"gaussians must be splat.core.gaussians.Gaussians, got {type(gaussians).__name__}")
-    if not shape_strength > 0:
-        raise ValueError(f"shape_strength must be > 0, got {shape_strength}")
     if SHAPE_KEY not in gaussians.params:
         raise ValueError(f"gaussians have no {SHAPE_KEY!r} parameter; entries: {list(gaussians.params)}")
+
+
+def baked_gaussians(gaussians: Gaussians, beta_min: float = 0.5, beta_max: float = 16.0) -> Gaussians:
+    """Plain Gaussians drawing the same image: the shape factor folded into the log-scales, no shape entry."""
+    _check_ges(gaussians)
     with torch.no_grad():
-        p = {k: v.detach().cpu().float() for k, v in gaussians.params.items()}
-        shape = p[SHAPE_KEY]
-        scales = p["scales"] + torch.log(shape_factor(shape, shape_strength))[:, None]
+        p = {k: v.detach().clone() for k, v in gaussians.params.items() if k != SHAPE_KEY}
+        p["scales"] = p["scales"] + torch.log(
+            shape_factor(gaussians.params[SHAPE_KEY].detach(), beta_min, beta_max))[:, None]
+    return Gaussians(p)
+
+
+def save_ges_ply(gaussians: Gaussians, path: str | os.PathLike, beta_min: float = 0.5,
+                 beta_max: float = 16.0) -> Path:
+    """The export PLY plus one extra ``shape`` vertex property (raw ``log(beta / 2)``), atomically.
+
+    ``scale_*`` hold the modulated scales, so viewers that ignore ``shape``
+    draw the footprint the fit rendered; :func:`load_ges_ply` recovers the
+    raw scales and shapes.
+    """
+    _check_ges(gaussians)
+    baked = baked_gaussians(gaussians, beta_min, beta_max)
+    with torch.no_grad():
+        p = {k: v.detach().cpu().float() for k, v in baked.params.items()}
+        shape = gaussians.params[SHAPE_KEY].detach().cpu().float()
         n = shape.shape[0]
         rest = p["shN"].transpose(1, 2).reshape(n, -1)
         table = torch.cat(
-            [p["means"], torch.zeros(n, 3), p["sh0"].reshape(n, 3), rest, p["opacities"][:, None], scales,
+            [p["means"], torch.zeros(n, 3), p["sh0"].reshape(n, 3), rest, p["opacities"][:, None], p["scales"],
              p["quats"], shape[:, None]],
             dim=1,
         ).numpy().astype("<f4")
@@ -212,17 +276,12 @@ def save_ges_ply(gaussians: Gaussians, path: str | os.PathLike, shape_strength: 
     return write_bytes_atomic(path, data)
 
 
-def load_ges_ply(path: str | os.PathLike, shape_strength: float = 0.7) -> Gaussians:
+def load_ges_ply(path: str | os.PathLike, beta_min: float = 0.5, beta_max: float = 16.0) -> Gaussians:
     """Reads a PLY written by :func:`save_ges_ply` back into fit-ready Gaussians.
-
-    The raw scales are recovered by dividing out the shape factor, so
-    ``save_ges_ply`` then ``load_ges_ply`` is the identity (up to float32).
 
     Raises:
         ValueError: if the file has no ``shape`` property, or is not a 3DGS PLY.
     """
-    if not shape_strength > 0:
-        raise ValueError(f"shape_strength must be > 0, got {shape_strength}")
     path = Path(path)
     g = load_ply(path)  # validates the standard layout
     with open(path, "rb") as f:
@@ -231,9 +290,10 @@ def load_ges_ply(path: str | os.PathLike, shape_strength: float = 0.7) -> Gaussi
         dtype = np.dtype([(name, endian + t) for name, t in props])
         data = np.frombuffer(f.read(dtype.itemsize * count), dtype=dtype, count=count)
     if SHAPE_KEY not in dtype.names:
-        raise ValueError(f"{path}: no {SHAPE_KEY!r} vertex property; not a GES PLY")
+        raise ValueError(f"{path.name}: no {SHAPE_KEY!r} vertex property; not a GES PLY")
     shape = torch.from_numpy(data[SHAPE_KEY].astype(np.float32))
     params = {k: v.detach().clone() for k, v in g.params.items()}
-    params["scales"] = params["scales"] - torch.log(shape_factor(shape, shape_strength))[:, None]
+    params["scales"] = params["scales"] - torch.log(shape_factor(shape, beta_min, beta_max))[:, None]
     params[SHAPE_KEY] = shape
     return Gaussians(params)
+
