@@ -96,8 +96,8 @@ def test_schedule_leaves_time_to_converge(tiny_scene):
 def test_turbo_gs_keeps_its_budget_and_scores_through_the_hook(tiny_scene):
     from splat.methods import fit
 
-    method = get_method("turbo-gs", sh_degree=0, refine_start=5, refine_every=5, budget_ramp_stop=30,
-                        max_gaussians=400)
+    method = get_method("turbo-gs", sh_degree=0, refine_start=5, refine_every=5, max_gaussians=400,
+                        kd_densify=False)
     calls = []
     original = type(method).densify_scores
 
@@ -113,4 +113,4 @@ def test_turbo_gs_keeps_its_budget_and_scores_through_the_hook(tiny_scene):
         type(method).densify_scores = original
     assert calls and all(s[0] == g[0] and g[1] == 2 for s, g in calls)
     assert method.max_gaussians == 400  # never overwritten by refine
-    assert result.gaussians.num_gaussians <= method.growth_cap(25, 150)
+    assert result.gaussians.num_gaussians <= 400
