@@ -10,7 +10,8 @@ held-out PSNR/SSIM, Gaussians, the size of the exported PLY and the render
 time of one held-out view (median of ``--render-repeats`` after a warm-up).
 
 ``--steps`` takes a default and per-method counts (``--steps 3000
-turbo-gs=1000``). With ``--ablation`` Turbo-GS also runs once with each of its
+turbo-gs=1000``); ``--budget-seconds`` also stops a fit once its training
+time is spent. With ``--ablation`` Turbo-GS also runs once with each of its
 mechanisms switched off (``TurboGS.ablations()``). Where both ``3dgs`` and
 ``turbo-gs`` ran, the table says at which step and second Turbo-GS first came
 within ``--tolerance`` dB of 3DGS's final PSNR (3DGS's row may come from an
@@ -118,7 +119,10 @@ def run_one(scene, method_name: str, steps: int, overrides: dict, args, label: s
     curve: list[dict] = []
     method.init = init_and_keep
 
+    elapsed = [0.0]
+
     def record(p) -> None:
+        elapsed[0] = p.elapsed_seconds
         if args.eval_every and p.step % args.eval_every == 0 and 0 < p.step < steps:
             if any(c["step"] == p.step for c in curve):
                 return
@@ -130,7 +134,7 @@ def run_one(scene, method_name: str, steps: int, overrides: dict, args, label: s
     wall = time.perf_counter()
     result = fit(scene, method=method, steps=steps, eval_every=args.eval_every, checkpoint_every=0,
                  backend=args.backend, seed=args.seed, num_threads=args.threads, show_progress=False,
-                 progress=record, device=args.device)
+                 progress=record, device=args.device, should_stop=lambda: elapsed[0] >= args.budget_seconds)
     wall = time.perf_counter() - wall
     m = result.metrics
     curve = [c for c in curve if c["step"] < m["steps"]]
@@ -191,6 +195,8 @@ def main(argv=None) -> int:
     ap.add_argument("--ablation", action="store_true", help="also run Turbo-GS with each mechanism switched off")
     ap.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
                     help="hyper-parameter override of one method (value as JSON), repeatable")
+    ap.add_argument("--budget-seconds", type=float, default=float("inf"),
+                    help="also stop a fit once its training time exceeds this (default: no limit)")
     ap.add_argument("--eval-every", type=int, default=100, help="steps between curve points (0: end only)")
     ap.add_argument("--tolerance", type=float, default=0.1, help="dB below 3DGS's final PSNR that counts as reached")
     ap.add_argument("--reference", type=Path, default=None, metavar="JSON",
@@ -210,6 +216,8 @@ def main(argv=None) -> int:
         sets = parse_sets(args.set)
     except ValueError as exc:
         ap.error(str(exc))
+    if args.budget_seconds <= 0:
+        ap.error(f"--budget-seconds must be > 0, got {args.budget_seconds}")
     if args.eval_every < 0 or args.render_repeats < 1 or args.threads < 1:
         ap.error("--eval-every must be >= 0, --render-repeats and --threads >= 1")
     methods = args.methods or available_methods()
@@ -237,7 +245,7 @@ def main(argv=None) -> int:
             row = {"scene": scene_name, "size": [scene.cameras.width, scene.cameras.height],
                    **run_one(scene, name, steps, overrides, args, label)}
             rows.append(row)
-            print(f"{scene_name} {label} {steps} steps: PSNR {row['psnr']:.2f} SSIM {row['ssim']:.3f} "
+            print(f"{scene_name} {label} {row['steps']} steps: PSNR {row['psnr']:.2f} SSIM {row['ssim']:.3f} "
                   f"N {row['num_gaussians']} train {row['train_seconds']:.1f} s", flush=True)
         ref = next((r for r in rows + reference if r["scene"] == scene_name and r["method"] == "3dgs"), None)
         if ref is not None:
