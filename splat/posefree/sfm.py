@@ -420,6 +420,34 @@ def _best_view_graph(database: Path, image_dir: Path, models_dir: Path, best, mo
     if kept[2] != "all pairs":
         log.append(f"kept the model of the {kept[2]} view graph (support {kept[3]:.3f} against {base.fraction:.3f} "
                    "with all pairs): some verified pairs contradict it, likely repeated texture or symmetry")
+        kept = _remap_consistent(database, image_dir, models_dir, kept, opts, log)
+    return kept
+
+
+def _remap_consistent(database: Path, image_dir: Path, models_dir: Path, kept: tuple, opts: SfMOptions,
+                      log: list[str]) -> tuple:
+    """Maps again from every pair's matches that the kept sparse-graph model explains; keeps it if no worse."""
+    import pycolmap
+
+    from splat.posefree.viewgraph import filter_inliers, support_tolerance
+
+    model = kept[0]
+    cam = next(iter(model.cameras.values()))
+    filtered = models_dir / "consistent.db"
+    n_kept, n_total = filter_inliers(database, filtered, model, support_tolerance(int(cam.width), int(cam.height)),
+                                     opts.min_two_view_inliers)
+    folder = models_dir / "consistent"
+    folder.mkdir(parents=True, exist_ok=True)
+    models = pycolmap.incremental_mapping(str(filtered), str(image_dir), str(folder), options=incremental_options(opts))
+    cand = _largest(models)
+    if cand is None:
+        log.append("mapping the consistent matches made no model")
+        return kept
+    frac = _support(cand, database).fraction
+    log.append(f"consistent matches of all pairs ({n_kept} of {n_total}): {cand.num_reg_images()} registered, "
+               f"epipolar support {frac:.3f}")
+    if cand.num_reg_images() >= model.num_reg_images() and frac >= kept[3] - 0.005:
+        return cand, models, f"{kept[2]}, then the consistent matches of all pairs", frac
     return kept
 
 

@@ -12,7 +12,9 @@ pairs, which the mapper then uses. :func:`epipolar_support` scores any model
 against *all* verified pairs, including those it was not built from: the share of
 their inlier matches that lie on the epipolar lines of the model's poses. A model
 built on false pairs contradicts the true ones and the reverse; where the true
-pairs dominate, the right model scores higher.
+pairs dominate, the right model scores higher. :func:`filter_inliers` then
+keeps, of every pair, the matches the chosen model explains, for a final mapping
+with all true constraints.
 """
 
 from __future__ import annotations
@@ -166,6 +168,58 @@ def epipolar_support(reconstruction, database: str | Path, tolerance: float) -> 
         agreeing += ok
         pairs[(names[i], names[j])] = (ok, len(matches))
     return Support(agreeing, total, pairs)
+
+
+def filter_inliers(database: str | Path, copy: str | Path, reconstruction, tolerance: float,
+                   min_inliers: int) -> tuple[int, int]:
+    """Copies ``database`` keeping only the inlier matches that a model's epipolar geometry explains.
+
+    A model mapped from a sparse view graph has the right layout but fewer
+    constraints; mapping again from every pair's matches that agree with it
+    (false matches of repeated textures removed, true ones of all pairs kept)
+    poses the views more accurately.
+
+    Args:
+        database: the source database.
+        copy: path of the filtered copy (replaced).
+        reconstruction: the model whose relative poses judge the matches.
+        tolerance: Sampson distance (pixels) of a kept match.
+        min_inliers: pairs left with fewer matches are removed.
+
+    Returns:
+        ``(kept, total)`` inlier matches.
+    """
+    import pycolmap
+
+    copy = Path(copy)
+    shutil.copyfile(database, copy)
+    registered = {reconstruction.image(i).name: reconstruction.image(i) for i in reconstruction.reg_image_ids()}
+    db = pycolmap.Database.open(str(copy))
+    kept = total = 0
+    try:
+        names = {im.image_id: im.name for im in db.read_all_images()}
+        pair_ids, geometries = db.read_two_view_geometries()
+        for pair_id, geom in zip(pair_ids, geometries):
+            i, j = pycolmap.pair_id_to_image_pair(pair_id)
+            matches = np.asarray(geom.inlier_matches)
+            total += len(matches)
+            a, b = registered.get(names[i]), registered.get(names[j])
+            if a is None or b is None or len(matches) == 0:
+                continue  # nothing to judge these matches by: left as they are
+            rel = _world_to_cam(b) @ np.linalg.inv(_world_to_cam(a))
+            F = (np.linalg.inv(b.camera.calibration_matrix()).T @ _skew(rel[:3, 3]) @ rel[:3, :3]
+                 @ np.linalg.inv(a.camera.calibration_matrix()))
+            x1 = np.asarray(db.read_keypoints(i))[:, :2].astype(np.float64)[matches[:, 0]]
+            x2 = np.asarray(db.read_keypoints(j))[:, :2].astype(np.float64)[matches[:, 1]]
+            good = matches[sampson_distances(F, x1, x2) < tolerance]
+            db.delete_two_view_geometry(i, j)
+            if len(good) >= min_inliers:
+                geom.inlier_matches = np.ascontiguousarray(good, dtype=np.uint32)
+                db.write_two_view_geometry(i, j, geom)
+                kept += len(good)
+    finally:
+        db.close()
+    return kept, total
 
 
 def support_tolerance(width: int, height: int) -> float:

@@ -133,3 +133,16 @@ def test_options_and_tolerance():
     with pytest.raises(ValueError, match="graph_hypotheses"):
         SfMOptions(graph_hypotheses=(0,))
     assert support_tolerance(256, 192) == 2.0 and support_tolerance(640, 480) == 4.0
+
+
+def test_filter_inliers_keeps_the_matches_the_model_explains(synthetic, tmp_path):
+    from splat.posefree.viewgraph import filter_inliers
+
+    path, model, ids = synthetic
+    kept, total = filter_inliers(path, tmp_path / "consistent.db", model, tolerance=2.0, min_inliers=30)
+    filtered = pair_inliers(tmp_path / "consistent.db")
+    # the false pair keeps at most the few matches that fall on its epipolar lines by chance (< 30: removed)
+    assert (ids[0], ids[3]) not in filtered
+    assert filtered == {p: n for p, n in pair_inliers(path).items() if p != (ids[0], ids[3])}
+    assert kept == sum(filtered.values()) and total == 860
+    assert epipolar_support(model, tmp_path / "consistent.db", 2.0).fraction == 1.0
