@@ -190,6 +190,20 @@ def run_pipeline(pipeline: str, gt: Scene, inputs: list[int], tests: list[int], 
         row["psnr"], row["ssim"] = aligned_test_metrics(result, scene, test_steps, test_lr)
     row["num_gaussians"] = result.metrics["num_gaussians"]
     row["train_seconds"] = result.metrics["train_seconds"]
+    # the pipeline's photometric view check (fit_images): would it leave a registered input out?
+    from splat.posefree.consistency import photometric_outliers, view_psnrs
+
+    cams = corrected_cameras(scene, result.state) if method == "instantsplat" else scene.cameras
+    train_psnr = view_psnrs(result.gaussians, scene, cameras=cams, ids=range(n))
+    flagged = photometric_outliers(train_psnr)
+    row["train_psnr_median"] = float(np.median(list(train_psnr.values())))
+    row["train_psnr_min"] = min(train_psnr.values())
+    row["flagged_views"] = [rec.scene.image_paths[i].name for i in sorted(flagged)]
+    if flagged and n >= 3:
+        from splat.posefree import trajectory_errors
+
+        errs = trajectory_errors(cams.viewmats[:n], gt_vm).rotation_errors_deg
+        row["flagged_rot_err_deg"] = [round(float(errs[i]), 2) for i in sorted(flagged)]
     return row
 
 

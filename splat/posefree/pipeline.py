@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from splat.io.atomic import write_text_atomic
+from splat.posefree.consistency import photometric_outliers, uniform_background, view_psnrs
 
 __all__ = ["fit_images", "PipelineProgress", "PoseFreeResult"]
 
@@ -172,6 +173,8 @@ def fit_images(
     num_threads: int | None = None,
     eval_every: int = 0,
     show_progress: bool = False,
+    check_views: bool = True,
+    misregistered_margin_db: float = 6.0,
     **method_overrides,
 ) -> PoseFreeResult:
     """Registers plain photos (or video frames), fits Gaussians and cameras, writes a scene folder.
@@ -195,6 +198,12 @@ def fit_images(
         num_threads: torch threads during the fit (None keeps the current setting).
         eval_every: steps between held-out evaluations during the fit (0: only at the end).
         show_progress: show the fit's tqdm bar.
+        check_views: after the fit, render every view with its camera; a view whose
+            PSNR falls more than ``misregistered_margin_db`` below the median of
+            the views is taken as mis-registered (its pose is wrong): it is left
+            out, named in ``metrics["misregistered"]`` and the warnings, and the
+            fit runs again on the other views (not on ``resume``).
+        misregistered_margin_db: see ``check_views``.
         **method_overrides: hyper-parameters of the method.
 
     Returns:
@@ -251,31 +260,64 @@ def fit_images(
                 scene = rec.scene
                 train_ids, test_ids = _split(len(scene), test_every)
                 paths = _copy_images(scene, tmp / "images")
-                scene = replace(scene, image_paths=paths, train_ids=train_ids, test_ids=test_ids, _cache={})
+                background = uniform_background(paths) if scene.background is None else scene.background
+                scene = replace(scene, image_paths=paths, train_ids=train_ids, test_ids=test_ids, _cache={},
+                                background=background)
                 save_nerfstudio(scene, tmp / "initial" / "transforms.json")
             timings["reconstruct"] = round(time.perf_counter() - t0, 3)
             initial = _load_initial(tmp)
-        _stage(progress, "fit", 0.0, f"fitting {method_obj.name} on {len(train_ids)} views")
+        view_names = (list(registration.get("fitted") or registration.get("registered") or [])
+                      or [Path(p).name for p in initial.image_paths])
+        misregistered: dict[str, str] = dict(registration.get("misregistered", {})) if resume else {}
+        timings["fit"] = 0.0
+        for attempt in range(2):
+            _stage(progress, "fit", 0.0, f"fitting {method_obj.name} on {len(train_ids)} views")
+            t0 = time.perf_counter()
+
+            def on_fit(p) -> None:
+                _stage(progress, "fit", p.step / max(p.steps, 1), f"step {p.step}/{p.steps}", fit=p)
+
+            result = fit(
+                initial, method=method_obj, steps=steps, out_dir=tmp, resume=resume, backend=backend, seed=seed,
+                progress=on_fit, should_stop=should_stop, eval_every=eval_every, checkpoint_every=0,
+                show_progress=show_progress, num_threads=num_threads,
+            )
+            out_scene = _output_scene(initial, result)
+            psnrs = view_psnrs(result.gaussians, out_scene, ids=range(len(out_scene)), backend=backend)
+            timings["fit"] = round(timings["fit"] + time.perf_counter() - t0, 3)
+            stopped = should_stop is not None and should_stop()
+            if not check_views or resume or attempt == 1 or stopped:
+                break
+            bad = photometric_outliers(psnrs, misregistered_margin_db)
+            try:
+                _split(len(out_scene) - len(bad), test_every)
+            except ValueError:  # too few views would remain
+                bad = {}
+            if not bad:
+                break
+            for cid, deficit in sorted(bad.items()):
+                misregistered[view_names[cid]] = (
+                    f"rendered {deficit:.1f} dB below the median view ({psnrs[cid]:.1f} dB) after fitting all "
+                    "views: its estimated pose is likely wrong (repeated texture or a symmetric subject); left out")
+            _stage(progress, "fit", 0.0, f"{len(bad)} view(s) look mis-registered; fitting again without them")
+            initial, view_names, train_ids, test_ids = _drop_views(tmp, initial, view_names, set(bad), test_every)
+        if misregistered:
+            warnings.append(f"{len(misregistered)} image(s) looked mis-registered (wrong pose) and were left out: "
+                            + ", ".join(sorted(misregistered)))
+        registration = dict(registration)
+        registration["misregistered"] = misregistered
+        registration["fitted"] = view_names
 
         t0 = time.perf_counter()
-
-        def on_fit(p) -> None:
-            _stage(progress, "fit", p.step / max(p.steps, 1), f"step {p.step}/{p.steps}", fit=p)
-
-        result = fit(
-            initial, method=method_obj, steps=steps, out_dir=tmp, resume=resume, backend=backend, seed=seed,
-            progress=on_fit, should_stop=should_stop, eval_every=eval_every, checkpoint_every=0,
-            show_progress=show_progress, num_threads=num_threads,
-        )
-        timings["fit"] = round(time.perf_counter() - t0, 3)
-
         _stage(progress, "write", 0.0, "writing the scene")
-        out_scene = _output_scene(initial, result)
         written = _write_outputs(tmp, out_scene, result)
-        timings["write"] = round(time.perf_counter() - t0 - timings["fit"], 3)
+        timings["write"] = round(time.perf_counter() - t0, 3)
         timings["total"] = round(time.perf_counter() - t_start, 3)
         metrics = dict(result.metrics)
         metrics["registration"] = registration
+        metrics["misregistered"] = misregistered
+        metrics["view_psnr"] = {view_names[cid]: round(v, 3) for cid, v in psnrs.items()}
+        metrics["background"] = list(initial.background) if initial.background is not None else None
         metrics["warnings"] = warnings
         metrics["seconds"] = timings
         metrics["cameras"] = _camera_summary(initial, out_scene)
@@ -295,6 +337,24 @@ def fit_images(
     initial_cams = load_nerfstudio(out / "initial" / "transforms.json", verify_images=False).cameras
     _stage(progress, "done", 1.0, f"done in {time.perf_counter() - t_start:.1f} s")
     return PoseFreeResult(result.gaussians, final_scene, initial_cams, metrics, paths, result.state, warnings)
+
+
+def _drop_views(tmp: Path, scene, names: list[str], drop: set[int], test_every: int):
+    """The scene without the views ``drop`` (images deleted, ``initial/`` rewritten); new names and split."""
+    from splat.core.camera import Camera
+    from splat.io.nerfstudio import save_nerfstudio
+
+    keep = [i for i in range(len(scene)) if i not in drop]
+    train_ids, test_ids = _split(len(keep), test_every)
+    for i in sorted(drop):
+        Path(scene.image_paths[i]).unlink(missing_ok=True)
+    shutil.rmtree(tmp / "renders", ignore_errors=True)  # the next fit renders the kept views
+    cams = scene.cameras
+    reduced = replace(scene, cameras=Camera(cams.viewmats[keep], cams.Ks[keep], cams.width, cams.height),
+                      image_paths=[scene.image_paths[i] for i in keep], train_ids=train_ids, test_ids=test_ids,
+                      _cache={})
+    save_nerfstudio(reduced, tmp / "initial" / "transforms.json")
+    return _load_initial(tmp), [names[i] for i in keep], train_ids, test_ids
 
 
 def _json_default(value):

@@ -200,8 +200,11 @@ def run_photo_fit(photos, method: str, steps: float, session):
     renders = sorted(Path(result.paths["renders"]).glob("*.png"))
     stopped = " (stopped early)" if session.cancel.is_set() else ""
     warn = "".join(f"\n- {w}" for w in result.warnings)
-    summary = (f"**Done{stopped}**: {len(reg.get('registered', []))} of "
-               f"{len(reg.get('registered', [])) + len(reg.get('unregistered', {}))} photos posed, "
+    left_out = {**reg.get("unregistered", {}), **metrics.get("misregistered", {})}
+    fitted = len(reg.get("registered", [])) - len(metrics.get("misregistered", {}))
+    summary = (f"**Done{stopped}**: {fitted} of "
+               f"{len(reg.get('registered', [])) + len(reg.get('unregistered', {}))} photos posed and fitted"
+               f"{' (left out: ' + ', '.join(sorted(left_out)) + ')' if left_out else ''}, "
                f"{metrics.get('steps')} steps of {metrics.get('method')}, PSNR "
                f"{metrics.get('psnr', float('nan')):.2f} dB on {metrics.get('eval_split', 'train')} views, "
                f"{metrics.get('num_gaussians', 0):,} Gaussians in "
@@ -209,6 +212,7 @@ def run_photo_fit(photos, method: str, steps: float, session):
     shown = {k: v for k, v in metrics.items() if not isinstance(v, (list, dict))}
     shown["registered"] = len(reg.get("registered", []))
     shown["unregistered"] = sorted(reg.get("unregistered", {}))
+    shown["misregistered"] = sorted(metrics.get("misregistered", {}))
     yield (summary, [(str(p), f"view {p.stem}: render | photo") for p in renders],
            str(result.paths["orbit"]), str(ply), json.dumps(shown, indent=2), str(ply))
 

@@ -78,7 +78,11 @@ def run_images(args) -> int:
     for warning in result.warnings:
         print(f"warning: {warning}")
     reg = m["registration"]
-    print(f"registered {reg.get('num_registered', len(result.scene))} of {reg.get('num_images', '?')} images; "
+    left_out = {**reg.get("unregistered", {}), **m.get("misregistered", {})}
+    for name, why in sorted(left_out.items()):
+        print(f"left out {name}: {why}")
+    print(f"registered {reg.get('num_registered', len(result.scene))} of {reg.get('num_images', '?')} images, "
+          f"fitted {len(result.scene)}; "
           f"{m['method']}: {m['steps']} steps, PSNR {m['psnr']:.2f} dB ({m['eval_split']} views), "
           f"{m['num_gaussians']} Gaussians, {m['seconds']['total']:.1f} s -> {args.out}")
     return 0

@@ -82,10 +82,13 @@ def test_output_folder_loads_as_a_scene_and_renders(fitted):
     assert len(scene) == len(VIEWS)
     assert [p.parent for p in scene.image_paths] == [out / "images"] * len(VIEWS)
     assert scene.test_ids == [0, 4] and scene.points is not None and len(scene.points) > 0
+    assert scene.background == (1.0, 1.0, 1.0)  # detected from the photos' borders
     g = load_ply(out / "point_cloud.ply")
     for cid in scene.test_ids:
+        background = torch.tensor([scene.background or (0.0, 0.0, 0.0)])  # the fit's (white on the globe)
         render = rasterization(g.means, g.quats, g.scales, g.opacities, g.sh, scene.cameras.viewmats[[cid]],
-                               scene.cameras.Ks[[cid]], scene.width, scene.height, sh_degree=g.sh_degree)[0][0]
+                               scene.cameras.Ks[[cid]], scene.width, scene.height, sh_degree=g.sh_degree,
+                               backgrounds=background)[0][0]
         # the PLY seen through transforms.json's (aligned) camera is what the fit evaluated
         evaluated = iio.imread(out / "renders" / f"{cid:04d}.png")[:, : scene.width].astype(np.float32) / 255
         assert float(psnr(render.detach().clamp(0, 1), torch.from_numpy(evaluated))) > 40.0
