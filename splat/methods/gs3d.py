@@ -68,7 +68,9 @@ class GS3D(Method):
         grow_grad2d: mean NDC gradient norm above which a Gaussian grows.
         absgrad: grow on the norm of the per-pixel absolute gradients of the 2-D
             mean (AbsGS; opposite pixel gradients no longer cancel), with the
-            threshold ``grow_absgrad2d`` instead of ``grow_grad2d``.
+            threshold ``grow_absgrad2d`` instead of ``grow_grad2d``. None (default):
+            on, unless a subclass overrides :meth:`densify_scores` (its score is
+            calibrated on the plain gradient).
         grow_absgrad2d: growth threshold on that score (NDC units).
         grow_scale3d: largest scale (fraction of the extent) still cloned, not split.
         prune_opa: opacities below this are pruned (resets go to twice this).
@@ -76,7 +78,7 @@ class GS3D(Method):
         max_gaussians: growth stops at this many Gaussians (largest gradients first).
         growth_rate: error-tied growth budget (0: off, growth limited by
             ``max_gaussians`` only): a density-control pass adds at most
-            ``growth_rate * N * (L / L0)`` Gaussians, where ``L`` is the mean
+            ``growth_rate * N * (L / L0) ** 2`` Gaussians, where ``L`` is the mean
             training L1 since the previous pass and ``L0`` that of the first pass,
             so growth slows as the error the Gaussians are grown for disappears.
         learn_background: ``"auto"`` (a learned environment when the scene has no
@@ -103,13 +105,13 @@ class GS3D(Method):
     refine_every: int = 100
     reset_every: int = 1000
     grow_grad2d: float = 2e-4
-    absgrad: bool = False
+    absgrad: bool | None = None
     grow_absgrad2d: float = 8e-4
     grow_scale3d: float = 0.01
     prune_opa: float = 0.005
     prune_scale3d: float = 0.1
     max_gaussians: int = 60_000
-    growth_rate: float = 0.0
+    growth_rate: float = 0.5
     learn_background: str = "auto"
     background_sh_degree: int = 2
     lr_background: float = 1e-2
@@ -140,6 +142,12 @@ class GS3D(Method):
             state.params[BACKGROUND_KEY] = torch.nn.Parameter(init_environment(self.background_sh_degree).to(device))
         return state
 
+    def uses_absgrad(self) -> bool:
+        """Whether growth reads absolute gradients (``absgrad``; None: unless ``densify_scores`` is overridden)."""
+        if self.absgrad is None:
+            return type(self).densify_scores is GS3D.densify_scores
+        return bool(self.absgrad)
+
     def learns_background(self, scene) -> bool:
         """Whether this fit learns its background (``learn_background``; "auto": the scene has none)."""
         if self.learn_background == "auto":
@@ -164,7 +172,7 @@ class GS3D(Method):
         inputs = super().render_inputs(ctx)
         if BACKGROUND_KEY in ctx.state.params:  # rendered over black, composited in `composite`
             inputs["backgrounds"] = torch.zeros_like(ctx.background)
-        if self.absgrad and ctx.step >= 0:
+        if self.uses_absgrad() and ctx.step >= 0:
             inputs["absgrad"] = True
         return inputs
 
@@ -245,7 +253,7 @@ class GS3D(Method):
         n, device = ctx.gaussians.num_gaussians, ctx.gaussians.device
         if data["grad2d"].shape[0] != n:  # Gaussians changed outside density control
             data["grad2d"], data["count"] = torch.zeros(n, device=device), torch.zeros(n, device=device)
-        source = getattr(means2d, "absgrad", None) if self.absgrad else None
+        source = getattr(means2d, "absgrad", None) if self.uses_absgrad() else None
         grads = (means2d.grad if source is None else source).detach().clone()  # [C, N, 2] in pixels
         c = grads.shape[0]
         grads[..., 0] *= ctx.width / 2.0 * c  # to NDC units, as the reference code
@@ -261,7 +269,7 @@ class GS3D(Method):
         """Most Gaussians that growth may reach at this density-control step.
 
         ``max_gaussians``, and with ``growth_rate > 0`` at most
-        ``growth_rate * N * L / L0`` more than now (see the class docstring).
+        ``growth_rate * N * (L / L0) ** 2`` more than now (see the class docstring).
         """
         n = ctx.gaussians.num_gaussians
         data = ctx.state.data
@@ -270,7 +278,7 @@ class GS3D(Method):
         recent = data["l1_sum"] / data["l1_count"]
         first = data.setdefault("l1_first", recent)
         ratio = min(recent / first, 1.0) if first > 0 else 1.0
-        return min(self.max_gaussians, n + int(self.growth_rate * n * ratio))
+        return min(self.max_gaussians, n + int(self.growth_rate * n * ratio**2))
 
     @torch.no_grad()
     def refine(self, ctx: StepContext) -> dict[str, int]:
@@ -279,7 +287,7 @@ class GS3D(Method):
         grads = data["grad2d"] / data["count"].clamp_min(1)
         max_scale = g.scales.max(dim=-1).values
         is_small = max_scale <= self.grow_scale3d * ctx.extent
-        grow = grads > (self.grow_absgrad2d if self.absgrad else self.grow_grad2d)
+        grow = grads > (self.grow_absgrad2d if self.uses_absgrad() else self.grow_grad2d)
         budget = max(self.growth_limit(ctx) - g.num_gaussians, 0)
         if int(grow.sum()) > budget:  # keep the largest gradients within the growth budget
             keep = torch.zeros_like(grow)

@@ -89,7 +89,7 @@ def test_background_options_are_checked():
 
 def test_absgrad_growth_reads_the_absolute_gradients(tiny_scene):
     """With ``absgrad`` the statistics come from ``means2d.absgrad``, at least the plain gradient's norm."""
-    plain = get_method("3dgs", refine_start=10_000)
+    plain = get_method("3dgs", absgrad=False, refine_start=10_000)
     absm = get_method("3dgs", absgrad=True, refine_start=10_000)
     r_plain = fit(tiny_scene, method=plain, steps=8, eval_every=0, checkpoint_every=0, show_progress=False)
     r_abs = fit(tiny_scene, method=absm, steps=8, eval_every=0, checkpoint_every=0, show_progress=False)
@@ -106,15 +106,27 @@ def test_growth_budget_follows_the_remaining_error():
     def ctx(n, data):
         return SimpleNamespace(gaussians=SimpleNamespace(num_gaussians=n), state=SimpleNamespace(data=data))
 
-    capped = get_method("3dgs", max_gaussians=5000)
+    capped = get_method("3dgs", max_gaussians=5000, growth_rate=0.0)
     assert capped.growth_limit(ctx(1000, {"l1_sum": 1.0, "l1_count": 10})) == 5000  # off: the cap only
     m = get_method("3dgs", growth_rate=0.5, max_gaussians=5000)
     data = {"l1_sum": 2.0, "l1_count": 10}  # first pass: mean L1 0.2 becomes the reference
     assert m.growth_limit(ctx(1000, data)) == 1500 and data["l1_first"] == pytest.approx(0.2)
-    data.update(l1_sum=0.5, l1_count=10)  # the error has fallen to a quarter: a quarter of the rate
+    data.update(l1_sum=1.0, l1_count=10)  # the error has halved: a quarter of the rate
     assert m.growth_limit(ctx(2000, data)) == 2250
     data.update(l1_sum=4.0, l1_count=10)  # never more than the full rate, never past the cap
     assert m.growth_limit(ctx(4000, data)) == 5000
     assert m.growth_limit(ctx(1000, {})) == 5000  # no error measured yet
     with pytest.raises(ValueError, match="growth_rate"):
         get_method("3dgs", growth_rate=-1.0)
+
+
+def test_absgrad_is_on_by_default_unless_the_score_is_overridden():
+    from splat.methods.gs3d import GS3D
+
+    assert get_method("3dgs").uses_absgrad() and not get_method("3dgs", absgrad=False).uses_absgrad()
+
+    class OwnScore(GS3D):
+        def densify_scores(self, ctx, cam, gid, grads):
+            return 2.0 * grads.norm(dim=-1)
+
+    assert not OwnScore().uses_absgrad() and OwnScore(absgrad=True).uses_absgrad()
