@@ -19,8 +19,9 @@ What GES adds to :class:`~splat.methods.gs3d.GS3D`:
   (:mod:`splat.methods.ges_freq`).
 * **Density control for fewer primitives.** Clone/split choice, split sizes
   and the oversize pruning act on the rendered (shape-modulated) footprint;
-  growth needs a higher view-space gradient than 3DGS (``grow_grad2d``) and
-  prunes weaker primitives (``prune_opa``).
+  growth needs a higher view-space gradient than 3DGS (``grow_grad2d``), and
+  the last density-control step of the run prunes every primitive below
+  ``final_prune_opa``, leaving the rest of the run to fine-tune the survivors.
 
 Export is a standard 3DGS PLY with the shape folded into ``scale_*``, so any
 viewer draws what the fit rendered (:meth:`GES.export_ply`);
@@ -28,8 +29,9 @@ viewer draws what the fit rendered (:meth:`GES.export_ply`);
 lossless reloading.
 
 Ablation switches: ``learn_shape=False`` (beta frozen at 2),
-``shape_reset_every=0``, ``beta_collapse=0``, ``freq_lambda=0``, and the
-3DGS densification values (``grow_grad2d=2e-4, prune_opa=0.005``).
+``shape_reset_every=0``, ``beta_collapse=0``, ``freq_lambda=0``,
+``final_prune_opa=0`` and 3DGS's ``grow_grad2d=2e-4``; with all of them
+GES is exactly 3DGS (tested).
 """
 
 from __future__ import annotations
@@ -97,10 +99,8 @@ class GES(GS3D):
     freq_lambda: float = 0.3
     freq_band_coarse: float = 0.02
     freq_band_fine: float = 0.5
-    final_prune_opa: float = 0.05
-    # density control tuned for fewer primitives (3DGS: 2e-4, 0.005)
-    grow_grad2d: float = 4e-4
-    prune_opa: float = 0.01
+    final_prune_opa: float = 0.3
+    grow_grad2d: float = 3e-4  # 3DGS: 2e-4 (the reference implementation's GES value)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -132,7 +132,7 @@ class GES(GS3D):
             "collapse-prune": {"beta_collapse": 0.0},
             "freq-loss": {"freq_lambda": 0.0},
             "final-prune": {"final_prune_opa": 0.0},
-            "densify": {"grow_grad2d": 2e-4, "prune_opa": 0.005},  # 3DGS's values
+            "densify": {"grow_grad2d": 2e-4},  # 3DGS's growth threshold
         }
 
     # ----------------------------------------------------------------- hooks
