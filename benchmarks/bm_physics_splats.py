@@ -136,9 +136,11 @@ def rollout_errors(material: str, data_dir: Path) -> list[dict]:
     rows = []
     for model in ("giorom", "gns"):
         run = data_dir / f"run_{model}_{material}_3d"
-        if not (run / "checkpoint.pt").is_file():
+        # the checkpoint selected on the valid split when training kept one (--select-every)
+        path = run / "best.pt" if (run / "best.pt").is_file() else run / "checkpoint.pt"
+        if not path.is_file():
             continue
-        ckpt = load_checkpoint(run / "checkpoint.pt")
+        ckpt = load_checkpoint(path)
         n_steps = min(50, test[0].positions.shape[0] - W)
         t0, c0 = time.perf_counter(), time.process_time()
         res = rollout(ckpt, data, split="test", n_steps=n_steps, progress=False)
@@ -159,6 +161,7 @@ def rollout_errors(material: str, data_dir: Path) -> list[dict]:
                      "rmse_frac_last": float(np.mean(rmse_last)), "rmse_frac_mean": float(np.mean(rmse_mean)),
                      "chamfer_frac_last": float(np.mean(ch)), "ms_per_step": 1000 * step_s,
                      "cpu_ms_per_step": 1000 * step_cpu,
+                     "steps_trained": info.get("steps_trained", ckpt.step),
                      "train_seconds": info.get("train_seconds_this_run")})
         r = rows[-1]
         print(f"  {material} {model}: {r['steps']} steps x {r['batch']}, RMSE@{n_steps} "
@@ -240,7 +243,7 @@ def main(argv=None) -> int:
     if "rollout" not in a.skip:
         print("(b) rollout error on held-out shapes, same training budget")
         out["rollout"] = [r for m in a.materials for r in rollout_errors(m, Path(a.data_dir))]
-        print(table(out["rollout"], ["material", "model", "steps", "batch", "frames", "rmse_frac_last",
+        print(table(out["rollout"], ["material", "model", "steps_trained", "steps", "batch", "frames", "rmse_frac_last",
                                      "rmse_frac_mean", "chamfer_frac_last", "ms_per_step", "cpu_ms_per_step"]))
     if "objects" not in a.skip:
         print("(c) bundled splat objects through the pipeline")

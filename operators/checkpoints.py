@@ -134,13 +134,18 @@ def build_models(model: str, model_config: dict, metadata: dict,
     r = float(metadata["default_connectivity_radius"])
     node_in = LearnedSimulator.num_node_features(dim)
     edge_in = dim + 1
+    ext = metadata.get("external_acceleration")
     if model == "gns":
-        net: nn.Module = GNS(node_in, edge_in, dim, GNSConfig(**model_config))
-        return LearnedSimulator(net, dim, r, bounds, stats), None
+        gcfg = GNSConfig(**model_config)
+        net: nn.Module = GNS(node_in, edge_in, dim, gcfg)
+        return LearnedSimulator(net, dim, r, bounds, stats, external_acceleration=ext,
+                                clamp_to_bounds=gcfg.clamp_to_bounds,
+                                wall_horizon=gcfg.wall_horizon), None
     cfg = GIOROMConfig(**model_config)
     r_sparse = cfg.sparse_radius(r, dim)
     net = GIOROMNet(node_in, edge_in, dim, bounds, cfg)
-    sim = LearnedSimulator(net, dim, r_sparse, bounds, stats)
+    sim = LearnedSimulator(net, dim, r_sparse, bounds, stats, external_acceleration=ext,
+                           clamp_to_bounds=cfg.clamp_to_bounds, wall_horizon=cfg.wall_horizon)
     query = DenseQuery(dim, k=cfg.query_k, hidden=cfg.query_hidden, scale=0.5 * r_sparse)
     return sim, query
 

@@ -37,9 +37,15 @@ class Normalization:
     acc_std: Tensor
 
     @classmethod
-    def from_metadata(cls, metadata: dict, noise_std: float = 0.0) -> "Normalization":
+    def from_metadata(cls, metadata: dict, noise_std: float = 0.0,
+                      external_acceleration=None) -> "Normalization":
         """Statistics from a GNS ``metadata.json``; the noise variance is added
-        to the standard deviations as in GNS so noisy inputs stay well scaled."""
+        to the standard deviations as in GNS so noisy inputs stay well scaled.
+
+        With ``external_acceleration`` (``[d]``, e.g. gravity per frame squared)
+        the acceleration statistics describe the residual ``a - external``: mean 0
+        and, as scale, its root mean square, so a free-falling particle's target is 0.
+        """
         dim = int(metadata["dim"])
         vals = {}
         for key in ("vel_mean", "vel_std", "acc_mean", "acc_std"):
@@ -51,6 +57,13 @@ class Normalization:
             if v.shape != (dim,) or not torch.isfinite(v).all():
                 raise ValueError(f"metadata[{key!r}] must be {dim} finite numbers, got {metadata[key]!r}")
             vals[key] = v
+        if external_acceleration is not None:
+            ext = torch.as_tensor(external_acceleration, dtype=torch.float32).reshape(-1)
+            if ext.shape != (dim,) or not torch.isfinite(ext).all():
+                raise ValueError(f"external_acceleration must be {dim} finite numbers, "
+                                 f"got {external_acceleration!r}")
+            vals["acc_std"] = torch.sqrt(vals["acc_std"] ** 2 + (vals["acc_mean"] - ext) ** 2)
+            vals["acc_mean"] = torch.zeros(dim)
         for key in ("vel_std", "acc_std"):
             vals[key] = torch.sqrt(vals[key] ** 2 + noise_std ** 2).clamp(min=1e-12)
         return cls(**vals)
@@ -72,17 +85,18 @@ def velocities(position_sequence: Tensor) -> Tensor:
 
 
 def node_features(position_sequence: Tensor, stats: Normalization, bounds: Tensor,
-                  radius: float) -> Tensor:
+                  radius: float, wall_horizon: float = 1.0) -> Tensor:
     """Per-particle features without the type embedding.
 
     Normalised past velocities, and the distances to the lower and upper
-    walls divided by the connectivity radius and clipped to ``[-1, 1]``.
+    walls divided by ``wall_horizon`` connectivity radii and clipped to ``[-1, 1]``.
 
     Args:
         position_sequence: Tensor,  # [N, W, d]
         stats: normalisation statistics.
         bounds: Tensor,  # [d, 2] (lower, upper) per dimension
         radius: connectivity radius.
+        wall_horizon: wall distance (in radii) where the wall features saturate.
 
     Returns:
         Tensor,  # [N, (W-1)*d + 2*d]
@@ -90,8 +104,9 @@ def node_features(position_sequence: Tensor, stats: Normalization, bounds: Tenso
     n, _, d = position_sequence.shape
     vel = (velocities(position_sequence) - stats.vel_mean) / stats.vel_std
     last = position_sequence[:, -1]
-    lower = ((last - bounds[:, 0]) / radius).clamp(-1.0, 1.0)
-    upper = ((bounds[:, 1] - last) / radius).clamp(-1.0, 1.0)
+    reach = radius * wall_horizon
+    lower = ((last - bounds[:, 0]) / reach).clamp(-1.0, 1.0)
+    upper = ((bounds[:, 1] - last) / reach).clamp(-1.0, 1.0)
     return torch.cat([vel.reshape(n, -1), lower, upper], dim=-1)
 
 

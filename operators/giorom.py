@@ -38,6 +38,8 @@ class GIOROMConfig:
             (``None``: scale by ``(1/sparse_fraction)**(1/d)``).
         query_k: sparse neighbours per dense query point.
         query_hidden: hidden width of the query kernel.
+        clamp_to_bounds: keep rollout positions inside the walls.
+        wall_horizon: wall distance, in radii, where the wall features saturate.
     """
 
     latent: int = 64
@@ -53,6 +55,8 @@ class GIOROMConfig:
     radius_factor: float | None = None
     query_k: int = 8
     query_hidden: int = 32
+    clamp_to_bounds: bool = False
+    wall_horizon: float = 1.0
 
     def __post_init__(self):
         if not 0.0 < self.sparse_fraction <= 1.0:

@@ -17,11 +17,15 @@ class GNSConfig:
         latent: width of node and edge latents.
         mp_steps: message-passing (processor) steps.
         mlp_layers: hidden layers per MLP.
+        clamp_to_bounds: keep rollout positions inside the walls.
+        wall_horizon: wall distance, in radii, where the wall features saturate.
     """
 
     latent: int = 128
     mp_steps: int = 10
     mlp_layers: int = 2
+    clamp_to_bounds: bool = False
+    wall_horizon: float = 1.0
 
 
 class GNS(nn.Module):

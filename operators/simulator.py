@@ -40,10 +40,22 @@ class LearnedSimulator(nn.Module):
         stats: velocity/acceleration statistics.
         type_embedding_dim: width of the particle-type embedding.
         max_num_neighbors: cap on incoming edges per particle.
+        external_acceleration: ``[d]`` known acceleration per frame squared in data
+            units (gravity, ``-g dt^2`` along up), or None. When given, the network
+            predicts only the residual (contact and internal forces) on top of it,
+            ``stats`` normalise that residual, and the decoder's output layer starts
+            at zero so an untrained model falls freely.
+        clamp_to_bounds: keep predicted positions inside ``bounds`` (the walls a
+            solver such as MPM never lets particles cross).
+        wall_horizon: distance to the walls, in radii, at which the wall features
+            saturate (GNS: 1). Fast objects and solvers whose walls act over a layer
+            of grid cells need a longer horizon to see the wall before the impact.
     """
 
     def __init__(self, network: nn.Module, dim: int, radius: float, bounds, stats: Normalization,
-                 type_embedding_dim: int = 16, max_num_neighbors: int | None = 32):
+                 type_embedding_dim: int = 16, max_num_neighbors: int | None = 32,
+                 external_acceleration=None, clamp_to_bounds: bool = False,
+                 wall_horizon: float = 1.0):
         super().__init__()
         if dim not in (2, 3):
             raise ValueError(f"dim must be 2 or 3, got {dim}")
@@ -59,7 +71,18 @@ class LearnedSimulator(nn.Module):
         self.register_buffer("bounds", bounds)
         for key in ("vel_mean", "vel_std", "acc_mean", "acc_std"):
             self.register_buffer(key, getattr(stats, key).float().clone())
+        ext = torch.zeros(dim) if external_acceleration is None else torch.as_tensor(
+            external_acceleration, dtype=torch.float32).reshape(-1)
+        if ext.shape != (dim,) or not torch.isfinite(ext).all():
+            raise ValueError(f"external_acceleration must be {dim} finite numbers, got {external_acceleration!r}")
+        self.register_buffer("external_acceleration", ext, persistent=False)
+        self.clamp_to_bounds = bool(clamp_to_bounds)
+        if not wall_horizon > 0:
+            raise ValueError(f"wall_horizon must be positive, got {wall_horizon}")
+        self.wall_horizon = float(wall_horizon)
         self.type_embedding = nn.Embedding(NUM_PARTICLE_TYPES, type_embedding_dim)
+        if external_acceleration is not None:
+            _zero_output_layer(network)
 
     @staticmethod
     def num_node_features(dim: int, type_embedding_dim: int = 16) -> int:
@@ -85,7 +108,8 @@ class LearnedSimulator(nn.Module):
         last = position_sequence[:, -1]
         edge_index = radius_graph(last, self.radius, batch=batch,
                                   max_num_neighbors=self.max_num_neighbors)
-        x = torch.cat([node_features(position_sequence, self.stats, self.bounds, self.radius),
+        x = torch.cat([node_features(position_sequence, self.stats, self.bounds, self.radius,
+                                     self.wall_horizon),
                        self.type_embedding(particle_type.long())], dim=-1)
         return x, edge_index, edge_features(last, edge_index, self.radius)
 
@@ -117,7 +141,7 @@ class LearnedSimulator(nn.Module):
         Returns:
             Tensor,  # [N, d] next positions
         """
-        acc = normalized_acceleration * self.acc_std + self.acc_mean
+        acc = normalized_acceleration * self.acc_std + self.acc_mean + self.external_acceleration
         last = position_sequence[:, -1]
         velocity = last - position_sequence[:, -2] + acc
         return last + velocity
@@ -127,12 +151,16 @@ class LearnedSimulator(nn.Module):
         leads from ``position_sequence`` to ``next_position``."""
         prev_vel = position_sequence[:, -1] - position_sequence[:, -2]
         next_vel = next_position - position_sequence[:, -1]
-        return (next_vel - prev_vel - self.acc_mean) / self.acc_std
+        return (next_vel - prev_vel - self.external_acceleration - self.acc_mean) / self.acc_std
 
     def predict_positions(self, position_sequence: Tensor, particle_type: Tensor,
                           batch: Tensor | None = None) -> Tensor:
-        """Next positions ``[N, d]`` from a window ``[N, W, d]``."""
-        return self.integrate(self(position_sequence, particle_type, batch), position_sequence)
+        """Next positions ``[N, d]`` from a window ``[N, W, d]`` (inside the walls with
+        ``clamp_to_bounds``)."""
+        nxt = self.integrate(self(position_sequence, particle_type, batch), position_sequence)
+        if self.clamp_to_bounds:
+            nxt = torch.maximum(torch.minimum(nxt, self.bounds[:, 1]), self.bounds[:, 0])
+        return nxt
 
     def training_targets(self, next_position: Tensor, position_sequence: Tensor,
                          noise: Tensor, particle_type: Tensor,
@@ -155,3 +183,13 @@ class LearnedSimulator(nn.Module):
         predicted = self(noisy, particle_type, batch)
         target = self.normalized_acceleration(next_position + noise[:, -1], noisy)
         return predicted, target
+
+
+def _zero_output_layer(network: nn.Module) -> None:
+    """Zero the last linear layer of ``network.decoder`` (a residual that starts at 0)."""
+    decoder = getattr(network, "decoder", None)
+    layers = [m for m in decoder.modules() if isinstance(m, nn.Linear)] if decoder is not None else []
+    if layers:
+        with torch.no_grad():
+            layers[-1].weight.zero_()
+            layers[-1].bias.zero_()

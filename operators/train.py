@@ -100,6 +100,23 @@ class _Objective(nn.Module):
         return acc_loss, q_loss
 
 
+def _to_cpu(obj):
+    """A copy of a (nested) state dict with every tensor on the CPU."""
+    if isinstance(obj, Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_cpu(v) for v in obj]
+    return obj
+
+
+def _to_device(sampled: tuple, dev: torch.device) -> tuple:
+    """Moves a sampled batch (tensors and GIOROM's query tuples) to ``dev``."""
+    *tensors, queries = sampled
+    return (*(t.to(dev) for t in tensors), [tuple(t.to(dev) for t in q) for q in queries])
+
+
 def _dist_info() -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
@@ -140,7 +157,7 @@ def _sample_batch(trajs, cfg: TrainConfig, model_cfg, model: str, gen: torch.Gen
 
 def train(model: str, data_dir: str | os.PathLike, out_dir: str | os.PathLike, steps: int,
           resume: bool = False, progress: bool = True, model_config: dict | None = None,
-          **train_overrides) -> TrainResult:
+          device: str | torch.device = "cpu", **train_overrides) -> TrainResult:
     """Train a GNS or GIOROM simulator on a GNS-layout dataset.
 
     Writes ``<out_dir>/checkpoint.pt`` atomically every ``checkpoint_every``
@@ -157,6 +174,8 @@ def train(model: str, data_dir: str | os.PathLike, out_dir: str | os.PathLike, s
         resume: continue from ``<out_dir>/checkpoint.pt``.
         progress: show a tqdm bar with the loss.
         model_config: overrides of :class:`GNSConfig` / :class:`GIOROMConfig` fields.
+        device: torch device of the networks and batches (``"cuda"`` trains on a
+            GPU; graphs are built on the CPU and moved). Checkpoints hold CPU tensors.
         **train_overrides: overrides of :class:`TrainConfig` fields.
 
     Returns:
@@ -174,6 +193,9 @@ def train(model: str, data_dir: str | os.PathLike, out_dir: str | os.PathLike, s
     if unknown:
         raise TypeError(f"unknown training settings {sorted(unknown)}; expected some of {sorted(known)}")
     cfg = TrainConfig(**train_overrides)
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was requested but torch sees no CUDA device")
     meta = read_metadata(data_dir)
     trajs = read_split(data_dir, "train", meta, min_frames=INPUT_SEQUENCE_LENGTH + 1)
     ptypes = sorted({int(t) for tr in trajs for t in tr.particle_type.unique()})
@@ -197,30 +219,35 @@ def train(model: str, data_dir: str | os.PathLike, out_dir: str | os.PathLike, s
     if world > 1:
         torch.set_num_threads(max(1, (os.cpu_count() or 2) // world))
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-    stats = Normalization.from_metadata(meta, cfg.noise_std)
+    stats = Normalization.from_metadata(meta, cfg.noise_std, meta.get("external_acceleration"))
     simulator, query = build_models(model, asdict(model_cfg), meta, stats)
-    objective = _Objective(simulator, query, float(meta["default_connectivity_radius"]))
+    objective = _Objective(simulator, query, float(meta["default_connectivity_radius"])).to(dev)
     optimizer = torch.optim.Adam(objective.parameters(), lr=cfg.lr)
     step, history = 0, []
     if prior is not None:
         objective.load_state_dict(prior.state_dict)
         if prior.optimizer is not None:
             optimizer.load_state_dict(prior.optimizer)
+            for state in optimizer.state.values():
+                for k, v in state.items():
+                    if isinstance(v, Tensor) and k != "step":
+                        state[k] = v.to(dev)
         step, history = prior.step, list(prior.history)
     wrapped: nn.Module = objective
     if world > 1:
         wrapped = nn.parallel.DistributedDataParallel(objective)
 
     ckpt_meta = {k: meta[k] for k in ("dim", "dt", "bounds", "default_connectivity_radius",
-                                      "sequence_length", "material") if k in meta}
+                                      "sequence_length", "material", "external_acceleration")
+                 if k in meta}
     ckpt_meta["particle_types"] = ptypes
 
     def save() -> None:
         if rank == 0:
             save_checkpoint(Checkpoint(
                 model=model, model_config=asdict(model_cfg), metadata=ckpt_meta,
-                stats=stats.as_dict(), state_dict=objective.state_dict(), step=step,
-                optimizer=optimizer.state_dict(), train_config=asdict(cfg), history=history),
+                stats=stats.as_dict(), state_dict=_to_cpu(objective.state_dict()), step=step,
+                optimizer=_to_cpu(optimizer.state_dict()), train_config=asdict(cfg), history=history),
                 ckpt_path)
         if world > 1:
             dist.barrier()
@@ -232,8 +259,8 @@ def train(model: str, data_dir: str | os.PathLike, out_dir: str | os.PathLike, s
     objective.train()
     while step < steps:
         gen = generator(cfg.seed, rank, step)  # the same batches whether resumed or not
-        windows, nexts, types, batch, noise, queries = _sample_batch(
-            trajs, cfg, model_cfg, model, gen, cfg.noise_std)
+        windows, nexts, types, batch, noise, queries = _to_device(_sample_batch(
+            trajs, cfg, model_cfg, model, gen, cfg.noise_std), dev)
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(cfg, step)
         acc_loss, q_loss = wrapped(windows, nexts, types, batch, noise, queries)
@@ -256,5 +283,5 @@ def train(model: str, data_dir: str | os.PathLike, out_dir: str | os.PathLike, s
         save()
     if world > 1:
         dist.destroy_process_group()
-    state = {k: v.detach().clone() for k, v in objective.state_dict().items()}
+    state = {k: v.detach().cpu().clone() for k, v in objective.state_dict().items()}
     return TrainResult(ckpt_path, step, loss_value, state)

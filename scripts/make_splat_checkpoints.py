@@ -10,6 +10,7 @@ without optimizer state, each with a JSON of settings and test metrics.
 
     python scripts/make_splat_checkpoints.py --material jelly --steps 600 --work /tmp/splatphys
     python scripts/make_splat_checkpoints.py --material sand  --steps 600 --work /tmp/splatphys
+    python scripts/make_splat_checkpoints.py --material jelly --steps 4000 --batch 8 --device cuda
 
 Several machines (DDP, gloo; every rank samples its own batches, gradients
 are averaged, rank 0 writes) -- run the same command on each node:
@@ -34,12 +35,53 @@ sys.path.insert(0, str(ROOT))
 
 from operators.checkpoints import BUNDLED_DIR, load_checkpoint, save_checkpoint  # noqa: E402
 from operators.rollout import rollout  # noqa: E402
-from operators.splat_physics.shapes import generate_shape_dataset  # noqa: E402
+from operators.splat_physics.shapes import generate_shape_dataset, gravity_per_frame  # noqa: E402
 from operators.train import train  # noqa: E402
 from splat.io.atomic import write_json_atomic  # noqa: E402
 
-GIOROM_CONFIG = {"latent": 32, "grid_size": 8, "modes": 3, "sparse_fraction": 0.5, "query_hidden": 16}
-GNS_CONFIG = {"latent": 32, "mp_steps": 4}
+GIOROM_CONFIG = {"latent": 32, "grid_size": 8, "modes": 3, "sparse_fraction": 0.5, "query_hidden": 16,
+                 "clamp_to_bounds": True, "wall_horizon": 4.0}
+GNS_CONFIG = {"latent": 32, "mp_steps": 4, "clamp_to_bounds": True, "wall_horizon": 4.0}
+
+
+def ensure_gravity(data: Path, enabled: bool) -> None:
+    """Write (or drop) the dataset's ``external_acceleration`` (gravity per frame squared),
+    which the models learn a residual on; datasets made before it existed lack it."""
+    meta_path = data / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    if enabled and "external_acceleration" not in meta:
+        meta["external_acceleration"] = gravity_per_frame(dim=int(meta["dim"]))
+    elif not enabled:
+        meta.pop("external_acceleration", None)
+    else:
+        return
+    write_json_atomic(meta_path, meta, indent=2)
+
+
+def train_selected(model: str, data: Path, run: Path, steps: int, cfg: dict, a, decay: int):
+    """Train to ``steps``; with ``a.select_every`` also roll out the valid split every
+    that many steps and keep the checkpoint with the lowest valid rollout MSE as
+    ``best.pt``. Returns the last :class:`TrainResult` and the selection record."""
+    kwargs = dict(model_config=cfg, batch_size=a.batch, checkpoint_every=100, progress=False,
+                  device=a.device, lr_decay_steps=decay)
+    if a.select_every <= 0:
+        return train(model, data, run, steps, resume=(run / "checkpoint.pt").is_file(), **kwargs), None
+    history, best = [], None
+    step = load_checkpoint(run / "checkpoint.pt").step if (run / "checkpoint.pt").is_file() else 0
+    while step < steps:
+        step = min(steps, step + a.select_every)
+        res = train(model, data, run, step, resume=(run / "checkpoint.pt").is_file(), **kwargs)
+        ckpt = load_checkpoint(res.checkpoint)
+        mse = rollout(ckpt, data, split="valid", progress=False).mean_mse
+        history.append([step, mse])
+        print(json.dumps({"model": model, "step": step, "valid_rollout_mse": mse}), flush=True)
+        if best is None or mse < best:
+            best = mse
+            ckpt.optimizer = None
+            save_checkpoint(ckpt, run / "best.pt")
+    selected = min(history, key=lambda h: h[1]) if history else None
+    return res, {"every": a.select_every, "valid_rollout_mse": history,
+                 "selected_step": selected[0] if selected else None}
 
 
 def main(argv=None) -> int:
@@ -51,6 +93,13 @@ def main(argv=None) -> int:
     p.add_argument("--trajectories", type=int, default=12, help="training trajectories")
     p.add_argument("--frames", type=int, default=60)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="training device: cpu or cuda (evaluation runs on the CPU)")
+    p.add_argument("--lr-decay-steps", type=int, default=None,
+                   help="steps over which the learning rate decays tenfold (default: --steps / 2)")
+    p.add_argument("--no-gravity-prior", action="store_true",
+                   help="learn the whole acceleration (no known gravity under the learned residual)")
+    p.add_argument("--select-every", type=int, default=0,
+                   help="every N steps roll out the valid split and keep the best checkpoint (0: the last)")
     p.add_argument("--work", default="/tmp/splatphys")
     p.add_argument("--ship-gns", action="store_true", help="also copy the GNS checkpoint to assets")
     p.add_argument("--no-ship", action="store_true", help="train and evaluate only")
@@ -61,14 +110,15 @@ def main(argv=None) -> int:
     if not (data / "metadata.json").is_file():
         generate_shape_dataset(a.material, data, n_train=a.trajectories, n_valid=2, n_test=4,
                                n_frames=a.frames)
+    ensure_gravity(data, not a.no_gravity_prior)
+    decay = a.lr_decay_steps or max(1, a.steps // 2)
     for model in a.models.split(","):
         run = work / f"run_{model}_{a.material}_3d"
         cfg = GIOROM_CONFIG if model == "giorom" else GNS_CONFIG
         t0 = time.time()
-        res = train(model, data, run, a.steps, resume=(run / "checkpoint.pt").is_file(),
-                    model_config=cfg, batch_size=a.batch, checkpoint_every=100, progress=False)
+        res, selection = train_selected(model, data, run, a.steps, cfg, a, decay)
         seconds = time.time() - t0
-        ckpt = load_checkpoint(res.checkpoint)
+        ckpt = load_checkpoint(run / "best.pt" if selection else res.checkpoint)
         test = rollout(ckpt, data, split="test", progress=False)
         info = {"model": model, "material": a.material, "dim": 3, "scene": "shape_drops",
                 "dataset": json.loads((data / "metadata.json").read_text()).get("train_shapes"),
@@ -76,8 +126,10 @@ def main(argv=None) -> int:
                 "model_config": ckpt.model_config, "train_config": ckpt.train_config,
                 "steps": ckpt.step, "batch_size": a.batch, "budget_windows": ckpt.step * a.batch,
                 "train_seconds_this_run": round(seconds, 1), "final_train_loss": res.loss,
+                "valid_selection": selection, "steps_trained": res.step,
                 "test_rollout_mse": test.mean_mse, "test_rollout_steps": len(test.mse_per_step[0]),
-                "machine": "2-core CPU shared with other jobs, no GPU", "torch_threads": a.threads}
+                "machine": ("2-core CPU shared with other jobs" if a.device == "cpu" else a.device),
+                "device": a.device, "torch_threads": a.threads}
         write_json_atomic(run / "info.json", info, indent=1)
         print(json.dumps({k: info[k] for k in ("model", "steps", "final_train_loss", "test_rollout_mse")}),
               flush=True)

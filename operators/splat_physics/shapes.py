@@ -109,6 +109,22 @@ def random_shape_scene(shape: str, seed: int, spacing: float = DEFAULT_SPACING,
                        velocity=velocity, seed=seed)
 
 
+def gravity_per_frame(config=None, dim: int = 3) -> list[float]:
+    """Gravity as a displacement per frame squared in box units (``-g dt^2`` along +y),
+    the ``external_acceleration`` of the shape datasets.
+
+    Args:
+        config: an :class:`operators.mpm.MPMConfig` (None: the default one).
+        dim: 2 or 3.
+    """
+    from operators.mpm import MPMConfig
+
+    cfg = config or MPMConfig()
+    out = [0.0] * dim
+    out[1] = -float(cfg.gravity) * float(cfg.frame_dt) ** 2
+    return out
+
+
 def generate_shape_dataset(material: str, out_dir: str | os.PathLike, n_train: int = 12,
                            n_valid: int = 2, n_test: int = 4, n_frames: int = 60,
                            spacing: float = DEFAULT_SPACING, seed: int = 0,
@@ -157,6 +173,7 @@ def generate_shape_dataset(material: str, out_dir: str | os.PathLike, n_train: i
         bounds = traj.bounds
         splits[split].append((traj.positions.numpy(), traj.particle_type.numpy()))
     extra = {"material": material, "scene": "shape_drops", "seed": seed, "particle_spacing": spacing,
+             "external_acceleration": gravity_per_frame(config),
              "train_shapes": list(train_shapes), "test_shapes": list(test_shapes),
              "n_grid": config.n_grid, "generator": "operators.splat_physics.shapes"}
     return write_dataset(out, splits, dt=config.frame_dt, bounds=bounds, extra=extra)
