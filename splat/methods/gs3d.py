@@ -81,6 +81,10 @@ class GS3D(Method):
             ``growth_rate * N * (L / L0) ** 2`` Gaussians, where ``L`` is the mean
             training L1 since the previous pass and ``L0`` that of the first pass,
             so growth slows as the error the Gaussians are grown for disappears.
+            The budget never holds growth below ``growth_free_per_pixel`` Gaussians
+            per pixel of a training image.
+        growth_free_per_pixel: Gaussians per image pixel under which growth is
+            limited by ``max_gaussians`` only (0: the budget always applies).
         learn_background: ``"auto"`` (a learned environment when the scene has no
             known background), ``"on"`` or ``"off"``: the Gaussians are rendered over
             ``max(SH(ray) . c + 0.5, 0)`` with learned coefficients ``c`` (see
@@ -112,6 +116,7 @@ class GS3D(Method):
     prune_scale3d: float = 0.1
     max_gaussians: int = 60_000
     growth_rate: float = 0.5
+    growth_free_per_pixel: float = 0.25
     learn_background: str = "auto"
     background_sh_degree: int = 2
     lr_background: float = 1e-2
@@ -127,8 +132,9 @@ class GS3D(Method):
             raise ValueError(f"learn_background must be 'auto', 'on' or 'off', got {self.learn_background!r}")
         if not 0 <= self.background_sh_degree <= 3:
             raise ValueError(f"background_sh_degree must be in 0..3, got {self.background_sh_degree}")
-        if self.growth_rate < 0:
-            raise ValueError(f"growth_rate must be >= 0, got {self.growth_rate}")
+        for name in ("growth_rate", "growth_free_per_pixel"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("sh_degree_interval", "refine_every", "max_gaussians"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -269,7 +275,8 @@ class GS3D(Method):
         """Most Gaussians that growth may reach at this density-control step.
 
         ``max_gaussians``, and with ``growth_rate > 0`` at most
-        ``growth_rate * N * (L / L0) ** 2`` more than now (see the class docstring).
+        ``growth_rate * N * (L / L0) ** 2`` more than now, but never fewer than
+        ``growth_free_per_pixel * width * height`` (see the class docstring).
         """
         n = ctx.gaussians.num_gaussians
         data = ctx.state.data
@@ -278,7 +285,8 @@ class GS3D(Method):
         recent = data["l1_sum"] / data["l1_count"]
         first = data.setdefault("l1_first", recent)
         ratio = min(recent / first, 1.0) if first > 0 else 1.0
-        return min(self.max_gaussians, n + int(self.growth_rate * n * ratio**2))
+        free = int(self.growth_free_per_pixel * ctx.width * ctx.height)
+        return min(self.max_gaussians, max(n + int(self.growth_rate * n * ratio**2), free))
 
     @torch.no_grad()
     def refine(self, ctx: StepContext) -> dict[str, int]:

@@ -103,12 +103,13 @@ def test_absgrad_growth_reads_the_absolute_gradients(tiny_scene):
 def test_growth_budget_follows_the_remaining_error():
     from types import SimpleNamespace
 
-    def ctx(n, data):
-        return SimpleNamespace(gaussians=SimpleNamespace(num_gaussians=n), state=SimpleNamespace(data=data))
+    def ctx(n, data, size=10):
+        return SimpleNamespace(gaussians=SimpleNamespace(num_gaussians=n), state=SimpleNamespace(data=data),
+                               width=size, height=size)
 
     capped = get_method("3dgs", max_gaussians=5000, growth_rate=0.0)
     assert capped.growth_limit(ctx(1000, {"l1_sum": 1.0, "l1_count": 10})) == 5000  # off: the cap only
-    m = get_method("3dgs", growth_rate=0.5, max_gaussians=5000)
+    m = get_method("3dgs", growth_rate=0.5, max_gaussians=5000, growth_free_per_pixel=1.0)  # free below 100
     data = {"l1_sum": 2.0, "l1_count": 10}  # first pass: mean L1 0.2 becomes the reference
     assert m.growth_limit(ctx(1000, data)) == 1500 and data["l1_first"] == pytest.approx(0.2)
     data.update(l1_sum=1.0, l1_count=10)  # the error has halved: a quarter of the rate
@@ -116,8 +117,12 @@ def test_growth_budget_follows_the_remaining_error():
     data.update(l1_sum=4.0, l1_count=10)  # never more than the full rate, never past the cap
     assert m.growth_limit(ctx(4000, data)) == 5000
     assert m.growth_limit(ctx(1000, {})) == 5000  # no error measured yet
+    data.update(l1_sum=0.01, l1_count=10)  # error all but gone, yet free growth up to 1 per pixel
+    assert m.growth_limit(ctx(1000, data, size=50)) == 2500 and m.growth_limit(ctx(1000, data)) == 1000
     with pytest.raises(ValueError, match="growth_rate"):
         get_method("3dgs", growth_rate=-1.0)
+    with pytest.raises(ValueError, match="growth_free_per_pixel"):
+        get_method("3dgs", growth_free_per_pixel=float("nan"))
 
 
 def test_absgrad_is_on_by_default_unless_the_score_is_overridden():
