@@ -14,6 +14,7 @@ its conventions (pixel centres at integer coordinates, black background).
     python benchmarks/bm_fit_suite.py --scenes tabletop thin --steps 1000
     python benchmarks/bm_fit_suite.py --steps 1000 3000 --opensplat /tmp/opensplat-build/opensplat --json r.json
     python benchmarks/bm_fit_suite.py --scenes tabletop --random-init box --set refine_stop_fraction=1.0  # ablation
+    python benchmarks/bm_fit_suite.py --scenes tabletop --steps 3000 --only ours --json ours.json  # one side only
 """
 
 from __future__ import annotations
