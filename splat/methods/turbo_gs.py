@@ -6,11 +6,12 @@ how fast to grow. Each mechanism lives in :mod:`splat.methods.turbo` and has
 a switch here, so that it can be ablated:
 
 * **position and appearance densification** (``appearance_weight``): the
-  score of a Gaussian adds to its view-space position gradient its
-  appearance error, the per-pixel loss integrated over its footprint with
-  its blending weights (:mod:`~splat.methods.turbo.appearance`, one extra
-  zero colour channel), relative to the mean over the visible Gaussians and
-  in units of ``grow_grad2d``;
+  view-space position gradient of a Gaussian is weighted by its appearance
+  error, the per-pixel loss integrated over its footprint with its blending
+  weights and divided by the footprint's weight (the mean error of the pixels
+  it draws; :mod:`~splat.methods.turbo.appearance`, two extra zero colour
+  channels), relative to the image's mean error: a Gaussian grows when it is
+  both badly placed and drawing badly reconstructed pixels;
 * **eligibility by visits** (``min_views``): only Gaussians seen in at least
   that many distinct training views since the last density control may grow;
 * **convergence-aware budget** (``budget``): the growth per density control
@@ -43,9 +44,11 @@ from splat.methods.base import MethodState, StepContext
 from splat.methods.densify import append_gaussians, keep_gaussians
 from splat.methods.gs3d import GS3D
 from splat.methods.registry import register_method
+from splat.methods.turbo.appearance import CHANNELS
 from splat.methods.turbo import (
     add_error_channel,
     budget_decision,
+    relative_error,
     dilated_intrinsics,
     dilation_offset,
     kd_midpoints,
@@ -65,8 +68,8 @@ class TurboGS(GS3D):
     """Turbo-GS hyper-parameters: 3DGS's with a shorter schedule, plus one switch per mechanism.
 
     Attributes:
-        appearance_weight: weight of the splatted appearance error in the
-            densification score (0: position gradient only).
+        appearance_weight: blend in [0, 1] between the plain position-gradient
+            score (0) and the score weighted by the splatted appearance error (1).
         min_views: distinct training views a Gaussian must be seen in since the
             last density control to grow (0 or 1: no condition).
         budget: convergence-aware growth budget (False: growth limited by ``max_gaussians`` only).
@@ -93,13 +96,13 @@ class TurboGS(GS3D):
     refine_every: int = 50
     refine_stop: int = 2500
     reset_every: int = 1000
-    appearance_weight: float = 0.5
+    appearance_weight: float = 1.0
     min_views: int = 3
     budget: bool = True
     budget_rate: float = 0.25
     budget_rate_min: float = 0.02
-    budget_rate_max: float = 1.0
-    budget_up: float = 1.5
+    budget_rate_max: float = 0.5
+    budget_up: float = 1.25
     budget_down: float = 0.5
     budget_tolerance: float = 0.05
     budget_window: int = 6
@@ -115,8 +118,8 @@ class TurboGS(GS3D):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.appearance_weight < 0:
-            raise ValueError(f"appearance_weight must be >= 0, got {self.appearance_weight}")
+        if not 0.0 <= self.appearance_weight <= 1.0:
+            raise ValueError(f"appearance_weight must be in [0, 1], got {self.appearance_weight}")
         for name in ("min_views", "kd_sparse_below", "dilation_min_pixels"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -189,29 +192,31 @@ class TurboGS(GS3D):
             return render
         if "error_colors" not in ctx.info:
             return parent(ctx, render, alphas)
-        return torch.cat([parent(ctx, render[..., :-1], alphas), render[..., -1:]], dim=-1)
+        k = CHANNELS
+        return torch.cat([parent(ctx, render[..., :-k], alphas), render[..., -k:]], dim=-1)
 
     def loss(self, ctx: StepContext) -> Tensor:
-        channel = None
+        channels = None
         if "error_colors" in ctx.info:
-            channel, ctx.render = ctx.render[..., -1], ctx.render[..., :-1]
+            channels, ctx.render = ctx.render[..., -CHANNELS:], ctx.render[..., :-CHANNELS]
         total = super().loss(ctx)
         error_map = (ctx.render.detach() - ctx.gt_images).abs().mean(dim=-1)  # [C, H, W]
         ctx.info["error_map"] = error_map
-        if channel is not None:
-            total = total + splatted_error(channel, error_map)
+        if channels is not None:
+            total = total + splatted_error(channels, error_map)
         data = ctx.state.data
         data["loss_sum"] += float(total.detach())
         data["loss_n"] += 1
         return total
 
     def densify_scores(self, ctx: StepContext, cam: Tensor, gid: Tensor, grads: Tensor) -> Tensor:
-        """Position gradient norm plus ``appearance_weight * grow_grad2d`` times the relative splatted error."""
+        """Position gradient norm times ``1 - a + a * r``: ``r`` the mean error over the
+        Gaussian's footprint relative to the image's mean error, ``a = appearance_weight``."""
         score = super().densify_scores(ctx, cam, gid, grads)
         z = ctx.info.get("error_colors")
         if z is not None and z.grad is not None and gid.numel():
-            err = z.grad[cam, gid, 0].clamp_min(0.0)
-            score = score + self.appearance_weight * self.grow_grad2d * err / err.mean().clamp_min(1e-12)
+            rel = relative_error(z.grad[cam, gid], ctx.info["error_map"].mean(dim=(1, 2))[cam])
+            score = score * ((1.0 - self.appearance_weight) + self.appearance_weight * rel)
         return score
 
     def _accumulate_gradients(self, ctx: StepContext) -> None:

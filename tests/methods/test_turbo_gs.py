@@ -11,6 +11,7 @@ from splat.methods.gs3d import GS3D
 from splat.methods.turbo import (
     add_error_channel,
     budget_decision,
+    relative_error,
     dilated_intrinsics,
     dilation_offset,
     fit_power_law,
@@ -150,17 +151,26 @@ def test_splatted_error_matches_brute_force_weights(backend):
     extended, z = add_error_channel(inputs)
     render, _, _ = rasterization(**extended, backend=backend)
     torch.testing.assert_close(render[..., :3], plain, atol=1e-5, rtol=1e-5)  # colours unchanged
-    assert float(render[..., 3].detach().abs().max()) == 0.0
+    assert render.shape[-1] == 5 and float(render[..., 3:].detach().abs().max()) == 0.0
     err = torch.rand(1, h, w, generator=torch.Generator().manual_seed(1))
-    term = splatted_error(render[..., 3], err)
+    term = splatted_error(render[..., 3:], err)
     assert float(term.detach()) == 0.0
     term.backward()
     # brute force: one-hot colours make channel i the blending weight w_ip of Gaussian i
     weights, _, _ = rasterization(means, quats, scales, opacities, torch.eye(n), torch.eye(4)[None], K, w, h,
                                   backgrounds=torch.zeros(1, n), backend=backend)
     expected = (weights[0] * err[0, :, :, None]).sum(dim=(0, 1))
+    footprint = weights[0].sum(dim=(0, 1))
     assert float(expected.min()) >= 0 and float(expected.max()) > 0
     torch.testing.assert_close(z.grad[0, :, 0], expected, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(z.grad[0, :, 1], footprint, atol=1e-5, rtol=1e-4)
+    rel = relative_error(z.grad[0], err.mean())
+    torch.testing.assert_close(rel, expected / footprint / err.mean(), atol=1e-5, rtol=1e-4)
+
+
+def test_relative_error_is_zero_for_an_empty_footprint():
+    rel = relative_error(torch.tensor([[2.0, 4.0], [0.0, 0.0], [1.0, 1.0]]), torch.tensor(0.25))
+    torch.testing.assert_close(rel, torch.tensor([2.0, 0.0, 4.0]))
 
 
 def test_error_term_leaves_other_gradients_unchanged():
@@ -174,16 +184,29 @@ def test_error_term_leaves_other_gradients_unchanged():
     (grad_plain,) = torch.autograd.grad((render - gt).abs().mean(), means)
     extended, _ = add_error_channel(inputs)
     render, _, _ = rasterization(**extended, backend="torch")
-    loss = (render[..., :3] - gt).abs().mean() + splatted_error(render[..., 3], (render[..., :3] - gt).abs().mean(-1))
+    loss = (render[..., :3] - gt).abs().mean() + splatted_error(render[..., 3:], (render[..., :3] - gt).abs().mean(-1))
     (grad_ext,) = torch.autograd.grad(loss, means)
     torch.testing.assert_close(grad_ext, grad_plain)
 
 
-def test_appearance_weight_changes_what_grows(tiny_scene):
-    kw = dict(QUIET, grow_grad2d=1e-3, **SCHEDULE)
-    plain = fit(tiny_scene, "turbo-gs", steps=40, **dict(ALL_OFF), **kw)
-    weighted = fit(tiny_scene, "turbo-gs", steps=40, **dict(ALL_OFF, appearance_weight=1.0), **kw)
-    assert weighted.gaussians.num_gaussians > plain.gaussians.num_gaussians
+def test_appearance_weighting_scales_the_position_score(tiny_scene):
+    method = TurboGS(**dict(ALL_OFF, appearance_weight=0.5), refine_stop_fraction=1.0, **SCHEDULE)
+    seen = []
+
+    def spy(ctx, cam, gid, grads):
+        score = TurboGS.densify_scores(method, ctx, cam, gid, grads)
+        plain = grads.norm(dim=-1)
+        z = ctx.info["error_colors"].grad[cam, gid]
+        rel = torch.where(z[:, 1] > 1e-8, (z[:, 0] / z[:, 1]) / ctx.info["error_map"].mean(), torch.zeros_like(z[:, 0]))
+        seen.append((score, plain * (0.5 + 0.5 * rel), plain))
+        return score
+
+    method.densify_scores = spy
+    fit(tiny_scene, method, steps=12, **QUIET)
+    assert len(seen) == 12
+    for got, expected, _ in seen:
+        torch.testing.assert_close(got, expected, atol=1e-9, rtol=1e-4)
+    assert any(not torch.allclose(got, plain) for got, _, plain in seen)  # the weighting did something
 
 
 # ------------------------------------------------------------ dilation
@@ -284,9 +307,10 @@ def test_late_accumulation_steps_the_optimizer_once_per_group(tiny_scene):
 
 # ------------------------------------------------------------ switches and errors
 def test_all_switches_off_is_3dgs_with_the_turbo_schedule(tiny_scene):
+    # 3DGS on the plain position gradient and without its own growth budget, as Turbo-GS's scores and budget
     common = dict(SCHEDULE, sh_degree_interval=250, refine_stop=2500, grow_grad2d=1e-5)
     turbo = fit(tiny_scene, "turbo-gs", steps=40, **QUIET, **ALL_OFF, **common)
-    base = fit(tiny_scene, GS3D(**common), steps=40, **QUIET)
+    base = fit(tiny_scene, GS3D(absgrad=False, growth_rate=0.0, **common), steps=40, **QUIET)
     assert turbo.gaussians.num_gaussians == base.gaussians.num_gaussians
     for key in base.gaussians.params:
         torch.testing.assert_close(turbo.gaussians.params[key], base.gaussians.params[key])
@@ -304,7 +328,8 @@ def test_every_ablation_is_a_valid_setting():
 @pytest.mark.parametrize(
     "kw, match",
     [
-        (dict(appearance_weight=-0.1), "appearance_weight must be >= 0"),
+        (dict(appearance_weight=-0.1), r"appearance_weight must be in \[0, 1\]"),
+        (dict(appearance_weight=1.5), r"appearance_weight must be in \[0, 1\]"),
         (dict(min_views=-1), "min_views must be >= 0"),
         (dict(accum_views=0), "accum_views must be >= 1"),
         (dict(budget_rate=2.0), "budget rates must satisfy"),

@@ -1,7 +1,7 @@
 """The mechanisms of Turbo-GS, one small module each; :mod:`splat.methods.turbo_gs` combines them."""
 
 from splat.methods.turbo.accumulation import release_or_hold_gradients
-from splat.methods.turbo.appearance import add_error_channel, splatted_error
+from splat.methods.turbo.appearance import add_error_channel, relative_error, splatted_error
 from splat.methods.turbo.budget import BudgetDecision, budget_decision, fit_power_law
 from splat.methods.turbo.dilation import dilation_offset, dilated_intrinsics, subsample
 from splat.methods.turbo.kdtree import kd_midpoints
@@ -14,6 +14,7 @@ __all__ = [
     "dilation_offset",
     "fit_power_law",
     "kd_midpoints",
+    "relative_error",
     "release_or_hold_gradients",
     "splatted_error",
     "subsample",
