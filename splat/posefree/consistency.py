@@ -17,10 +17,20 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["view_psnrs", "photometric_outliers", "uniform_background"]
+__all__ = ["view_psnrs", "photometric_outliers", "uniform_background", "learned_environment"]
 
 
-def view_psnrs(gaussians, scene, cameras=None, ids=None, backend: str = "auto") -> dict[int, float]:
+def learned_environment(method, state):
+    """``(coeffs, degree)`` of the background a fit learned (3DGS-family methods), or None."""
+    from splat.methods.gs3d import BACKGROUND_KEY
+
+    if state is None or BACKGROUND_KEY not in getattr(state, "params", {}):
+        return None
+    return state.params[BACKGROUND_KEY].detach(), int(getattr(method, "background_sh_degree"))
+
+
+def view_psnrs(gaussians, scene, cameras=None, ids=None, backend: str = "auto",
+               environment=None) -> dict[int, float]:
     """PSNR (dB) of each view ``ids`` rendered from ``gaussians`` against its image.
 
     Args:
@@ -29,6 +39,9 @@ def view_psnrs(gaussians, scene, cameras=None, ids=None, backend: str = "auto") 
         cameras: cameras to render with (default ``scene.cameras``; pass the refined ones).
         ids: view ids (default: the training views).
         backend: rasterization backend.
+        environment: ``(coeffs, degree)`` of a learned background
+            (:func:`learned_environment`): the render is composited over it
+            instead of the scene's background colour.
 
     Returns:
         view id -> PSNR.
@@ -46,11 +59,17 @@ def view_psnrs(gaussians, scene, cameras=None, ids=None, backend: str = "auto") 
     with torch.no_grad():
         for cid in ids:
             image = scene.image(cid).to(device)
-            render = rasterization(
+            vm, K = cams.viewmats[cid][None].to(device), cams.Ks[cid][None].to(device)
+            render, alphas, _ = rasterization(
                 gaussians.means, gaussians.quats, gaussians.scales, gaussians.opacities, gaussians.sh,
-                cams.viewmats[cid][None].to(device), cams.Ks[cid][None].to(device), scene.width, scene.height,
-                sh_degree=sh_degree, backgrounds=background, backend=backend,
-            )[0][0].clamp(0, 1)
+                vm, K, scene.width, scene.height, sh_degree=sh_degree,
+                backgrounds=background if environment is None else torch.zeros_like(background), backend=backend,
+            )
+            if environment is not None:
+                from splat.methods.background import over_environment
+
+                render = over_environment(render, alphas, environment[0].to(device), environment[1], vm, K)
+            render = render[0].clamp(0, 1)
             out[cid] = float(psnr(render, image))
     return out
 

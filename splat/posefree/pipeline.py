@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from splat.io.atomic import write_text_atomic
-from splat.posefree.consistency import photometric_outliers, uniform_background, view_psnrs
+from splat.posefree.consistency import learned_environment, photometric_outliers, uniform_background, view_psnrs
 
 __all__ = ["fit_images", "PipelineProgress", "PoseFreeResult"]
 
@@ -283,7 +283,8 @@ def fit_images(
                 show_progress=show_progress, num_threads=num_threads,
             )
             out_scene = _output_scene(initial, result)
-            psnrs = view_psnrs(result.gaussians, out_scene, ids=range(len(out_scene)), backend=backend)
+            psnrs = view_psnrs(result.gaussians, out_scene, ids=range(len(out_scene)), backend=backend,
+                               environment=learned_environment(method_obj, result.state))
             timings["fit"] = round(timings["fit"] + time.perf_counter() - t0, 3)
             stopped = should_stop is not None and should_stop()
             if not check_views or resume or attempt == 1 or stopped:

@@ -132,3 +132,28 @@ def test_fit_images_leaves_a_misregistered_view_out_and_names_it(scene_and_gauss
     on_disk = json.loads((out / "metrics.json").read_text())
     assert on_disk["misregistered"] == m["misregistered"]
     assert len(json.loads((out / "initial" / "transforms.json").read_text())["frames"]) == 5
+
+
+def test_learned_environment_is_composited(scene_and_gaussians):
+    from splat.methods import get_method
+    from splat.methods.background import init_environment
+    from splat.methods.base import MethodState
+    from splat.methods.gs3d import BACKGROUND_KEY
+    from splat.posefree.consistency import learned_environment
+
+    scene, g, viewmats = scene_and_gaussians
+    method = get_method("3dgs")
+    assert learned_environment(method, MethodState()) is None and learned_environment(method, None) is None
+    state = MethodState()
+    state.params[BACKGROUND_KEY] = torch.nn.Parameter(init_environment(method.background_sh_degree, (1.0, 1.0, 1.0)))
+    env = learned_environment(method, state)
+    assert env[1] == method.background_sh_degree
+    # a uniform white environment renders like a white background colour
+    white = Scene(name="w", root=scene.root, cameras=scene.cameras, image_paths=scene.image_paths,
+                  train_ids=[0, 1, 2], test_ids=[], background=(1.0, 1.0, 1.0))
+    over_env = view_psnrs(g, white, environment=env)
+    over_white = view_psnrs(g, white)
+    over_black = view_psnrs(g, scene, ids=[0, 1, 2])
+    for cid in (0, 1, 2):
+        assert over_env[cid] == pytest.approx(over_white[cid], abs=0.05)
+        assert over_env[cid] < over_black[cid] - 5.0  # the images were rendered over black
