@@ -18,10 +18,12 @@ What GES adds to :class:`~splat.methods.gs3d.GS3D`:
   mask of the ground truth whose band moves from coarse to fine over the fit
   (:mod:`splat.methods.ges_freq`).
 * **Density control for fewer primitives.** Clone/split choice, split sizes
-  and the oversize pruning act on the rendered (shape-modulated) footprint;
-  growth needs a higher view-space gradient than 3DGS (``grow_grad2d``), and
-  the last density-control step of the run prunes every primitive below
+  and the oversize pruning act on the rendered (shape-modulated) footprint,
+  and the last density-control step of the run prunes every primitive below
   ``final_prune_opa``, leaving the rest of the run to fine-tune the survivors.
+  Growth is 3DGS's (with absolute gradients, its ``grow_absgrad2d`` and
+  growth budget); ``grow_grad2d`` is the reference implementation's stricter
+  3e-4 for plain-gradient growth (``absgrad=False``).
 
 Export is a standard 3DGS PLY with the shape folded into ``scale_*``, so any
 viewer draws what the fit rendered (:meth:`GES.export_ply`);
