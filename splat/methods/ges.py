@@ -88,6 +88,8 @@ class GES(GS3D):
         final_prune_opa: the last density-control step of the run also prunes
             primitives below this opacity, leaving the rest of the run to fine-tune
             the survivors (0: no final pruning).
+        grow_grad2d: growth threshold when growth reads plain gradients
+            (``absgrad=False``): the reference implementation's 3e-4.
     """
 
     learn_shape: bool = True
@@ -151,10 +153,6 @@ class GES(GS3D):
         if self.learn_shape:
             lrs[SHAPE_KEY] = self.lr_shape
         return lrs
-
-    def factor(self, gaussians: Gaussians) -> Tensor:
-        """Scale factor ``rho(beta)`` of each primitive (``[N]``)."""
-        return shape_factor(gaussians.params[SHAPE_KEY], self.beta_min, self.beta_max)
 
     def render_inputs(self, ctx: StepContext) -> dict:
         inputs = super().render_inputs(ctx)
