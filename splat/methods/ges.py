@@ -88,6 +88,9 @@ class GES(GS3D):
         final_prune_opa: the last density-control step of the run also prunes
             primitives below this opacity, leaving the rest of the run to fine-tune
             the survivors (0: no final pruning).
+        final_prune_after: the final prune runs only when that last step is at
+            or after this one (shorter runs skip it: their opacities have not
+            settled, and a threshold prune would remove most primitives).
         grow_grad2d: growth threshold when growth reads plain gradients
             (``absgrad=False``): the reference implementation's 3e-4.
     """
@@ -104,6 +107,7 @@ class GES(GS3D):
     freq_band_coarse: float = 0.02
     freq_band_fine: float = 0.5
     final_prune_opa: float = 0.3
+    final_prune_after: int = 500
     grow_grad2d: float = 3e-4  # 3DGS: 2e-4 (the reference implementation's GES value)
 
     def __post_init__(self) -> None:
@@ -124,6 +128,8 @@ class GES(GS3D):
             raise ValueError(f"freq_band_coarse must be in (0, 0.5], got {self.freq_band_coarse}")
         if not 0 <= self.final_prune_opa < 1:
             raise ValueError(f"final_prune_opa must be in [0, 1), got {self.final_prune_opa}")
+        if self.final_prune_after < 0:
+            raise ValueError(f"final_prune_after must be >= 0, got {self.final_prune_after}")
         if not self.freq_band_fine > 0:
             raise ValueError(f"freq_band_fine must be > 0, got {self.freq_band_fine}")
 
@@ -203,7 +209,8 @@ class GES(GS3D):
     @torch.no_grad()
     def prune_final(self, ctx: StepContext) -> int:
         """At the last density-control step, removes primitives below ``final_prune_opa``."""
-        if not self.final_prune_opa or not self.is_last_refine_step(ctx.step, ctx.total_steps):
+        if (not self.final_prune_opa or ctx.step < self.final_prune_after
+                or not self.is_last_refine_step(ctx.step, ctx.total_steps)):
             return 0
         return self._prune(ctx, ctx.gaussians.opacities.detach() < self.final_prune_opa)
 

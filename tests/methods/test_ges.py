@@ -207,6 +207,12 @@ def test_final_prune_removes_weak_primitives_at_the_last_density_control_step():
         assert m.prune_final(ctx) == expected
     assert g.num_gaussians == 2 and float(g.opacities.detach().min()) > 0.05
     assert GES(final_prune_opa=0.0).prune_final(ctx) == 0
+    short = GES(refine_every=100, final_prune_opa=0.05)  # a 400-step run: last density control at 200
+    ctx.total_steps, ctx.step = 400, 200
+    with torch.no_grad():
+        g.params["opacities"].copy_(torch.tensor([-5.0, 3.0]))
+    assert short.is_last_refine_step(200, 400) and short.prune_final(ctx) == 0  # before final_prune_after
+    assert GES(refine_every=100, final_prune_opa=0.05, final_prune_after=0).prune_final(ctx) == 1
 
 
 def test_density_control_acts_on_the_rendered_footprint():
@@ -344,7 +350,7 @@ def test_with_every_mechanism_off_ges_is_3dgs(tiny_scene):
 
 def test_ges_densification_grows_fewer_primitives_than_3dgs(tiny_scene):
     kw = dict(steps=200, eval_every=0, checkpoint_every=0, show_progress=False, **FAST)
-    ges = fit(tiny_scene, "ges", **kw)
+    ges = fit(tiny_scene, "ges", final_prune_after=0, **kw)  # a short run: let the final prune act
     gs = fit(tiny_scene, "3dgs", **kw)
     assert ges.gaussians.num_gaussians < 0.9 * gs.gaussians.num_gaussians, (
         ges.gaussians.num_gaussians, gs.gaussians.num_gaussians)
@@ -363,6 +369,8 @@ def test_ges_densification_grows_fewer_primitives_than_3dgs(tiny_scene):
         (dict(freq_lambda=0.9), r"freq_lambda must be in \[0, 1 - ssim_lambda\]"),
         (dict(freq_band_coarse=0.0), r"freq_band_coarse must be in \(0, 0.5\]"),
         (dict(freq_band_fine=0.0), "freq_band_fine must be > 0"),
+        (dict(final_prune_opa=1.0), r"final_prune_opa must be in \[0, 1\)"),
+        (dict(final_prune_after=-1), "final_prune_after must be >= 0"),
         (dict(sh_degree=4), "sh_degree must be in 0..3"),
     ],
 )
