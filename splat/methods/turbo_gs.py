@@ -68,8 +68,12 @@ class TurboGS(GS3D):
     """Turbo-GS hyper-parameters: 3DGS's with a shorter schedule, plus one switch per mechanism.
 
     Attributes:
-        appearance_weight: blend in [0, 1] between the plain position-gradient
-            score (0) and the score weighted by the splatted appearance error (1).
+        appearance_weight: weight ``a`` in [0, 1] of the splatted appearance error
+            in the densification score (0: the plain position gradient).
+        appearance_mode: ``"scale"``: the position gradient times ``1 - a + a r``
+            (``r``: mean error under the footprint over the image's mean error);
+            ``"add"``: plus ``a * grow_grad2d`` times the footprint-integrated error
+            over its mean across the visible Gaussians.
         min_views: distinct training views a Gaussian must be seen in since the
             last density control to grow (0 or 1: no condition).
         budget: convergence-aware growth budget (False: growth limited by ``max_gaussians`` only).
@@ -96,13 +100,14 @@ class TurboGS(GS3D):
     refine_every: int = 50
     refine_stop: int = 2500
     reset_every: int = 1000
-    appearance_weight: float = 1.0
+    appearance_weight: float = 0.5
+    appearance_mode: str = "add"
     min_views: int = 3
     budget: bool = True
     budget_rate: float = 0.25
     budget_rate_min: float = 0.02
-    budget_rate_max: float = 0.5
-    budget_up: float = 1.25
+    budget_rate_max: float = 1.0
+    budget_up: float = 1.5
     budget_down: float = 0.5
     budget_tolerance: float = 0.05
     budget_window: int = 6
@@ -118,6 +123,8 @@ class TurboGS(GS3D):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.appearance_mode not in ("scale", "add"):
+            raise ValueError(f"appearance_mode must be 'scale' or 'add', got {self.appearance_mode!r}")
         if not 0.0 <= self.appearance_weight <= 1.0:
             raise ValueError(f"appearance_weight must be in [0, 1], got {self.appearance_weight}")
         for name in ("min_views", "kd_sparse_below", "dilation_min_pixels"):
@@ -210,14 +217,23 @@ class TurboGS(GS3D):
         return total
 
     def densify_scores(self, ctx: StepContext, cam: Tensor, gid: Tensor, grads: Tensor) -> Tensor:
-        """Position gradient norm times ``1 - a + a * r``: ``r`` the mean error over the
-        Gaussian's footprint relative to the image's mean error, ``a = appearance_weight``."""
+        """The position gradient norm combined with the splatted appearance error (``appearance_mode``).
+
+        ``"scale"``: times ``1 - a + a * r``, ``r`` the mean error over the footprint
+        relative to the image's mean error; ``"add"``: plus ``a * grow_grad2d * e / mean(e)``,
+        ``e`` the error integrated over the footprint, relative to its mean over
+        the visible Gaussians (``a = appearance_weight``).
+        """
         score = super().densify_scores(ctx, cam, gid, grads)
         z = ctx.info.get("error_colors")
-        if z is not None and z.grad is not None and gid.numel():
-            rel = relative_error(z.grad[cam, gid], ctx.info["error_map"].mean(dim=(1, 2))[cam])
-            score = score * ((1.0 - self.appearance_weight) + self.appearance_weight * rel)
-        return score
+        if z is None or z.grad is None or not gid.numel():
+            return score
+        a = self.appearance_weight
+        if self.appearance_mode == "add":
+            err = z.grad[cam, gid, 0].clamp_min(0.0)
+            return score + a * self.grow_grad2d * err / err.mean().clamp_min(1e-12)
+        rel = relative_error(z.grad[cam, gid], ctx.info["error_map"].mean(dim=(1, 2))[cam])
+        return score * ((1.0 - a) + a * rel)
 
     def _accumulate_gradients(self, ctx: StepContext) -> None:
         super()._accumulate_gradients(ctx)

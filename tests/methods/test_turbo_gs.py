@@ -209,6 +209,24 @@ def test_appearance_weighting_scales_the_position_score(tiny_scene):
     assert any(not torch.allclose(got, plain) for got, _, plain in seen)  # the weighting did something
 
 
+def test_additive_appearance_mode_adds_the_relative_integrated_error(tiny_scene):
+    method = TurboGS(**dict(ALL_OFF, appearance_weight=0.5), appearance_mode="add", grow_grad2d=1e-3,
+                     refine_stop_fraction=1.0, **SCHEDULE)
+    seen = []
+
+    def spy(ctx, cam, gid, grads):
+        score = TurboGS.densify_scores(method, ctx, cam, gid, grads)
+        e = ctx.info["error_colors"].grad[cam, gid, 0]
+        seen.append((score, grads.norm(dim=-1) + 0.5 * 1e-3 * e / e.mean()))
+        return score
+
+    method.densify_scores = spy
+    fit(tiny_scene, method, steps=5, **QUIET)
+    assert len(seen) == 5
+    for got, expected in seen:
+        torch.testing.assert_close(got, expected, atol=1e-9, rtol=1e-4)
+
+
 # ------------------------------------------------------------ dilation
 @pytest.mark.parametrize("size", [(20, 16), (21, 15)])
 def test_dilated_render_hits_the_subset_pixels(size):
@@ -331,6 +349,7 @@ def test_every_ablation_is_a_valid_setting():
         (dict(appearance_weight=-0.1), r"appearance_weight must be in \[0, 1\]"),
         (dict(appearance_weight=1.5), r"appearance_weight must be in \[0, 1\]"),
         (dict(min_views=-1), "min_views must be >= 0"),
+        (dict(appearance_mode="mul"), "appearance_mode must be 'scale' or 'add'"),
         (dict(accum_views=0), "accum_views must be >= 1"),
         (dict(budget_rate=2.0), "budget rates must satisfy"),
         (dict(budget_down=1.5), "budget_down in"),
