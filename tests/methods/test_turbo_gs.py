@@ -190,7 +190,8 @@ def test_error_term_leaves_other_gradients_unchanged():
 
 
 def test_appearance_weighting_scales_the_position_score(tiny_scene):
-    method = TurboGS(**dict(ALL_OFF, appearance_weight=0.5), refine_stop_fraction=1.0, **SCHEDULE)
+    method = TurboGS(**dict(ALL_OFF, appearance_weight=0.5), appearance_mode="scale", refine_stop_fraction=1.0,
+                     **SCHEDULE)
     seen = []
 
     def spy(ctx, cam, gid, grads):
