@@ -230,10 +230,9 @@ class InstantSplat(GS3D):
     def init(self, scene, gaussians: Gaussians) -> MethodState:
         state = super().init(scene, gaussians)
         n_views = len(scene.cameras) if scene is not None else 1
-        state.params = torch.nn.ParameterDict({
-            POSE_KEY: torch.zeros(n_views, 6, device=gaussians.device),
-            FOCAL_KEY: torch.zeros(1, device=gaussians.device),
-        })
+        # added beside what the 3DGS state holds (a learned background when the scene has none)
+        state.params[POSE_KEY] = torch.nn.Parameter(torch.zeros(n_views, 6, device=gaussians.device))
+        state.params[FOCAL_KEY] = torch.nn.Parameter(torch.zeros(1, device=gaussians.device))
         state.data["densify"] = gaussians.num_gaussians < self.dense_min_points
         state.data["initial_points"] = gaussians.num_gaussians
         return state

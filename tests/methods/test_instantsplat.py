@@ -233,3 +233,18 @@ def test_corrected_cameras_needs_an_instantsplat_state(tiny_scene):
     state = MethodState(params=torch.nn.ParameterDict({POSE_KEY: torch.zeros(3, 6), FOCAL_KEY: torch.zeros(1)}))
     with pytest.raises(ValueError, match="3 pose corrections but the scene has 8 views"):
         corrected_cameras(tiny_scene, state)
+
+
+def test_learns_a_background_beside_the_pose_state_when_the_scene_has_none():
+    from types import SimpleNamespace
+
+    from splat.methods.gs3d import BACKGROUND_KEY
+
+    viewmats, Ks = _orbit(4)
+    cams = Camera(viewmats, Ks, 48, 48)
+    g = _truth(50)
+    for background, keys in ((None, {POSE_KEY, FOCAL_KEY, BACKGROUND_KEY}), ((1.0, 1.0, 1.0), {POSE_KEY, FOCAL_KEY})):
+        method = get_method("instantsplat", sh_degree=0)
+        state = method.init(SimpleNamespace(cameras=cams, background=background), g)
+        assert set(state.params) == keys
+        assert set(method.trainable(g, state)) >= keys
