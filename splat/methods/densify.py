@@ -65,6 +65,25 @@ def append_gaussians(gaussians: Gaussians, optimizers: dict, new: dict[str, Tens
 
 
 @torch.no_grad()
+def replace_gaussians(gaussians: Gaussians, optimizers: dict, new: dict[str, Tensor]) -> None:
+    """Replaces every Gaussian by the raw values in ``new``; optimizer moments restart from zero.
+
+    Unlike ``keep_gaussians`` with an all-False mask followed by ``append_gaussians``,
+    it needs no boolean indexing, so it also works on tensors of unknown content
+    (the ``meta`` device).
+    """
+    missing = set(gaussians.params.keys()) - set(new)
+    assert not missing, f"new Gaussians lack entries {sorted(missing)}"
+    m = next(iter(new.values())).shape[0]
+    _replace(
+        gaussians,
+        optimizers,
+        lambda name, p: new[name].to(p).clone(),
+        lambda s: s.new_zeros((m, *s.shape[1:])),
+    )
+
+
+@torch.no_grad()
 def clone_gaussians(gaussians: Gaussians, optimizers: dict, mask: Tensor) -> int:
     """Duplicates the selected Gaussians in place (same parameters); returns how many."""
     n = int(mask.sum())

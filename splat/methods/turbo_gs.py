@@ -41,7 +41,7 @@ from torch import Tensor
 
 from splat.core.gaussians import Gaussians
 from splat.methods.base import MethodState, StepContext
-from splat.methods.densify import append_gaussians, keep_gaussians
+from splat.methods.densify import replace_gaussians
 from splat.methods.gs3d import GS3D
 from splat.methods.registry import register_method
 from splat.methods.turbo.appearance import CHANNELS
@@ -311,6 +311,5 @@ class TurboGS(GS3D):
             return 0
         dense = Gaussians.from_points(torch.cat([points, mids]), torch.cat([colors, mid_colors]).clamp(0, 1),
                                       sh_degree=gaussians.sh_degree).to(gaussians.device)
-        keep_gaussians(gaussians, {}, torch.zeros(n, dtype=torch.bool, device=gaussians.device))
-        append_gaussians(gaussians, {}, {k: v.detach() for k, v in dense.params.items()})
+        replace_gaussians(gaussians, {}, {k: v.detach() for k, v in dense.params.items()})
         return len(mids)

@@ -8,7 +8,7 @@ import torch
 from splat.core.camera import Camera
 from splat.core.gaussians import Gaussians
 from splat.methods import Method, MethodState, fit, registry
-from splat.methods.densify import clone_gaussians, split_gaussians
+from splat.methods.densify import clone_gaussians, replace_gaussians, split_gaussians
 from splat.methods.gs3d import GS3D
 
 
@@ -97,6 +97,29 @@ def test_extra_per_gaussian_parameter_follows_densification():
     expected = torch.tensor([0.0, 2, 3, 4, 5, 0, 3, 1, 1]) - 0.1
     torch.testing.assert_close(shape, expected)
     assert opt["shape"].state[gs.params["shape"]]["exp_avg"].shape == (9,)
+
+
+def test_replace_gaussians_swaps_every_entry_and_restarts_optimizer_moments():
+    gs = Gaussians.from_points(torch.rand(6, 3), sh_degree=0)
+    opt = {"opacities": torch.optim.Adam([gs.params["opacities"]], lr=0.1)}
+    gs.params["opacities"].grad = torch.ones(6)
+    opt["opacities"].step()
+    new = Gaussians.from_points(torch.rand(10, 3), sh_degree=0)
+    replace_gaussians(gs, opt, {k: v.detach() for k, v in new.params.items()})
+    gs.validate()
+    assert gs.num_gaussians == 10
+    torch.testing.assert_close(gs.params["means"].detach(), new.params["means"].detach())
+    state = opt["opacities"].state[gs.params["opacities"]]
+    assert opt["opacities"].param_groups[0]["params"][0] is gs.params["opacities"]
+    assert state["exp_avg"].shape == (10,) and not state["exp_avg"].any()
+
+
+def test_replace_gaussians_works_without_reading_values():
+    """No boolean indexing: it runs on the meta device, where values are unknown."""
+    gs = Gaussians.from_points(torch.rand(6, 3), sh_degree=0).to("meta")
+    new = Gaussians.from_points(torch.rand(4, 3), sh_degree=0)
+    replace_gaussians(gs, {}, {k: v.detach() for k, v in new.params.items()})
+    assert gs.num_gaussians == 4 and gs.params["means"].device.type == "meta"
 
 
 def test_error_maps_and_visibility_are_available_to_hooks(tiny_scene):
