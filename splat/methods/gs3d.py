@@ -10,7 +10,10 @@ adaptive density control: Gaussians whose mean view-space gradient exceeds
 
 The defaults are tuned for short fits on a CPU (a few thousand steps on
 images of about 320 px): refinement starts and stops earlier than in the
-paper and growth stops at ``max_gaussians``.
+paper and growth stops at ``max_gaussians``. Three additions, each with a
+switch for ablations: growth on absolute per-pixel gradients (``absgrad``),
+an error-tied growth budget (``growth_rate``) and a learned environment
+background for scenes without a known one (``learn_background``).
 """
 
 from __future__ import annotations
