@@ -5,13 +5,14 @@ Fields" fits in about a third of 3DGS's steps by deciding better where and
 how fast to grow. Each mechanism lives in :mod:`splat.methods.turbo` and has
 a switch here, so that it can be ablated:
 
-* **position and appearance densification** (``appearance_weight``): the
-  view-space position gradient of a Gaussian is weighted by its appearance
-  error, the per-pixel loss integrated over its footprint with its blending
-  weights and divided by the footprint's weight (the mean error of the pixels
-  it draws; :mod:`~splat.methods.turbo.appearance`, two extra zero colour
-  channels), relative to the image's mean error: a Gaussian grows when it is
-  both badly placed and drawing badly reconstructed pixels;
+* **position and appearance densification** (``appearance_weight``,
+  ``appearance_mode``): the per-pixel loss is integrated over each Gaussian's
+  footprint with its blending weights (:mod:`~splat.methods.turbo.appearance`,
+  two extra zero colour channels give that integral and the footprint's
+  weight). ``"add"`` (default) adds to the view-space position gradient that
+  integral relative to its mean over the visible Gaussians, in units of
+  ``grow_grad2d``; ``"scale"`` weights the position gradient by the mean
+  error under the footprint relative to the image's mean error;
 * **eligibility by visits** (``min_views``): only Gaussians seen in at least
   that many distinct training views since the last density control may grow;
 * **convergence-aware budget** (``budget``): the growth per density control
