@@ -21,7 +21,7 @@ earlier run's JSON, ``--reference``).
     python benchmarks/bm_methods.py --scenes tabletop ground photo_wall --methods 3dgs turbo-gs \\
         --steps 3000 turbo-gs=1000 --json results/bm_methods.json
     python benchmarks/bm_methods.py --scenes tabletop --methods turbo-gs --steps 1000 --ablation
-    python benchmarks/bm_methods.py --scenes ground --methods 3dgs ges --set ges.freq_lambda_end=0.2
+    python benchmarks/bm_methods.py --scenes ground --methods 3dgs ges --set ges.freq_lambda=0.2
 """
 
 from __future__ import annotations
