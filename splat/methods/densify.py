@@ -44,6 +44,13 @@ def _replace(
         gaussians.params[name] = new
 
 
+def _new_row_count(gaussians: Gaussians, new: dict[str, Tensor]) -> int:
+    """Number of Gaussians in ``new``, which must hold every entry of ``gaussians.params``."""
+    missing = set(gaussians.params.keys()) - set(new)
+    assert not missing, f"new Gaussians lack entries {sorted(missing)}"
+    return next(iter(new.values())).shape[0]
+
+
 @torch.no_grad()
 def keep_gaussians(gaussians: Gaussians, optimizers: dict, mask: Tensor) -> None:
     """Keeps the Gaussians where ``mask`` (``[N]`` bool) is True."""
@@ -53,9 +60,7 @@ def keep_gaussians(gaussians: Gaussians, optimizers: dict, mask: Tensor) -> None
 @torch.no_grad()
 def append_gaussians(gaussians: Gaussians, optimizers: dict, new: dict[str, Tensor]) -> None:
     """Appends Gaussians given by raw (pre-activation) values for every entry."""
-    missing = set(gaussians.params.keys()) - set(new)
-    assert not missing, f"new Gaussians lack entries {sorted(missing)}"
-    m = next(iter(new.values())).shape[0]
+    m = _new_row_count(gaussians, new)
     _replace(
         gaussians,
         optimizers,
@@ -72,9 +77,7 @@ def replace_gaussians(gaussians: Gaussians, optimizers: dict, new: dict[str, Ten
     it needs no boolean indexing, so it also works on tensors of unknown content
     (the ``meta`` device).
     """
-    missing = set(gaussians.params.keys()) - set(new)
-    assert not missing, f"new Gaussians lack entries {sorted(missing)}"
-    m = next(iter(new.values())).shape[0]
+    m = _new_row_count(gaussians, new)
     _replace(
         gaussians,
         optimizers,
