@@ -76,24 +76,77 @@ class LargeGraphConfig:
                              f"{self.lr}, {self.temperature}, {self.weight_decay}")
 
 
-def normalised_adjacency(edge_index: Tensor, num_nodes: int) -> Tensor:
+def normalised_adjacency(edge_index: Tensor, num_nodes: int,
+                         extra: Tensor | None = None) -> Tensor:
     """``D^-1/2 (A + I) D^-1/2`` as a sparse CSR ``[N, N]`` float32 tensor (row = target).
+
+    Built without concatenating the edge list: one stable sort of the targets
+    (no sort when ``edge_index`` already comes sorted by target), the self-loop
+    of each row written into its slot, and int32 indices where ``N + E`` fits
+    (half the bytes of int64 for the column indices, the largest part).
 
     Args:
         edge_index: ``[2, E]`` edges ``source -> target`` without self-loops.
         num_nodes: N.
+        extra: optional ``[2, E']`` further edges (e.g. the links to class nodes),
+            treated as if appended to ``edge_index``.
     """
-    loops = torch.arange(num_nodes)
-    src = torch.cat([edge_index[0], loops])
-    dst = torch.cat([edge_index[1], loops])
-    deg = torch.bincount(dst, minlength=num_nodes).float()
-    inv = deg.pow(-0.5)
-    order = torch.argsort(dst * num_nodes + src)
-    src, dst = src[order], dst[order]
-    values = inv[dst] * inv[src]
-    rowptr = torch.zeros(num_nodes + 1, dtype=torch.long)
-    torch.cumsum(torch.bincount(dst, minlength=num_nodes), 0, out=rowptr[1:])
-    return torch.sparse_csr_tensor(rowptr, src, values, size=(num_nodes, num_nodes))
+    parts = [edge_index] if extra is None else [edge_index, extra]
+    deg = torch.ones(num_nodes, dtype=torch.long)  # the self-loop
+    for part in parts:
+        deg += torch.bincount(part[1], minlength=num_nodes)
+    total = int(deg.sum())
+    index_dtype = torch.int32 if total < 2**31 - 1 else torch.long
+    rowptr = torch.zeros(num_nodes + 1, dtype=index_dtype)
+    rowptr[1:] = torch.cumsum(deg, 0)
+    inv = deg.float().rsqrt_()
+    col = torch.empty(total, dtype=index_dtype)
+    # Row i holds, in this order: the edges with source < i, the self-loop, the
+    # edges with source > i; for an input sorted by (target, source) every row
+    # comes out sorted without a sort of the whole list.
+    lower = torch.zeros(num_nodes, dtype=torch.long)
+    for part in parts:
+        lower += torch.bincount(part[1][part[0] < part[1]], minlength=num_nodes)
+    fill_lo = rowptr[:-1].long()
+    fill_hi = fill_lo + lower
+    del lower
+    col[fill_hi] = torch.arange(num_nodes, dtype=index_dtype)
+    fill_hi += 1
+    for part in parts:
+        below = part[0] < part[1]
+        for mask, fill in ((below, fill_lo), (~below, fill_hi)):
+            src, dst = part[0][mask], part[1][mask]
+            if dst.numel() > 1 and not bool((dst[1:] >= dst[:-1]).all()):
+                order = torch.sort(dst, stable=True).indices
+                src, dst = src[order], dst[order]
+                del order
+            # rank of each edge among its row's (dst is sorted): position - first position
+            slot = torch.arange(dst.numel()) - torch.searchsorted(dst, dst)
+            slot += fill[dst]
+            col[slot] = src.to(index_dtype)
+            fill += torch.bincount(dst, minlength=num_nodes)
+            del slot, src, dst
+        del below
+    del fill_lo, fill_hi
+    _sort_rows(rowptr, col, deg)
+    values = torch.repeat_interleave(inv, deg)  # row factor
+    values *= torch.index_select(inv, 0, col)  # column factor
+    return torch.sparse_csr_tensor(rowptr, col, values, size=(num_nodes, num_nodes))
+
+
+def _sort_rows(rowptr: Tensor, col: Tensor, deg: Tensor) -> None:
+    """Sorts the column indices of every CSR row in place, if any row is out of order."""
+    if col.numel() < 2:
+        return
+    same_row = torch.ones(col.numel() - 1, dtype=torch.bool)
+    ends = rowptr[1:-1].long() - 1  # last slot of every row but the last
+    same_row[ends[(ends >= 0) & (ends < col.numel() - 1)]] = False
+    if not bool(((col[1:] < col[:-1]) & same_row).any()):
+        return
+    rows = torch.repeat_interleave(torch.arange(deg.numel()), deg)
+    key = rows * (int(col.max()) + 1) + col.long()
+    del rows
+    col.copy_(col[torch.argsort(key)])
 
 
 class SparseGCNLayer(nn.Module):
@@ -168,46 +221,140 @@ def _class_logits(h: Tensor, n: int, temperature: float) -> Tensor:
     return h[:n] @ h[n:].t() / temperature
 
 
+ROW_BLOCKS = 16  # row blocks of the layer-local pass: its temporaries are ~1/16 of [N, H]
+
+
+def row_blocks(adj: Tensor, start: int, stop: int, blocks: int) -> list[tuple[int, int, Tensor]]:
+    """Rows ``[start, stop)`` of a CSR matrix as ``blocks`` CSR row blocks ``(r0, r1, A[r0:r1])``.
+
+    The blocks are views of ``adj``'s column indices and values (only their
+    row pointers are new), so they cost no copy of the matrix.
+    """
+    crow, col, val = adj.crow_indices(), adj.col_indices(), adj.values()
+    step = max(1, -(-(stop - start) // blocks))
+    out = []
+    for r0 in range(start, stop, step):
+        r1 = min(r0 + step, stop)
+        lo, hi = int(crow[r0]), int(crow[r1])
+        out.append((r0, r1, torch.sparse_csr_tensor(crow[r0:r1 + 1] - crow[r0], col[lo:hi],
+                                                    val[lo:hi], size=(r1 - r0, adj.shape[1]))))
+    return out
+
+
+@torch.no_grad()
+def _forward_blocks(layer: SparseGCNLayer, h: Tensor, blocks) -> Tensor:
+    """``layer(h, adj)`` without autograd, one row block at a time (no ``[N, H]`` temporaries)."""
+    z = layer.lin(l2_normalise(h))
+    out = z.new_empty(h.shape[0], z.shape[1])
+    for r0, r1, block in blocks:
+        part = torch.mm(block, z)
+        part += layer.bias
+        out[r0:r1] = part.relu_()
+    return out
+
+
+def _layer_local_epoch(layer: SparseGCNLayer, h: Tensor, node_blocks, class_block: Tensor,
+                       train_mask: Tensor, y: Tensor, n_train: int, temperature: float) -> float:
+    """One full-graph step of the single-forward loss of one layer, with exact gradients.
+
+    The layer is ``relu(A z + b)`` with ``z = lin(l2_normalise(h))``. ``z`` is
+    computed once without autograd; the loss, a sum over training nodes, is
+    back-propagated one row block ``A_r`` at a time down to the block's
+    pre-activation ``p_r = A_r z + b``, whose gradient is pushed back by hand:
+    ``dz += A_r^T dp_r`` and ``db += sum dp_r``. The class nodes' outputs are a
+    leaf shared by all blocks and pushed back once at the end. Finally
+    ``dW = dz^T l2_normalise(h)``, block by block. The step therefore holds
+    ``h``, ``z``, ``dz`` and one block's temporaries, never a layer's ``[N, H]``
+    activations or autograd's dense ``[N, H]`` gradient per block, and equals
+    the full-batch step.
+    """
+    with torch.no_grad():
+        z = layer.lin(l2_normalise(h))
+        grad_z = torch.zeros_like(z)
+        grad_b = torch.zeros_like(layer.bias)
+        pre_c = torch.mm(class_block, z) + layer.bias  # [C, H]: the class nodes
+    pre_c.requires_grad_(True)
+    out_c = torch.relu(pre_c)
+    classes = out_c.detach().requires_grad_(True)
+    total = 0.0
+    for r0, r1, block in node_blocks:
+        rows = torch.nonzero(train_mask[r0:r1]).view(-1)
+        if rows.numel() == 0:
+            continue
+        with torch.no_grad():
+            pre = torch.mm(block, z)
+            pre += layer.bias
+        pre.requires_grad_(True)
+        loss = F.cross_entropy(_class_logits_of(torch.relu(pre)[rows], classes, temperature),
+                               y[r0 + rows], reduction="sum") / n_train
+        loss.backward()
+        total += float(loss.detach())
+        with torch.no_grad():
+            grad_z.addmm_(block.t(), pre.grad)
+            grad_b += pre.grad.sum(0)
+        del pre, loss
+    out_c.backward(classes.grad)
+    with torch.no_grad():
+        grad_z.addmm_(class_block.t(), pre_c.grad)
+        grad_b += pre_c.grad.sum(0)
+    del z, pre_c, out_c, classes
+    grad_w = torch.zeros_like(layer.lin.weight)
+    for r0, r1, _ in node_blocks + [(node_blocks[-1][1], h.shape[0], None)]:
+        grad_w.addmm_(grad_z[r0:r1].t(), l2_normalise(h[r0:r1]))
+    layer.optimizer.zero_grad(set_to_none=True)
+    layer.lin.weight.grad, layer.bias.grad = grad_w, grad_b
+    layer.optimizer.step()
+    return total
+
+
+def _class_logits_of(out: Tensor, classes: Tensor, temperature: float) -> Tensor:
+    return out @ classes.t() / temperature
+
+
 def train_layer_local(data: Data, config: LargeGraphConfig, seed: int = 0,
                       progress: Progress | None = None) -> tuple[Tensor, list[float]]:
     """``sf`` on the full graph, one layer at a time; returns ``(class scores [N, C], losses)``.
 
     Class node ``c`` (index ``N + c``) is linked to every training node of class ``c``.
+    Each layer is trained by :func:`_layer_local_epoch` (full-batch gradients
+    accumulated over row blocks) and its no-grad output, computed block by
+    block, replaces its input: at any time the process holds the input state,
+    one ``[N, H]`` projection and its gradient (or the output state).
     """
     n, c = data.num_nodes, int(data.num_classes)
     gen = torch.Generator().manual_seed(seed)
     train = torch.nonzero(data.train_mask).view(-1)
     links = torch.stack([train, n + data.y[train]])
-    edges = torch.cat([data.edge_index, links, links.flip(0)], dim=1)
-    adj = normalised_adjacency(edges, n + c)
-    del edges, links
+    adj = normalised_adjacency(data.edge_index, n + c, extra=torch.cat([links, links.flip(0)], 1))
+    del links
+    node_blocks = row_blocks(adj, 0, n, ROW_BLOCKS)
+    class_block = row_blocks(adj, n, n + c, 1)[0][2]
+    all_blocks = node_blocks + [(n, n + c, class_block)]
     h = torch.cat([data.x, torch.randn(c, data.x.shape[1], generator=gen)])  # [N + C, F]
     torch.manual_seed(seed)
     layers = make_sparse_layers(data.x.shape[1], config)
-    y_train, scores, losses = data.y[train], torch.zeros(n, c), []
+    n_train = int(train.numel())
+    del train
+    scores, losses = torch.zeros(n, c), []
     total = len(layers) * config.epochs
     for i, layer in enumerate(layers):
         best, best_state = -1.0, None
         for epoch in range(config.epochs):
-            # Autograd sees only this layer: its input h carries no graph (detached).
-            out = layer(h.detach(), adj)
-            loss = F.cross_entropy(_class_logits(out, n, config.temperature)[train], y_train)
-            del out  # the layer's activations die with the loss after the step
-            losses.append(layer.step(loss))
-            del loss
+            # Autograd sees only this layer: its input h carries no graph.
+            losses.append(_layer_local_epoch(layer, h, node_blocks, class_block, data.train_mask,
+                                             data.y, n_train, config.temperature))
             if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
-                with torch.no_grad():
-                    probs = scores + torch.softmax(
-                        _class_logits(layer(h, adj), n, config.temperature), 1)
+                out = _forward_blocks(layer, h, all_blocks)
+                probs = scores + torch.softmax(_class_logits(out, n, config.temperature), 1)
+                del out
                 val = _accuracy(probs, data, "val")
                 if val > best:
                     best = val
                     best_state = {k: v.clone() for k, v in layer.state_dict().items()}
             _tick(progress, i * config.epochs + epoch + 1, total, f"sf layer {i + 1}/{len(layers)}")
         layer.load_state_dict(best_state)
-        with torch.no_grad():
-            h = layer(h, adj)  # the next layer's input replaces this one's: the old state is freed
-            scores += torch.softmax(_class_logits(h, n, config.temperature), 1)
+        h = _forward_blocks(layer, h, all_blocks)  # replaces the input: the old state is freed
+        scores += torch.softmax(_class_logits(h, n, config.temperature), 1)
         layer.optimizer.state.clear()
     return scores, losses
 
