@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from graph.datasets import dataset_info, load_dataset  # noqa: E402
+from graph.datasets import dataset_info, load_dataset, load_task_dataset  # noqa: E402
 from graph.forwardgnn import (  # noqa: E402
     ForwardGNNConfig,
     available_variants,
@@ -57,7 +57,7 @@ def bench_forwardgnn(datasets: list[str], convs: list[str], seeds: int,
     train_forwardgnn(load_dataset("karate"), "sf", "gcn", config=ForwardGNNConfig(epochs=2))  # warm-up
     for name in datasets:
         task = SETS[name]
-        data = load_dataset(name)
+        data = load_task_dataset(name, task)  # connectomes: post->pre edges for node tasks
         for conv in convs:
             for variant in available_variants(task):
                 t0 = time.perf_counter()

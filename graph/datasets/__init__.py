@@ -5,6 +5,7 @@
 True
 """
 
+from graph.datasets.connectome import load_directed_connectome, load_task_dataset
 from graph.datasets.features import structural_features
 from graph.datasets.registry import (
     DatasetInfo,
@@ -23,7 +24,9 @@ __all__ = [
     "available_graph_classification",
     "dataset_info",
     "load_dataset",
+    "load_directed_connectome",
     "load_graph_classification",
+    "load_task_dataset",
     "sample_non_edges",
     "split_edges",
     "stratified_masks",

@@ -3,7 +3,10 @@
 :func:`graph.datasets.load_dataset` symmetrises the connectome (it serves link
 prediction as well). For node classification the direction matters: letting
 each neuron aggregate over the neurons it synapses onto (``post->pre``) lifts
-both ForwardGNN and back-propagation by 7-11 points (``docs/graphs.md``).
+both ForwardGNN and back-propagation by 7-11 points (``docs/graphs.md``), so
+:func:`load_task_dataset`, which the trainers and the benchmark use, gives
+node classification the ``post->pre`` edges and link prediction the
+symmetrised ones.
 
 >>> data = load_directed_connectome("left", edges="post->pre")
 >>> data.edge_index.shape[0], bool(data.directed)
@@ -21,6 +24,8 @@ from graph.datasets.registry import load_dataset
 from graph.datasets.sources import assets_dir
 
 EDGE_MODES = ("pre->post", "post->pre")
+# directed edges used for node classification, per dataset (others: the loader's)
+NODE_TASK_EDGES = {"drosophila_left": "post->pre", "drosophila_right": "post->pre"}
 
 
 def synapse_edges(side: str, edges: str = "post->pre") -> Tensor:
@@ -54,3 +59,21 @@ def load_directed_connectome(side: str, edges: str = "post->pre", split_seed: in
     data = load_dataset(f"drosophila_{side}", split_seed=split_seed).clone()
     data.edge_index, data.edge_weight, data.directed = edge_index, None, True
     return data
+
+
+def load_task_dataset(name: str, task: str = "node", split_seed: int = 0) -> Data:
+    """A bundled graph as used for ``task``: :func:`load_dataset`, except that the
+    Drosophila connectomes come with their ``post->pre`` synapse edges for node
+    classification (``NODE_TASK_EDGES``); link prediction keeps the symmetrised graph.
+
+    >>> load_task_dataset("drosophila_left", "node").directed
+    True
+    >>> bool(getattr(load_task_dataset("drosophila_left", "link"), "directed", False))
+    False
+    """
+    if task not in ("node", "link"):
+        raise ValueError(f"task must be 'node' or 'link', got {task!r}")
+    if task == "node" and name in NODE_TASK_EDGES:
+        return load_directed_connectome(name.removeprefix("drosophila_"), NODE_TASK_EDGES[name],
+                                        split_seed)
+    return load_dataset(name, split_seed=split_seed)

@@ -109,7 +109,7 @@ def run_forwardgnn(dataset: str, variant: str = "sf", conv: str = "gcn", task: s
     Returns:
         :func:`summarize` of the runs, with ``dataset`` added.
     """
-    from graph.datasets import dataset_info, load_dataset
+    from graph.datasets import dataset_info, load_task_dataset
 
     if not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"seeds must be a positive int, got {seeds!r}")
@@ -117,7 +117,7 @@ def run_forwardgnn(dataset: str, variant: str = "sf", conv: str = "gcn", task: s
     if task not in info.tasks:
         raise ValueError(f"dataset {dataset!r} supports tasks {list(info.tasks)}, got {task!r}")
     get_variant(variant, task)
-    data = load_dataset(dataset)
+    data = load_task_dataset(dataset, task)  # connectomes: post->pre edges for node tasks
     runs = [train_forwardgnn(data, variant, conv, task, config, seed=s, progress=progress)
             for s in range(seeds)]
     return {"dataset": dataset, **summarize(runs)}

@@ -157,3 +157,22 @@ def test_sample_non_edges_avoids_edges():
     neg = sample_non_edges(4, ei, 4, torch.Generator().manual_seed(0))
     got = set(map(tuple, neg.t().tolist()))
     assert got == {(0, 2), (0, 3), (1, 3), (2, 3)}
+
+
+def test_task_loader_gives_connectome_node_classification_the_post_to_pre_edges():
+    from graph.datasets import load_task_dataset
+    from graph.datasets.connectome import synapse_edges
+
+    node = load_task_dataset("drosophila_left", "node")
+    link = load_task_dataset("drosophila_left", "link")
+    plain = load_dataset("drosophila_left")
+    assert torch.equal(node.edge_index, synapse_edges("left", "post->pre"))
+    assert node.directed and node.edge_weight is None
+    # same nodes, features, labels and split as the symmetrised loader
+    for key in ("x", "y", "train_mask", "val_mask", "test_mask"):
+        assert torch.equal(node[key], plain[key])
+    assert torch.equal(link.edge_index, plain.edge_index)
+    assert torch.equal(load_task_dataset("karate", "node").edge_index,
+                       load_dataset("karate").edge_index)
+    with pytest.raises(ValueError, match="task must be 'node' or 'link'"):
+        load_task_dataset("karate", "graph")
