@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from operators.checkpoints import bundled_checkpoint, load_checkpoint, models_from_checkpoint  # noqa: E402
+from operators.contact import WallContact, prior_rollout  # noqa: E402
 from operators.features import INPUT_SEQUENCE_LENGTH as W  # noqa: E402
 from operators.giorom import sample_sparse  # noqa: E402
 from operators.splat_physics.deform import interpolation_plan, transform_covariances  # noqa: E402
@@ -123,6 +124,21 @@ def chamfer(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(da.mean() + db.mean()) / 2
 
 
+def _errors(predictions, truths) -> dict:
+    """RMSE over all particles as a fraction of each object's size (after the last frame and
+    averaged over the predicted frames) and the Chamfer distance at the last frame, averaged
+    over trajectories."""
+    rmse_last, rmse_mean, ch = [], [], []
+    for pred, truth in zip(predictions, truths):
+        size = float((truth[0].max(0).values - truth[0].min(0).values).max())
+        err = ((pred[W:] - truth[W:]) ** 2).sum(-1).mean(-1).sqrt() / size  # [n_steps]
+        rmse_last.append(float(err[-1]))
+        rmse_mean.append(float(err.mean()))
+        ch.append(chamfer(pred[-1], truth[-1]) / size)
+    return {"rmse_frac_last": float(np.mean(rmse_last)), "rmse_frac_mean": float(np.mean(rmse_mean)),
+            "chamfer_frac_last": float(np.mean(ch))}
+
+
 def rollout_errors(material: str, data_dir: Path) -> list[dict]:
     from operators.datasets import read_metadata, read_split
     from operators.rollout import rollout
@@ -134,6 +150,7 @@ def rollout_errors(material: str, data_dir: Path) -> list[dict]:
     meta = read_metadata(data)
     test = read_split(data, "test", meta)
     rows = []
+    contact = None
     for model in ("giorom", "gns"):
         run = data_dir / f"run_{model}_{material}_3d"
         # the checkpoint selected on the valid split when training kept one (--select-every)
@@ -141,32 +158,40 @@ def rollout_errors(material: str, data_dir: Path) -> list[dict]:
         if not path.is_file():
             continue
         ckpt = load_checkpoint(path)
+        contact = contact or ckpt.model_config.get("wall_contact")
         n_steps = min(50, test[0].positions.shape[0] - W)
         t0, c0 = time.perf_counter(), time.process_time()
         res = rollout(ckpt, data, split="test", n_steps=n_steps, progress=False)
         step_s = (time.perf_counter() - t0) / (n_steps * len(test))
         step_cpu = (time.process_time() - c0) / (n_steps * len(test))
-        rmse_last, rmse_mean, ch = [], [], []
-        for pred, truth in zip(res.predictions, res.ground_truth):
-            size = float((truth[0].max(0).values - truth[0].min(0).values).max())
-            err = ((pred[W:] - truth[W:]) ** 2).sum(-1).mean(-1).sqrt() / size  # [n_steps]
-            rmse_last.append(float(err[-1]))
-            rmse_mean.append(float(err.mean()))
-            ch.append(chamfer(pred[-1], truth[-1]) / size)
         info = json.loads((run / "info.json").read_text()) if (run / "info.json").is_file() else {}
         rows.append({"material": material, "model": model, "steps": ckpt.step,
                      "batch": ckpt.train_config.get("batch_size"),
                      "budget_windows": ckpt.step * int(ckpt.train_config.get("batch_size", 1)),
                      "held_out_shapes": meta.get("test_shapes"), "frames": n_steps,
-                     "rmse_frac_last": float(np.mean(rmse_last)), "rmse_frac_mean": float(np.mean(rmse_mean)),
-                     "chamfer_frac_last": float(np.mean(ch)), "ms_per_step": 1000 * step_s,
-                     "cpu_ms_per_step": 1000 * step_cpu,
+                     **_errors(res.predictions, res.ground_truth),
+                     "wall_contact": ckpt.model_config.get("wall_contact"),
+                     "ms_per_step": 1000 * step_s, "cpu_ms_per_step": 1000 * step_cpu,
                      "steps_trained": info.get("steps_trained", ckpt.step),
                      "train_seconds": info.get("train_seconds_this_run")})
         r = rows[-1]
         print(f"  {material} {model}: {r['steps']} steps x {r['batch']}, RMSE@{n_steps} "
               f"{100 * r['rmse_frac_last']:.1f} % (mean {100 * r['rmse_frac_mean']:.1f} %), "
               f"{r['ms_per_step']:.0f} ms/step", flush=True)
+    # the priors alone, no learning: gravity and the wall clamp, and with the fitted wall response
+    ext = torch.tensor(meta.get("external_acceleration") or [0.0] * 3, dtype=torch.float32)
+    bounds = torch.tensor(meta["bounds"], dtype=torch.float32)
+    n_steps = min(50, test[0].positions.shape[0] - W)
+    for name, wc in (("prior: gravity + walls", None), ("prior: gravity + wall contact", contact)):
+        if name.endswith("contact") and wc is None:
+            continue
+        wall = WallContact(**wc) if wc else None
+        preds = [prior_rollout(tr.positions[:W], n_steps, ext, bounds, wall) for tr in test]
+        truths = [tr.positions[:W + n_steps] for tr in test]
+        rows.append({"material": material, "model": name, "steps": 0, "batch": 0, "budget_windows": 0,
+                     "held_out_shapes": meta.get("test_shapes"), "frames": n_steps,
+                     **_errors(preds, truths), "wall_contact": wc})
+        print(f"  {material} {name}: mean RMSE {100 * rows[-1]['rmse_frac_mean']:.1f} %", flush=True)
     return rows
 
 

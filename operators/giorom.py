@@ -40,6 +40,12 @@ class GIOROMConfig:
         query_hidden: hidden width of the query kernel.
         clamp_to_bounds: keep rollout positions inside the walls.
         wall_horizon: wall distance, in radii, where the wall features saturate.
+        wall_contact: known wall response under the learned residual
+            (:class:`operators.contact.WallContact` fields), or None.
+        residual: ``"free"`` per-particle residual or ``"affine"`` (projected onto
+            each object's affine field, :func:`operators.affine.project_affine`).
+        contact_gate: wall distance (box units) beyond which an object's residual
+            fades to zero (None: the residual acts everywhere).
     """
 
     latent: int = 64
@@ -57,6 +63,9 @@ class GIOROMConfig:
     query_hidden: int = 32
     clamp_to_bounds: bool = False
     wall_horizon: float = 1.0
+    wall_contact: dict | None = None
+    residual: str = "free"
+    contact_gate: float | None = None
 
     def __post_init__(self):
         if not 0.0 < self.sparse_fraction <= 1.0:

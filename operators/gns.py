@@ -19,6 +19,12 @@ class GNSConfig:
         mlp_layers: hidden layers per MLP.
         clamp_to_bounds: keep rollout positions inside the walls.
         wall_horizon: wall distance, in radii, where the wall features saturate.
+        wall_contact: known wall response under the learned residual
+            (:class:`operators.contact.WallContact` fields), or None.
+        residual: ``"free"`` per-particle residual or ``"affine"`` (projected onto
+            each object's affine field, :func:`operators.affine.project_affine`).
+        contact_gate: wall distance (box units) beyond which an object's residual
+            fades to zero (None: the residual acts everywhere).
     """
 
     latent: int = 128
@@ -26,6 +32,9 @@ class GNSConfig:
     mlp_layers: int = 2
     clamp_to_bounds: bool = False
     wall_horizon: float = 1.0
+    wall_contact: dict | None = None
+    residual: str = "free"
+    contact_gate: float | None = None
 
 
 class GNS(nn.Module):

@@ -11,6 +11,8 @@ import torch
 from torch import Tensor, nn
 
 from graph.build import radius_graph
+from operators.affine import project_affine
+from operators.contact import WallContact
 from operators.features import (INPUT_SEQUENCE_LENGTH, NUM_PARTICLE_TYPES, Normalization,
                                 edge_features, node_features)
 
@@ -50,13 +52,29 @@ class LearnedSimulator(nn.Module):
         wall_horizon: distance to the walls, in radii, at which the wall features
             saturate (GNS: 1). Fast objects and solvers whose walls act over a layer
             of grid cells need a longer horizon to see the wall before the impact.
+        wall_contact: known wall response (restitution, friction) added to the
+            prior under the learned residual, or None (see :mod:`operators.contact`).
+        residual: ``"free"`` (one acceleration per particle, as GNS) or ``"affine"``
+            (the network's output projected onto each object's affine field,
+            :func:`operators.affine.project_affine`; one object per batch entry).
+        contact_gate: if set (box units), the residual of an object is scaled by
+            ``max(0, 1 - d / contact_gate)`` with ``d`` its particles' least distance
+            to a wall: free flight is then exactly the prior, and the network only
+            corrects contacts (one object per batch entry).
     """
 
     def __init__(self, network: nn.Module, dim: int, radius: float, bounds, stats: Normalization,
                  type_embedding_dim: int = 16, max_num_neighbors: int | None = 32,
                  external_acceleration=None, clamp_to_bounds: bool = False,
-                 wall_horizon: float = 1.0):
+                 wall_horizon: float = 1.0, wall_contact: WallContact | dict | None = None,
+                 residual: str = "free", contact_gate: float | None = None):
         super().__init__()
+        if contact_gate is not None and not contact_gate > 0:
+            raise ValueError(f"contact_gate must be positive or None, got {contact_gate!r}")
+        self.contact_gate = None if contact_gate is None else float(contact_gate)
+        if residual not in ("free", "affine"):
+            raise ValueError(f"residual must be 'free' or 'affine', got {residual!r}")
+        self.residual = residual
         if dim not in (2, 3):
             raise ValueError(f"dim must be 2 or 3, got {dim}")
         if radius <= 0:
@@ -80,6 +98,11 @@ class LearnedSimulator(nn.Module):
         if not wall_horizon > 0:
             raise ValueError(f"wall_horizon must be positive, got {wall_horizon}")
         self.wall_horizon = float(wall_horizon)
+        if isinstance(wall_contact, dict):
+            wall_contact = WallContact(**wall_contact)
+        if wall_contact is not None and not isinstance(wall_contact, WallContact):
+            raise TypeError(f"wall_contact must be a WallContact, a dict or None, got {type(wall_contact).__name__}")
+        self.wall_contact = wall_contact
         self.type_embedding = nn.Embedding(NUM_PARTICLE_TYPES, type_embedding_dim)
         if external_acceleration is not None:
             _zero_output_layer(network)
@@ -129,7 +152,23 @@ class LearnedSimulator(nn.Module):
             raise ValueError(f"particle_type must be [{position_sequence.shape[0]}], "
                              f"got {tuple(particle_type.shape)}")
         x, edge_index, edge_attr = self.graph_inputs(position_sequence, particle_type, batch)
-        return self.network(x, edge_index, edge_attr, position_sequence[:, -1], batch)
+        out = self.network(x, edge_index, edge_attr, position_sequence[:, -1], batch)
+        if self.residual == "affine":
+            out = project_affine(out, position_sequence[:, -1], batch)
+        if self.contact_gate is not None:
+            out = out * self.contact_weight(position_sequence[:, -1], batch)[:, None]
+        return out
+
+    def contact_weight(self, position: Tensor, batch: Tensor | None = None) -> Tensor:
+        """``[N]`` weight of the residual: 1 for objects touching a wall, falling to 0 at
+        ``contact_gate`` from the walls; all particles of an object share its largest one."""
+        dist = torch.minimum(position - self.bounds[:, 0], self.bounds[:, 1] - position).min(-1).values
+        near = (1.0 - dist / self.contact_gate).clamp(0.0, 1.0)
+        if batch is None:
+            return near.max().expand_as(near)
+        n_obj = int(batch.max()) + 1
+        per_obj = near.new_zeros(n_obj).scatter_reduce(0, batch, near, reduce="amax", include_self=True)
+        return per_obj[batch]
 
     def integrate(self, normalized_acceleration: Tensor, position_sequence: Tensor) -> Tensor:
         """Semi-implicit Euler step from a normalised acceleration.
@@ -141,7 +180,7 @@ class LearnedSimulator(nn.Module):
         Returns:
             Tensor,  # [N, d] next positions
         """
-        acc = normalized_acceleration * self.acc_std + self.acc_mean + self.external_acceleration
+        acc = normalized_acceleration * self.acc_std + self.acc_mean + self.prior_acceleration(position_sequence)
         last = position_sequence[:, -1]
         velocity = last - position_sequence[:, -2] + acc
         return last + velocity
@@ -151,7 +190,14 @@ class LearnedSimulator(nn.Module):
         leads from ``position_sequence`` to ``next_position``."""
         prev_vel = position_sequence[:, -1] - position_sequence[:, -2]
         next_vel = next_position - position_sequence[:, -1]
-        return (next_vel - prev_vel - self.external_acceleration - self.acc_mean) / self.acc_std
+        return (next_vel - prev_vel - self.prior_acceleration(position_sequence) - self.acc_mean) / self.acc_std
+
+    def prior_acceleration(self, position_sequence: Tensor) -> Tensor:
+        """Known acceleration ``[N, d]`` under the learned residual: the external one
+        (gravity), plus the wall response when ``wall_contact`` is set."""
+        if self.wall_contact is None:
+            return self.external_acceleration.expand_as(position_sequence[:, -1])
+        return self.wall_contact.acceleration(position_sequence, self.external_acceleration, self.bounds)
 
     def predict_positions(self, position_sequence: Tensor, particle_type: Tensor,
                           batch: Tensor | None = None) -> Tensor:

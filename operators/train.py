@@ -46,6 +46,10 @@ class TrainConfig:
         log_every: steps between logged losses.
         query_points: dense points per window in GIOROM's query loss.
         query_weight: weight of the query loss.
+        rollout_steps: steps unrolled per window (1: the one-step loss of GNS). With
+            K > 1 the model is rolled out K steps from the (noisy) window and each
+            step's target is the acceleration that would bring its own predicted
+            state to the ground truth, so it learns to correct its drift.
         seed: random seed.
     """
 
@@ -58,6 +62,7 @@ class TrainConfig:
     log_every: int = 10
     query_points: int = 1024
     query_weight: float = 1.0
+    rollout_steps: int = 1
     seed: int = 0
 
 
@@ -87,9 +92,12 @@ class _Objective(nn.Module):
         self.dense_radius = dense_radius
 
     def forward(self, windows, nexts, types, batch, noise, queries) -> tuple[Tensor, Tensor]:
-        predicted, target = self.simulator.training_targets(nexts, windows, noise, types, batch)
         mask = (types != KINEMATIC_PARTICLE).float()
-        acc_loss = (((predicted - target) ** 2).sum(-1) * mask).sum() / mask.sum().clamp(min=1)
+        if nexts.ndim == 2:
+            predicted, target = self.simulator.training_targets(nexts, windows, noise, types, batch)
+            acc_loss = (((predicted - target) ** 2).sum(-1) * mask).sum() / mask.sum().clamp(min=1)
+        else:
+            acc_loss = self._rollout_loss(windows, noise, nexts, types, batch, mask)
         q_loss = windows.new_zeros(())
         if self.query is not None and queries:
             parts = []
@@ -98,6 +106,25 @@ class _Objective(nn.Module):
                 parts.append((((pred - dense_next) / self.dense_radius) ** 2).sum(-1).mean())
             q_loss = torch.stack(parts).mean()
         return acc_loss, q_loss
+
+
+    def _rollout_loss(self, windows: Tensor, noise: Tensor, nexts: Tensor, types: Tensor,
+                      batch: Tensor, mask: Tensor) -> Tensor:
+        """Mean one-step loss along a K-step rollout of the model from the noisy window
+        ``windows + noise`` [N, W, d]; ``nexts`` [N, K, d] are the true next positions."""
+        sim, losses = self.simulator, []
+        window = windows + noise
+        for k in range(nexts.shape[1]):
+            predicted = sim(window, types, batch)
+            # the correction that would land this (predicted) state on the truth, shifted by
+            # the noise on the last input position so that noise is not learnt (as in GNS)
+            target = sim.normalized_acceleration(nexts[:, k] + noise[:, -1], window).detach()
+            losses.append((((predicted - target) ** 2).sum(-1) * mask).sum() / mask.sum().clamp(min=1))
+            nxt = sim.integrate(predicted, window)
+            if sim.clamp_to_bounds:
+                nxt = torch.maximum(torch.minimum(nxt, sim.bounds[:, 1]), sim.bounds[:, 0])
+            window = torch.cat([window[:, 1:], nxt[:, None]], dim=1)
+        return torch.stack(losses).mean()
 
 
 def _to_cpu(obj):
@@ -134,17 +161,21 @@ def _sample_batch(trajs, cfg: TrainConfig, model_cfg, model: str, gen: torch.Gen
                   noise_std: float):
     w = INPUT_SEQUENCE_LENGTH
     windows, nexts, types, batch, noises, queries = [], [], [], [], [], []
+    k = cfg.rollout_steps
     for b in range(cfg.batch_size):
         tr = trajs[int(torch.randint(len(trajs), (1,), generator=gen))]
-        t = int(torch.randint(w - 1, tr.positions.shape[0] - 1, (1,), generator=gen))
+        t = int(torch.randint(w - 1, tr.positions.shape[0] - k, (1,), generator=gen))
         window = tr.positions[t - w + 1: t + 1].transpose(0, 1)  # [N, W, d]
-        nxt, ptype = tr.positions[t + 1], tr.particle_type
+        # [N, d] the next frame, or [N, K, d] the next K frames
+        nxt = tr.positions[t + 1] if k == 1 else tr.positions[t + 1: t + 1 + k].transpose(0, 1)
+        ptype = tr.particle_type
         if model == "giorom":
             ref = tr.positions[0]
             idx = sample_sparse(ref, model_cfg.sparse_fraction, model_cfg.sampler, generator=gen)
             n_q = min(cfg.query_points, ref.shape[0])
             q = torch.randperm(ref.shape[0], generator=gen)[:n_q]
-            queries.append((ref[idx], nxt[idx], ref[q], nxt[q]))
+            first = tr.positions[t + 1]
+            queries.append((ref[idx], first[idx], ref[q], first[q]))
             window, nxt, ptype = window[idx], nxt[idx], ptype[idx]
         noises.append(random_walk_noise(window, noise_std, generator=gen))
         windows.append(window)
@@ -193,11 +224,14 @@ def train(model: str, data_dir: str | os.PathLike, out_dir: str | os.PathLike, s
     if unknown:
         raise TypeError(f"unknown training settings {sorted(unknown)}; expected some of {sorted(known)}")
     cfg = TrainConfig(**train_overrides)
+    if not isinstance(cfg.rollout_steps, int) or cfg.rollout_steps < 1:
+        raise ValueError(f"rollout_steps must be an int >= 1, got {cfg.rollout_steps!r}")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' was requested but torch sees no CUDA device")
     meta = read_metadata(data_dir)
-    trajs = read_split(data_dir, "train", meta, min_frames=INPUT_SEQUENCE_LENGTH + 1)
+    trajs = read_split(data_dir, "train", meta,
+                       min_frames=INPUT_SEQUENCE_LENGTH + int(train_overrides.get("rollout_steps", 1)))
     ptypes = sorted({int(t) for tr in trajs for t in tr.particle_type.unique()})
     out_dir = Path(out_dir)
     ckpt_path = out_dir / CHECKPOINT_NAME

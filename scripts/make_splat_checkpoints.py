@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from operators.checkpoints import BUNDLED_DIR, load_checkpoint, save_checkpoint  # noqa: E402
+from operators.contact import fit_wall_contact  # noqa: E402
+from operators.datasets import read_metadata, read_split  # noqa: E402
 from operators.rollout import rollout  # noqa: E402
 from operators.splat_physics.shapes import generate_shape_dataset, gravity_per_frame  # noqa: E402
 from operators.train import train  # noqa: E402
@@ -63,7 +65,7 @@ def train_selected(model: str, data: Path, run: Path, steps: int, cfg: dict, a, 
     that many steps and keep the checkpoint with the lowest valid rollout MSE as
     ``best.pt``. Returns the last :class:`TrainResult` and the selection record."""
     kwargs = dict(model_config=cfg, batch_size=a.batch, checkpoint_every=100, progress=False,
-                  device=a.device, lr_decay_steps=decay)
+                  device=a.device, lr_decay_steps=decay, lr=a.lr, rollout_steps=a.rollout_steps)
     if a.select_every <= 0:
         return train(model, data, run, steps, resume=(run / "checkpoint.pt").is_file(), **kwargs), None
     history, best = [], None
@@ -94,10 +96,21 @@ def main(argv=None) -> int:
     p.add_argument("--frames", type=int, default=60)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu", help="training device: cpu or cuda (evaluation runs on the CPU)")
+    p.add_argument("--rollout-steps", type=int, default=1,
+                   help="steps unrolled per training window (1: one-step loss; K: K-step rollout loss)")
+    p.add_argument("--lr", type=float, default=1e-3, help="initial learning rate (Adam)")
     p.add_argument("--lr-decay-steps", type=int, default=None,
                    help="steps over which the learning rate decays tenfold (default: --steps / 2)")
     p.add_argument("--no-gravity-prior", action="store_true",
                    help="learn the whole acceleration (no known gravity under the learned residual)")
+    p.add_argument("--wall-contact", action="store_true",
+                   help="fit a wall response (restitution, friction, offset) on the training split and "
+                        "learn the residual over it (operators.contact)")
+    p.add_argument("--residual", choices=["free", "affine"], default="free",
+                   help="learned residual per particle, or projected onto each object's affine field "
+                        "(operators.affine)")
+    p.add_argument("--contact-gate", type=float, default=None,
+                   help="wall distance (box units) beyond which an object's learned residual fades to 0")
     p.add_argument("--select-every", type=int, default=0,
                    help="every N steps roll out the valid split and keep the best checkpoint (0: the last)")
     p.add_argument("--work", default="/tmp/splatphys")
@@ -112,9 +125,21 @@ def main(argv=None) -> int:
                                n_frames=a.frames)
     ensure_gravity(data, not a.no_gravity_prior)
     decay = a.lr_decay_steps or max(1, a.steps // 2)
+    contact = None
+    if a.wall_contact:
+        meta = read_metadata(data)
+        trajs = [t.positions for t in read_split(data, "train", meta)]
+        ext = meta.get("external_acceleration") or [0.0] * int(meta["dim"])
+        fitted, err = fit_wall_contact(trajs, ext, meta["bounds"])
+        contact = fitted.as_dict()
+        print(json.dumps({"wall_contact": contact, "train_prior_rmse_frac": err}), flush=True)
     for model in a.models.split(","):
         run = work / f"run_{model}_{a.material}_3d"
-        cfg = GIOROM_CONFIG if model == "giorom" else GNS_CONFIG
+        cfg = dict(GIOROM_CONFIG if model == "giorom" else GNS_CONFIG)
+        if contact is not None:
+            cfg["wall_contact"] = contact
+        cfg["residual"] = a.residual
+        cfg["contact_gate"] = a.contact_gate
         t0 = time.time()
         res, selection = train_selected(model, data, run, a.steps, cfg, a, decay)
         seconds = time.time() - t0

@@ -1,0 +1,167 @@
+"""A known wall-contact response under the learned residual.
+
+The learned simulators predict a residual on top of a known prior
+acceleration (gravity, ``external_acceleration``). Gravity alone lets a
+falling object stop dead on the floor and slide along it forever, while the
+MPM ground truth bounces (jelly) or stops by friction (sand): most of a
+rollout's error is then that rigid offset, which the networks, trained on
+a few thousand windows, do not learn. :class:`WallContact` adds the wall's
+response per particle, as the MPM grid does on its wall nodes: the velocity
+component into a wall is reversed with a restitution coefficient and the
+tangential one slowed by Coulomb friction. Its three constants are fitted per
+material on the training split (:func:`fit_wall_contact`) by rolling the
+prior alone out, so the network learns only what the prior misses.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor
+
+from operators.features import INPUT_SEQUENCE_LENGTH
+
+#: Grid searched by :func:`fit_wall_contact` (restitution, friction, offset in box units).
+DEFAULT_GRID = {"restitution": (0.0, 0.3, 0.6, 0.8, 1.0), "friction": (0.0, 0.25, 0.5, 1.0),
+                "offset": (0.0, 0.01, 0.02)}
+
+
+@dataclass
+class WallContact:
+    """Per-particle response of the box walls, applied after the known acceleration.
+
+    Attributes:
+        restitution: fraction of the velocity into a wall that is reversed (0: stop, 1: elastic).
+        friction: Coulomb coefficient; the tangential speed drops by
+            ``friction * (1 + restitution) * |v_n|`` (not below 0) on contact.
+        offset: how far inside the reported walls the contact starts (box units);
+            MPM's wall layer acts before a particle reaches the reported wall.
+    """
+
+    restitution: float = 0.0
+    friction: float = 0.0
+    offset: float = 0.0
+
+    def __post_init__(self):
+        for name in ("restitution", "friction", "offset"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not v >= 0 or v != v:
+                raise ValueError(f"wall contact {name} must be a number >= 0, got {v!r}")
+        if self.restitution > 1:
+            raise ValueError(f"wall contact restitution must be in [0, 1], got {self.restitution}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def velocity(self, position: Tensor, velocity: Tensor, bounds: Tensor) -> Tensor:
+        """Velocities after the wall response.
+
+        Args:
+            position: Tensor,  # [N, d] current positions
+            velocity: Tensor,  # [N, d] velocity per frame before the walls (incl. gravity)
+            bounds: Tensor,  # [d, 2] lower and upper walls
+
+        Returns:
+            Tensor,  # [N, d]
+        """
+        lo = bounds[:, 0] + self.offset
+        hi = bounds[:, 1] - self.offset
+        nxt = position + velocity
+        into = ((nxt < lo) & (velocity < 0)) | ((nxt > hi) & (velocity > 0))  # [N, d]
+        normal = torch.where(into, velocity, torch.zeros_like(velocity))
+        tangential = velocity - normal
+        if self.friction > 0:
+            vn = normal.norm(dim=-1, keepdim=True)
+            vt = tangential.norm(dim=-1, keepdim=True)
+            scale = (1.0 - self.friction * (1.0 + self.restitution) * vn / vt.clamp_min(1e-12)).clamp_min(0.0)
+            tangential = tangential * torch.where(into.any(-1, keepdim=True), scale, torch.ones_like(scale))
+        return tangential - self.restitution * normal
+
+    def acceleration(self, position_sequence: Tensor, external: Tensor, bounds: Tensor) -> Tensor:
+        """Prior acceleration per frame squared: ``external`` plus the wall response.
+
+        Args:
+            position_sequence: Tensor,  # [N, W, d]
+            external: Tensor,  # [d] known acceleration per frame squared (gravity)
+            bounds: Tensor,  # [d, 2]
+
+        Returns:
+            Tensor,  # [N, d]
+        """
+        last = position_sequence[:, -1]
+        prev_vel = last - position_sequence[:, -2]
+        return self.velocity(last, prev_vel + external, bounds) - prev_vel
+
+
+@torch.no_grad()
+def prior_rollout(initial_positions: Tensor, n_steps: int, external: Tensor, bounds: Tensor,
+                  contact: WallContact | None = None) -> Tensor:
+    """Roll the prior alone (gravity, optional wall contact, positions kept in the walls).
+
+    Args:
+        initial_positions: Tensor,  # [W, N, d] with W >= 2
+        n_steps: frames to predict.
+        external: Tensor,  # [d]
+        bounds: Tensor,  # [d, 2]
+        contact: wall response (None: gravity and the wall clamp only).
+
+    Returns:
+        Tensor,  # [W + n_steps, N, d]
+    """
+    if initial_positions.ndim != 3 or initial_positions.shape[0] < 2:
+        raise ValueError(f"initial_positions must be [W>=2, N, d], got {tuple(initial_positions.shape)}")
+    frames = list(initial_positions)
+    for _ in range(n_steps):
+        last, prev = frames[-1], frames[-2]
+        vel = last - prev + external
+        if contact is not None:
+            vel = contact.velocity(last, vel, bounds)
+        frames.append(torch.maximum(torch.minimum(last + vel, bounds[:, 1]), bounds[:, 0]))
+    return torch.stack(frames)
+
+
+def relative_rmse(predicted: Tensor, truth: Tensor) -> Tensor:
+    """Position RMSE per frame as a fraction of the object's size (its largest extent
+    in the first frame), ``[T]`` for ``[T, N, d]`` inputs."""
+    size = (truth[0].max(0).values - truth[0].min(0).values).max().clamp_min(1e-12)
+    return ((predicted - truth) ** 2).sum(-1).mean(-1).sqrt() / size
+
+
+def fit_wall_contact(trajectories: list[Tensor], external, bounds, n_steps: int = 50,
+                     grid: dict | None = None) -> tuple[WallContact, float]:
+    """Grid-search the wall constants that make the prior roll out closest to the data.
+
+    Every trajectory starts from its first ``INPUT_SEQUENCE_LENGTH`` frames; the
+    score is the mean over trajectories and frames of :func:`relative_rmse`.
+
+    Args:
+        trajectories: positions ``[T, N, d]`` (e.g. a dataset's training split).
+        external: ``[d]`` known acceleration per frame squared.
+        bounds: ``[d, 2]`` walls.
+        n_steps: predicted frames scored (capped by the shortest trajectory).
+        grid: ``{"restitution": [...], "friction": [...], "offset": [...]}``
+            (default :data:`DEFAULT_GRID`).
+
+    Returns:
+        (best WallContact, its mean relative RMSE)
+    """
+    if not trajectories:
+        raise ValueError("fit_wall_contact needs at least one trajectory")
+    w = INPUT_SEQUENCE_LENGTH
+    shortest = min(int(t.shape[0]) for t in trajectories) - w
+    if shortest < 1:
+        raise ValueError(f"trajectories need more than {w} frames to fit the wall contact")
+    n = min(n_steps, shortest)
+    grid = {**DEFAULT_GRID, **(grid or {})}
+    ext = torch.as_tensor(external, dtype=torch.float32)
+    bnd = torch.as_tensor(bounds, dtype=torch.float32)
+    best, best_err = None, float("inf")
+    for e, mu, off in itertools.product(grid["restitution"], grid["friction"], grid["offset"]):
+        contact = WallContact(float(e), float(mu), float(off))
+        err = sum(float(relative_rmse(prior_rollout(t[:w].float(), n, ext, bnd, contact)[w:],
+                                      t[w:w + n].float()).mean()) for t in trajectories) / len(trajectories)
+        if err < best_err:
+            best, best_err = contact, err
+    return best, best_err
