@@ -139,6 +139,7 @@ def fit(
     progress: Callable[[FitProgress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     show_progress: bool = True,
+    random_init: str = "auto",
     **method_overrides: Any,
 ) -> FitResult:
     """Fits Gaussians to a scene with a registered method (``splatops fit``, the Splat tab).
@@ -161,6 +162,10 @@ def fit(
         progress: called with a :class:`~splat.methods.fit.FitProgress` every few steps.
         should_stop: polled between steps; True ends the fit early (results are kept).
         show_progress: show a progress bar on the terminal.
+        random_init: start of a scene without points: ``"auto"`` (points
+            triangulated from the training views with the known poses, else
+            random in the views), ``"sfm"``, ``"views"`` or ``"box"``
+            (:func:`splat.methods.fit.init_gaussians`).
         **method_overrides: hyper-parameters of the method, e.g. ``sh_degree=1``.
 
     Returns:
@@ -175,7 +180,8 @@ def fit(
     result = fit_scene(scene, method=method, steps=steps, out_dir=out_dir, resume=resume,
                        backend=backend, seed=seed, progress=progress, should_stop=should_stop,
                        eval_every=eval_every, checkpoint_every=checkpoint_every,
-                       show_progress=show_progress, num_threads=num_threads, **method_overrides)
+                       show_progress=show_progress, num_threads=num_threads, random_init=random_init,
+                       **method_overrides)
     if orbit_video:
         result.paths["orbit"] = render_orbit(result.gaussians, scene, Path(out_dir) / "orbit.mp4",
                                              backend=backend, show_progress=show_progress)

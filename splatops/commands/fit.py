@@ -2,11 +2,14 @@
 
     splatops fit [--data PATH] [--method 3dgs] [--steps N] --out DIR [--resume]
                  [--backend auto|cpu|torch|gsplat] [--downscale F] [--threads T] [--orbit]
-                 [--set KEY=VALUE ...]
+                 [--init auto|sfm|views|box] [--set KEY=VALUE ...]
     splatops fit --images DIR_OR_VIDEO_OR_ZIP [--frames N] [--max-size PX] [--test-every K]
                  [--method instantsplat] [--steps 1000] --out DIR [--resume] ...
 
-With ``--images`` the input is plain photos (a folder, a zip) or a video: the
+A scene without points starts from points triangulated from its training
+views with the known poses (``--init auto``, the default; random in the views
+when that fails, with a warning); ``--init views`` or ``box`` start from random
+Gaussians. With ``--images`` the input is plain photos (a folder, a zip) or a video: the
 cameras are estimated first (pycolmap), then refined with the Gaussians.
 """
 
@@ -45,6 +48,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--orbit", action="store_true", help="also render --out/orbit.mp4 around the scene")
+    p.add_argument("--init", choices=("auto", "sfm", "views", "box"), default=None,
+                   help="start of a scene without points: auto (default: triangulated from the training views "
+                   "with the known poses, else random), sfm, views (random in the views) or box")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="method hyper-parameter override, e.g. --set sh_degree=1 (repeatable)")
     return p
@@ -92,12 +98,15 @@ def run(args) -> int:
     from splatops import api
 
     if args.images is not None:
+        if args.init is not None:
+            raise ValueError("--init applies to --data scenes; with --images the cameras and points come from SfM")
         return run_images(args)
     for flag, value in (("--frames", args.frames), ("--max-size", args.max_size)):
         if value is not None:
             raise ValueError(f"{flag} needs --images")
     if args.test_every:
         raise ValueError("--test-every needs --images")
+    random_init = args.init or "auto"
     if args.data is not None and not args.data.exists():
         raise FileNotFoundError(f"--data path not found: {args.data}")
     result = api.fit(
@@ -105,9 +114,13 @@ def run(args) -> int:
         resume=args.resume,
         backend=args.backend, downscale=args.downscale, seed=args.seed, eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every, num_threads=args.threads, orbit_video=args.orbit,
-        **parse_overrides(args.set),
+        random_init=random_init, **parse_overrides(args.set),
     )
     m = result.metrics
+    init = m.get("init") or {}
+    if init.get("kind") == "sfm" and not init["sfm"]["cached"]:
+        print(f"init: {init['sfm']['points']} points triangulated from {init['sfm']['views']} training views "
+              f"in {init['sfm']['seconds']:.1f} s")
     print(f"{m['method']}: {m['steps']} steps in {m['train_seconds']:.1f} s, held-out PSNR {m['psnr']:.2f} dB, "
           f"SSIM {m['ssim']:.4f}, {m['num_gaussians']} Gaussians -> {args.out}")
     return 0

@@ -49,7 +49,7 @@ def test_random_init_is_seeded_and_checked():
     b = random_in_views(cams, 100, sh_degree=1, seed=5).means
     assert torch.equal(a, b)
     scene = type("S", (), {"points": None, "cameras": cams, "extent": 4.0})()
-    with pytest.raises(ValueError, match="random_init must be 'views' or 'box'"):
+    with pytest.raises(ValueError, match="random_init must be one of"):
         init_gaussians(scene, 0, 10, random_init="sphere")
 
 
