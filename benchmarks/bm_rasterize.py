@@ -10,11 +10,17 @@ cpu backend's speed-up in wall time and in process CPU time (the steadier
 figure on a shared machine).
 
 ``--fit-step`` also times one 3DGS training step (render with SH degree 3,
-0.8 L1 + 0.2 D-SSIM loss, backward, Adam) at 800x600 with 100k Gaussians.
+0.8 L1 + 0.2 D-SSIM loss, backward, one Adam per parameter as the fit loop)
+at 800x600 with 100k Gaussians (``--fit-step-size``, ``--fit-step-ns``), in
+two variants: ``current`` (the compiled SSIM kernel and fused Adam, as
+``fit`` runs now) and ``previous`` (``splat.metrics.ssim`` and the
+per-tensor Adam).
 
     python benchmarks/bm_rasterize.py            # the full grid
     python benchmarks/bm_rasterize.py --quick    # a short run
     python benchmarks/bm_rasterize.py --ns 20000 100000 --sizes 256 512 --fit-step --json out.json
+    python benchmarks/bm_rasterize.py --ns 1000 --sizes 128 --threads 1 --fit-step --fit-step-size 256 192 \
+        --fit-step-ns 30000 50000 --fit-repeats 15   # the suite's training step
 """
 
 from __future__ import annotations
@@ -59,11 +65,10 @@ def make_scene(n: int, size: int, seed: int = 0, height: int | None = None) -> d
 
 
 def _fit_step_run(state: dict, backend: str) -> tuple[float, float]:
-    """One 3DGS step on ``state`` (params, optimizer, target); returns wall and CPU seconds."""
+    """One 3DGS step on ``state`` (params, optimizers, target, ssim); returns wall and CPU seconds."""
     from splat.core.validation import finite_checks
-    from splat.metrics import ssim
 
-    p, opt, scene, target = state["params"], state["opt"], state["scene"], state["target"]
+    p, opts, scene, target, ssim = state["params"], state["opts"], state["scene"], state["target"], state["ssim"]
     t0, c0 = time.perf_counter(), time.process_time()
     with finite_checks(False):  # as the fit loop
         img, _, meta = rasterization(
@@ -73,13 +78,26 @@ def _fit_step_run(state: dict, backend: str) -> tuple[float, float]:
     meta["means2d"].retain_grad()
     loss = 0.8 * (img - target).abs().mean() + 0.2 * (1.0 - ssim(img, target).mean())
     loss.backward()
-    opt.step()
-    opt.zero_grad(set_to_none=True)
+    for opt in opts:
+        opt.step()
+        opt.zero_grad(set_to_none=True)
     return time.perf_counter() - t0, time.process_time() - c0
 
 
-def measure_fit_step(n: int, width: int, height: int, backend: str, repeats: int) -> dict:
-    """Median wall/CPU seconds of a training step after a warm-up step."""
+def measure_fit_step(n: int, width: int, height: int, backend: str, repeats: int, variant: str = "current") -> dict:
+    """Median wall/CPU seconds of a training step after a warm-up step.
+
+    ``variant``: ``"current"`` (compiled SSIM on the cpu backend, fused Adam)
+    or ``"previous"`` (``splat.metrics.ssim``, per-tensor Adam).
+    """
+    from splat.metrics import ssim as spec_ssim
+
+    fast = variant == "current"
+    ssim = spec_ssim
+    if fast and backend == "cpu":
+        from splat.core.backends import cpu
+
+        ssim = cpu.ssim
     scene = make_scene(n, width, height=height)
     g = torch.Generator().manual_seed(1)
     params = {
@@ -89,10 +107,11 @@ def measure_fit_step(n: int, width: int, height: int, backend: str, repeats: int
     }  # fmt: skip
     params = {k: v.clone().requires_grad_() for k, v in params.items()}
     target = torch.rand(1, height, width, 3, generator=g)
-    state = dict(params=params, scene=scene, target=target, opt=torch.optim.Adam(params.values(), lr=1e-4))
+    opts = [torch.optim.Adam([v], lr=1e-4, eps=1e-15, fused=fast) for v in params.values()]
+    state = dict(params=params, scene=scene, target=target, opts=opts, ssim=ssim)
     _fit_step_run(state, backend)  # warm-up
     walls, cpus = zip(*(_fit_step_run(state, backend) for _ in range(repeats)))
-    return dict(n=n, width=width, height=height, backend=backend, step_s=statistics.median(walls),
+    return dict(n=n, width=width, height=height, backend=backend, variant=variant, step_s=statistics.median(walls),
                 step_cpu_s=statistics.median(cpus), repeats=repeats)
 
 
@@ -133,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fit-step-torch", action="store_true",
                         help="with --fit-step, time the torch backend too (tens of seconds per step)")
     parser.add_argument("--fit-repeats", type=int, default=3, help="timed training steps (median reported)")
+    parser.add_argument("--fit-step-size", type=int, nargs=2, default=[800, 600], metavar=("W", "H"),
+                        help="image size of --fit-step (default 800 600)")
+    parser.add_argument("--fit-step-ns", type=int, nargs="+", default=[100_000],
+                        help="Gaussian counts of --fit-step (default 100000)")
     parser.add_argument("--json", metavar="PATH", help="write the figures to PATH")
     args = parser.parse_args(argv)
     if args.threads:
@@ -185,11 +208,15 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(dict(n=n, size=size, backend=backend, **r))
     fit_rows = []
     if args.fit_step:
-        print(f"\n3DGS training step, 800x600, 100k Gaussians, SH degree 3 (median of {args.fit_repeats})")
-        for backend in ("cpu", "torch") if args.fit_step_torch else ("cpu",):
-            r = measure_fit_step(100_000, 800, 600, backend, args.fit_repeats)
-            fit_rows.append(r)
-            print(f"{backend:>7}: {r['step_s'] * 1e3:9.1f} ms wall, {r['step_cpu_s'] * 1e3:9.1f} ms CPU")
+        fw, fh = args.fit_step_size
+        print(f"\n3DGS training step, {fw}x{fh}, SH degree 3 (median of {args.fit_repeats})")
+        for n in args.fit_step_ns:
+            for backend in ("cpu", "torch") if args.fit_step_torch else ("cpu",):
+                for variant in ("previous", "current"):
+                    r = measure_fit_step(n, fw, fh, backend, args.fit_repeats, variant)
+                    fit_rows.append(r)
+                    print(f"{n:>7} {backend:>7} {variant:>8}: {r['step_s'] * 1e3:9.1f} ms wall, "
+                          f"{r['step_cpu_s'] * 1e3:9.1f} ms CPU")
     load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"load average at end={load_end:.1f}")
     if args.json:

@@ -46,6 +46,18 @@ def is_refine_step(step: int, start: int, stop: int, every: int) -> bool:
     return start < step < stop and step % every == 0
 
 
+def _training_ssim(render: Tensor, gt: Tensor) -> Tensor:
+    """SSIM for the loss: the compiled kernel for float32 CPU images (same value and
+    gradient, a third of the time), else :func:`splat.metrics.ssim`."""
+    if (render.device.type == "cpu" and render.dtype == torch.float32 and gt.dtype == torch.float32
+            and not gt.requires_grad and min(render.shape[-3], render.shape[-2]) >= 11):
+        from splat.core.backends import cpu
+
+        if cpu.is_available():
+            return cpu.ssim(render, gt)
+    return ssim(render, gt)
+
+
 BACKGROUND_KEY = "background_sh"  # MethodState.params entry of the learned background
 
 
@@ -77,7 +89,14 @@ class GS3D(Method):
         grow_absgrad2d: growth threshold on that score (NDC units).
         grow_scale3d: largest scale (fraction of the extent) still cloned, not split.
         prune_opa: opacities below this are pruned (resets go to twice this).
-        prune_scale3d: after the first reset, scales above this fraction of the extent are pruned.
+        prune_scale3d: after the first reset, scales above this fraction of the extent are pruned
+            (with ``prune_scale_by_distance``, of the larger of the extent and the
+            Gaussian's distance to the nearest training camera).
+        prune_scale_by_distance: scale the size limit of ``prune_scale3d`` with the
+            distance to the nearest training camera, so that what is pruned is what
+            looks large from every view; content far beyond the cameras' spread (a
+            ground plane or landscape to the horizon of a forward-facing capture) is
+            kept (False: the extent alone, as 3DGS).
         max_gaussians: growth stops at this many Gaussians (largest gradients first).
         growth_rate: error-tied growth budget (0: off, growth limited by
             ``max_gaussians`` only): a density-control pass adds at most
@@ -117,6 +136,7 @@ class GS3D(Method):
     grow_scale3d: float = 0.01
     prune_opa: float = 0.005
     prune_scale3d: float = 0.1
+    prune_scale_by_distance: bool = True
     max_gaussians: int = 60_000
     growth_rate: float = 0.5
     growth_free_per_pixel: float = 0.25
@@ -178,7 +198,25 @@ class GS3D(Method):
         return min(step // self.sh_degree_interval, self.sh_degree)
 
     def render_inputs(self, ctx: StepContext) -> dict:
-        inputs = super().render_inputs(ctx)
+        """The base inputs, with only the active SH coefficients as colours.
+
+        ``sh0`` and the first ``(d + 1)**2 - 1`` rows of ``shN`` (``d`` the active
+        degree): the rasterizer reads no more, and the backward then neither
+        writes nor splits gradients for the inactive ones (they stay zero, as
+        before; ``shN`` keeps taking part even at degree 0, so Adam's step
+        counts are unchanged).
+        """
+        g = ctx.gaussians
+        k = (ctx.sh_degree + 1) ** 2 if ctx.sh_degree is not None else None
+        if k is not None and "sh0" in g.params and "shN" in g.params and k < 1 + g.params["shN"].shape[1]:
+            inputs = dict(
+                means=g.means, quats=g.params["quats"], scales=g.scales, opacities=g.opacities,
+                colors=torch.cat([g.params["sh0"], g.params["shN"][:, : k - 1]], dim=1),
+                viewmats=ctx.viewmats, Ks=ctx.Ks, width=ctx.width, height=ctx.height,
+                sh_degree=ctx.sh_degree, backgrounds=ctx.background,
+            )  # fmt: skip
+        else:
+            inputs = super().render_inputs(ctx)
         if BACKGROUND_KEY in ctx.state.params:  # rendered over black, composited in `composite`
             inputs["backgrounds"] = torch.zeros_like(ctx.background)
         if self.uses_absgrad() and ctx.step >= 0:
@@ -196,7 +234,7 @@ class GS3D(Method):
         ctx.info["l1"] = float(l1.detach())
         if self.ssim_lambda == 0:
             return l1
-        d_ssim = 1.0 - ssim(ctx.render, ctx.gt_images).mean()
+        d_ssim = 1.0 - _training_ssim(ctx.render, ctx.gt_images).mean()
         return (1.0 - self.ssim_lambda) * l1 + self.ssim_lambda * d_ssim
 
     def step_pre_backward(self, ctx: StepContext) -> None:
@@ -291,6 +329,23 @@ class GS3D(Method):
         free = int(self.growth_free_per_pixel * ctx.width * ctx.height)
         return min(self.max_gaussians, max(n + int(self.growth_rate * n * ratio**2), free))
 
+    def scale_prune_limit(self, ctx: StepContext) -> Tensor | float:
+        """Largest scale each Gaussian may keep after the first reset (``[N]``, or one number).
+
+        ``prune_scale3d * extent``; with ``prune_scale_by_distance`` each
+        Gaussian's limit is ``prune_scale3d * max(extent, d)``, ``d`` its distance
+        to the nearest training camera centre: a bound on its angular size
+        instead of its world size.
+        """
+        limit = self.prune_scale3d * ctx.extent
+        cameras = getattr(ctx.scene, "cameras", None)
+        if not self.prune_scale_by_distance or cameras is None:
+            return limit
+        g = ctx.gaussians
+        centers = cameras.centers[list(ctx.scene.train_ids)].to(g.device, g.means.dtype)  # [C, 3]
+        nearest = torch.cdist(g.means.detach(), centers).min(dim=-1).values  # [N]
+        return self.prune_scale3d * nearest.clamp_min(ctx.extent)
+
     @torch.no_grad()
     def refine(self, ctx: StepContext) -> dict[str, int]:
         """One density-control pass: clone, split, prune; resets the statistics."""
@@ -312,7 +367,7 @@ class GS3D(Method):
         n_split = split_gaussians(g, opts, is_split)
         prune = g.opacities.detach() < self.prune_opa
         if data["n_reset"] > 0:
-            prune |= g.scales.detach().max(dim=-1).values > self.prune_scale3d * ctx.extent
+            prune |= g.scales.detach().max(dim=-1).values > self.scale_prune_limit(ctx)
         if bool(prune.all()):  # never prune everything
             prune[torch.argmax(g.opacities.detach())] = False
         n_prune = int(prune.sum())

@@ -1,9 +1,10 @@
-"""Compiled CPU backend (C++17, OpenMP, SIMD): projection, SH colours and compositing.
+"""Compiled CPU backend (C++17, OpenMP, SIMD): projection, SH colours, compositing and SSIM.
 
 ``csrc/project.cpp`` projects the Gaussians and evaluates their SH colours in
 one pass (:func:`project`); ``csrc/rasterize.cpp`` bins Gaussians into tiles,
 sorts each tile front to back and composites with gsplat's rules (v1.5.3)
-(:func:`composite`). Both have hand-written backwards. It is compiled with :func:`torch.utils.cpp_extension.load` on first
+(:func:`composite`); ``csrc/ssim.cpp`` computes the SSIM loss (:func:`ssim`).
+All have hand-written backwards. It is compiled with :func:`torch.utils.cpp_extension.load` on first
 use and cached under torch's extension directory (or ``$SPLATOPS_BUILD_DIR``).
 The cache entry is named after a hash of the sources, the compiler flags and
 the CPU model, so another CPU or an edited source rebuilds.
@@ -15,6 +16,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -28,11 +30,11 @@ from torch import Tensor
 
 from splat.core.sh import SH_CONSTANTS
 
-__all__ = ["composite", "composite_unchecked", "project", "is_available", "unavailable_reason", "load_extension"]
+__all__ = ["composite", "composite_unchecked", "project", "ssim", "is_available", "unavailable_reason", "load_extension"]
 
 _CSRC = Path(__file__).with_name("csrc")
-_SOURCES = ("rasterize.cpp", "project.cpp", "project.h", "simd.h")
-_COMPILED = ("rasterize.cpp", "project.cpp")
+_SOURCES = ("rasterize.cpp", "project.cpp", "project.h", "simd.h", "ssim.cpp", "ssim.h")
+_COMPILED = ("rasterize.cpp", "project.cpp", "ssim.cpp")
 _lock = threading.Lock()
 _ext = None
 _reason: str | None = None
@@ -384,3 +386,72 @@ def project(
         f32(means), f32(quats), f32(scales), f32(opacities), coeffs, f32(viewmats), campos, f32(Ks), settings,
     )  # fmt: skip
     return radii, means2d, depths, conics, view_opac, (colors if sh_degree is not None else None), tiles
+
+
+@functools.lru_cache(maxsize=8)
+def _window(size: int, sigma: float) -> Tensor:
+    from splat.metrics import gaussian_window
+
+    return gaussian_window(size, sigma)
+
+
+class _SSIM(torch.autograd.Function):
+    """Fused SSIM per image (forward and hand-written backward with respect to ``img``)."""
+
+    @staticmethod
+    def forward(ctx, img, ref, window, c1, c2):
+        value, d_mu, d_xx, d_xy = load_extension().ssim_forward(img, ref, window, c1, c2, img.requires_grad)
+        ctx.save_for_backward(img, ref, window, d_mu, d_xx, d_xy)
+        return value
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        img, ref, window, d_mu, d_xx, d_xy = ctx.saved_tensors
+        grad = load_extension().ssim_backward(img, ref, window, d_mu, d_xx, d_xy, grad_out.float().contiguous())
+        return grad, None, None, None, None
+
+
+def ssim(img: Tensor, ref: Tensor, data_range: float = 1.0, window_size: int = 11, sigma: float = 1.5) -> Tensor:
+    """:func:`splat.metrics.ssim` with the compiled kernel: same definition, one pass each way.
+
+    Differentiable with respect to ``img`` only (``ref`` is the ground truth).
+    The partial derivatives are computed in the forward pass, so a training
+    loss pays two passes over the image instead of ten blurs and their
+    backwards.
+
+    Args:
+        img: Tensor,  # [H, W, C] or [B, H, W, C] float32 on the CPU
+        ref: Tensor,  # same shape, no gradient
+        data_range: span of pixel values.
+        window_size: odd window width.
+        sigma: standard deviation of the window.
+
+    Returns:
+        A scalar for one image, ``[B]`` for a batch.
+
+    Raises:
+        TypeError, ValueError: as :func:`splat.metrics.ssim`, and for tensors
+            that are not float32 on the CPU.
+        RuntimeError: if the kernel cannot be built.
+    """
+    from splat.metrics import _check_pair, _check_range
+
+    _check_pair(img, ref)
+    _check_range(data_range)
+    for name, t in (("img", img), ("ref", ref)):
+        if t.device.type != "cpu" or t.dtype != torch.float32:
+            raise TypeError(f"{name} must be a float32 CPU tensor for the cpu SSIM, got {t.dtype} on {t.device}")
+    if window_size % 2 == 0 or window_size < 3:
+        raise ValueError(f"window_size must be an odd integer >= 3, got {window_size}")
+    if min(img.shape[-3], img.shape[-2]) < window_size:
+        raise ValueError(
+            f"img must be at least {window_size}x{window_size} pixels for SSIM, got {img.shape[-3]}x{img.shape[-2]}"
+        )
+    if ref.requires_grad:
+        raise ValueError("ref must not require a gradient (the cpu SSIM differentiates img only)")
+    single = img.ndim == 3
+    x = (img[None] if single else img).contiguous()
+    y = (ref[None] if single else ref).contiguous()
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    out = _SSIM.apply(x, y, _window(window_size, sigma), float(c1), float(c2))
+    return out[0] if single else out

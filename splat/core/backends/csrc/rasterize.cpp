@@ -27,6 +27,7 @@
 
 #include "project.h"
 #include "simd.h"
+#include "ssim.h"
 
 namespace splatops {
 
@@ -643,6 +644,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("backward", &splatops::backward, "Gradients of compositing (backward)");
     m.def("project_forward", &splatops::project_forward, "Project Gaussians and evaluate SH colours (forward)");
     m.def("project_backward", &splatops::project_backward, "Gradients of projection and SH colours (backward)");
+    m.def("ssim_forward", &splatops::ssim_forward, "SSIM per image and its partial maps (forward)");
+    m.def("ssim_backward", &splatops::ssim_backward, "Gradient of SSIM with respect to the image (backward)");
     m.def("fast_exp", &splatops::fast_exp_tensor, "Vectorised approximate exp");
     m.def("simd_lanes", &splatops::simd_lanes, "Pixels per SIMD vector");
 }
