@@ -8,13 +8,15 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import global_max_pool, global_mean_pool
+from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
 
 from .checks import check_graph
 from .fixed_point import SOLVERS, BlockSparse, SolveInfo, solve_fixed_point, solve_unrolled
 from .layers import CGSAttentionConv, EdgeMLPConv, mlp
 
 GRADIENTS = ("implicit", "unrolled")
+READOUT_NORMS = (None, "batch", "layer")
+POOLS = {"sum": global_add_pool, "mean": global_mean_pool, "max": global_max_pool}
 
 
 @dataclass
@@ -35,7 +37,16 @@ class CGSConfig:
         gradient: ``"implicit"`` (adjoint fixed point) or ``"unrolled"``
             (back-propagation through ``unrolled_iter`` steps).
         unrolled_iter: depth of the unrolled baseline.
-        graph_level: pool the fixed point (mean and max) into one output per graph.
+        graph_level: pool the fixed point into one output per graph.
+        pool: pooling operators of the graph-level readout, any of ``"sum"``,
+            ``"mean"`` and ``"max"`` (concatenated in this order of listing).
+        readout_skip: also pool the encoder's node embedding beside the fixed
+            point (graph level only): the decoder then sees the encoder's
+            ``hidden`` channels as well as the ``heads`` channels of ``H``.
+        readout_norm: normalise the pooled graph vector before the decoder:
+            ``"batch"`` (``BatchNorm1d``: standardised across the graphs of a
+            batch, which brings out small differences between graphs),
+            ``"layer"`` or None.
         init_contraction: initial ``gamma / gamma_max`` and node gates ``s``
             (their output biases start at its logit), in (0, 1); near 1 lets
             information travel far from the first step.
@@ -55,6 +66,9 @@ class CGSConfig:
     unrolled_iter: int = 100
     graph_level: bool = False
     init_contraction: float = 0.9
+    pool: tuple = ("mean", "max")
+    readout_skip: bool = False
+    readout_norm: str | None = None
 
     def __post_init__(self):
         for name in ("node_dim", "edge_dim", "out_dim", "hidden", "heads", "max_iter",
@@ -72,6 +86,15 @@ class CGSConfig:
             raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
         if self.gradient not in GRADIENTS:
             raise ValueError(f"gradient must be one of {GRADIENTS}, got {self.gradient!r}")
+        if isinstance(self.pool, str):
+            self.pool = (self.pool,)
+        self.pool = tuple(self.pool)
+        if (not self.pool or any(p not in POOLS for p in self.pool)
+                or len(set(self.pool)) < len(self.pool)):
+            raise ValueError(f"pool must be distinct names from {tuple(POOLS)}, got {self.pool!r}")
+        if self.readout_norm not in READOUT_NORMS:
+            raise ValueError(f"readout_norm must be one of {READOUT_NORMS}, "
+                             f"got {self.readout_norm!r}")
         if not self.tol > 0:
             raise ValueError(f"tol must be positive, got {self.tol}")
 
@@ -109,8 +132,12 @@ class CGS(nn.Module):
                                      for _ in range(c.enc_layers))
         self.transition = CGSAttentionConv(c.hidden, c.hidden, c.heads, c.hidden)
         self.gamma_head = mlp([c.hidden, c.hidden, c.heads])
-        dec_in = 2 * c.heads if c.graph_level else c.heads
+        node_out = c.heads + (c.hidden if c.readout_skip else 0)
+        dec_in = len(c.pool) * node_out if c.graph_level else c.heads
         self.decoder = mlp([dec_in, c.hidden, c.hidden, c.out_dim])
+        if c.graph_level and c.readout_norm is not None:
+            norm = nn.BatchNorm1d(dec_in) if c.readout_norm == "batch" else nn.LayerNorm(dec_in)
+            self.decoder = nn.Sequential(norm, *self.decoder)
         bias = math.log(c.init_contraction / (1.0 - c.init_contraction))
         with torch.no_grad():
             for head in (self.gamma_head, self.transition.gate_mlp):
@@ -124,6 +151,11 @@ class CGS(nn.Module):
             ``weight: [E, H]`` = ``gamma * A`` per edge, ``b: [N, H]`` and
             ``gamma: [G, H]`` (one per graph and head).
         """
+        return self._encode(x, edge_index, edge_attr, batch)[:3]
+
+    def _encode(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor,
+                batch: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """:meth:`transition_map` plus the encoder's node embedding ``[N, hidden]``."""
         check_graph(x, edge_index, edge_attr, batch)
         if batch is None:
             batch = x.new_zeros(x.shape[0], dtype=torch.long)
@@ -134,7 +166,7 @@ class CGS(nn.Module):
         a, b = self.transition(h, edge_index, e)
         gamma = self.config.gamma_max * torch.sigmoid(self.gamma_head(global_mean_pool(h, batch)))
         weight = gamma[batch[edge_index[1]]] * a
-        return weight, b, gamma
+        return weight, b, gamma, h
 
     def solve(self, weight: Tensor, b: Tensor, edge_index: Tensor) -> tuple[Tensor, SolveInfo]:
         """The fixed point ``H: [N, H]`` of ``H = weight H + b``, with the configured gradient."""
@@ -161,12 +193,15 @@ class CGS(nn.Module):
     ) -> tuple[Tensor, SolveInfo]:
         """Returns the prediction (``[N, out_dim]``, or ``[G, out_dim]`` when
         ``graph_level``) and the :class:`SolveInfo` of the fixed-point solve."""
-        weight, b, _ = self.transition_map(x, edge_index, edge_attr, batch)
+        c = self.config
+        weight, b, _, emb = self._encode(x, edge_index, edge_attr, batch)
         h, info = self.solve(weight, b, edge_index)
-        if self.config.graph_level:
+        if c.graph_level:
             if batch is None:
                 batch = x.new_zeros(x.shape[0], dtype=torch.long)
-            h = torch.cat([global_mean_pool(h, batch), global_max_pool(h, batch)], dim=-1)
+            if c.readout_skip:
+                h = torch.cat([h, emb], dim=-1)
+            h = torch.cat([POOLS[p](h, batch) for p in c.pool], dim=-1)
         return self.decoder(h), info
 
 

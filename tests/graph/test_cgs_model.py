@@ -177,3 +177,57 @@ def test_a_solve_that_does_not_converge_warns_and_says_so():
         warnings.simplefilter("error")  # a converged solve is silent
         _, info = model(x, ei, e)
     assert info.converged and info.forward_residual <= 1e-6
+
+
+def test_graph_readout_options_pool_the_fixed_point_and_the_encoder_embedding():
+    torch.manual_seed(0)
+    x1, e1, a1 = random_graph(10, 0)
+    x2, e2, a2 = random_graph(14, 1)
+    x, ei, ea = torch.cat([x1, x2]), torch.cat([e1, e2 + 10], dim=1), torch.cat([a1, a2])
+    batch = torch.cat([torch.zeros(10), torch.ones(14)]).long()
+    cfg = small_config(graph_level=True, out_dim=3, pool=("sum", "mean", "max"),
+                       readout_skip=True)
+    model = CGS(cfg)
+    # decoder input: three pools of heads + hidden channels
+    assert model.decoder[0].in_features == 3 * (cfg.heads + cfg.hidden)
+    seen = {}
+    model.decoder[0].register_forward_hook(lambda m, inp, out: seen.update(inp=inp[0]))
+    with torch.no_grad():
+        out, _ = model(x, ei, ea, batch)
+        weight, b, _, emb = model._encode(x, ei, ea, batch)
+        h, _ = model.solve(weight, b, ei)
+    node = torch.cat([h, emb], dim=-1)
+    first = node[:10]
+    want = torch.cat([first.sum(0), first.mean(0), first.max(0).values])
+    torch.testing.assert_close(seen["inp"][0], want, atol=1e-5, rtol=1e-5)
+    assert out.shape == (2, 3)
+    # the readout options change nothing for node-level models
+    node_model = CGS(small_config(pool=("max",), readout_skip=True))
+    assert node_model.decoder[0].in_features == node_model.config.heads
+
+
+@pytest.mark.parametrize("norm,layer", [("batch", torch.nn.BatchNorm1d),
+                                        ("layer", torch.nn.LayerNorm)])
+def test_readout_norm_sits_before_the_decoder(norm, layer):
+    torch.manual_seed(0)
+    cfg = small_config(graph_level=True, readout_norm=norm)
+    model = CGS(cfg)
+    assert isinstance(model.decoder[0], layer)
+    assert isinstance(model.decoder[1], torch.nn.Linear)
+    assert model.decoder[1].in_features == 2 * cfg.heads
+    x1, e1, a1 = random_graph(10, 0)
+    x2, e2, a2 = random_graph(14, 1)
+    batch = torch.cat([torch.zeros(10), torch.ones(14)]).long()
+    out, _ = model(torch.cat([x1, x2]), torch.cat([e1, e2 + 10], 1), torch.cat([a1, a2]), batch)
+    out.sum().backward()
+    assert out.shape == (2, 1) and torch.isfinite(out).all()
+    assert model.decoder[0].weight.grad is not None
+
+
+def test_readout_options_are_validated():
+    for bad in ((), ("median",), ("max", "max")):
+        with pytest.raises(ValueError, match="pool must be distinct names"):
+            small_config(graph_level=True, pool=bad)
+    with pytest.raises(ValueError, match="readout_norm must be one of"):
+        small_config(graph_level=True, readout_norm="group")
+    assert small_config(pool="max").pool == ("max",)
