@@ -14,7 +14,8 @@ figure on a shared machine).
 at 800x600 with 100k Gaussians (``--fit-step-size``, ``--fit-step-ns``), in
 two variants: ``current`` (the compiled SSIM kernel and fused Adam, as
 ``fit`` runs now) and ``previous`` (``splat.metrics.ssim`` and the
-per-tensor Adam).
+per-tensor Adam), and the two parts that changed (the SSIM term and Adam) on
+their own.
 
     python benchmarks/bm_rasterize.py            # the full grid
     python benchmarks/bm_rasterize.py --quick    # a short run
@@ -113,6 +114,49 @@ def measure_fit_step(n: int, width: int, height: int, backend: str, repeats: int
     walls, cpus = zip(*(_fit_step_run(state, backend) for _ in range(repeats)))
     return dict(n=n, width=width, height=height, backend=backend, variant=variant, step_s=statistics.median(walls),
                 step_cpu_s=statistics.median(cpus), repeats=repeats)
+
+
+def measure_step_parts(n: int, width: int, height: int, repeats: int) -> dict:
+    """Median process CPU ms of the SSIM term (forward + backward) and of the six 3DGS Adam steps,
+    previous (``splat.metrics.ssim``, per-tensor Adam) against current (SSIM kernel, fused Adam)."""
+    from splat.core.backends import cpu
+    from splat.metrics import ssim as spec_ssim
+
+    g = torch.Generator().manual_seed(2)
+    img = torch.rand(1, height, width, 3, generator=g, requires_grad=True)
+    ref = torch.rand(1, height, width, 3, generator=g)
+    shapes = {"means": (n, 3), "scales": (n, 3), "quats": (n, 4), "opacities": (n,), "sh0": (n, 1, 3),
+              "shN": (n, 15, 3)}
+
+    def median_cpu_ms(fn) -> float:
+        fn()  # warm-up
+        times = []
+        for _ in range(repeats):
+            c0 = time.process_time()
+            fn()
+            times.append(time.process_time() - c0)
+        return statistics.median(times) * 1e3
+
+    def ssim_step(fn):
+        def run():
+            (1.0 - fn(img, ref).mean()).backward()
+            img.grad = None
+        return run
+
+    def adam_step(fused: bool):
+        params = [torch.nn.Parameter(torch.randn(*s, generator=g)) for s in shapes.values()]
+        opts = [torch.optim.Adam([p], lr=1e-3, eps=1e-15, fused=fused) for p in params]
+        grads = [torch.randn_like(p) for p in params]
+
+        def run():
+            for p, gr, o in zip(params, grads, opts):
+                p.grad = gr
+                o.step()
+        return run
+
+    return dict(n=n, width=width, height=height, repeats=repeats,
+                ssim_previous_ms=median_cpu_ms(ssim_step(spec_ssim)), ssim_current_ms=median_cpu_ms(ssim_step(cpu.ssim)),
+                adam_previous_ms=median_cpu_ms(adam_step(False)), adam_current_ms=median_cpu_ms(adam_step(True)))
 
 
 def _run(scene: dict, backend: str, backward: bool) -> tuple[float, float, dict]:
@@ -217,6 +261,11 @@ def main(argv: list[str] | None = None) -> int:
                     fit_rows.append(r)
                     print(f"{n:>7} {backend:>7} {variant:>8}: {r['step_s'] * 1e3:9.1f} ms wall, "
                           f"{r['step_cpu_s'] * 1e3:9.1f} ms CPU")
+            parts = measure_step_parts(n, fw, fh, max(args.fit_repeats, 5))
+            fit_rows.append(parts)
+            print(f"{n:>7} parts (CPU ms, previous -> current): SSIM fwd+bwd {parts['ssim_previous_ms']:.1f} -> "
+                  f"{parts['ssim_current_ms']:.1f}, Adam {parts['adam_previous_ms']:.1f} -> "
+                  f"{parts['adam_current_ms']:.1f}")
     load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"load average at end={load_end:.1f}")
     if args.json:
