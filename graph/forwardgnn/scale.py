@@ -9,8 +9,11 @@ held as one CSR tensor, so a layer costs ``O(E H)`` time and ``O(N H)`` memory
   ForwardGNN (class nodes linked to the training nodes, cross-entropy of the
   dot products with the class nodes). Layer ``i`` is trained to the end on the
   detached output of layer ``i - 1``; then its own output is computed without
-  autograd and replaces its input, so at any time autograd holds one layer's
-  activations and only two ``[N, H]`` states are alive.
+  autograd and replaces its input. Because the loss is local to the layer, a
+  full-graph step is accumulated over row blocks of the adjacency with exact
+  gradients (:func:`_layer_local_epoch`): the step holds the input state, the
+  projection ``z = x W`` and its gradient, never the layer's ``[N, H]``
+  activations.
 - ``bp`` (:func:`train_backprop`): the same layers plus a linear classifier,
   trained end to end on the full graph; autograd holds every layer's activations.
 - ``bp-sampled`` (:func:`train_backprop_sampled`): the same model trained end
