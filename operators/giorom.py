@@ -46,6 +46,7 @@ class GIOROMConfig:
             each object's affine field, :func:`operators.affine.project_affine`).
         contact_gate: wall distance (box units) beyond which an object's residual
             fades to zero (None: the residual acts everywhere).
+        residual_scale: factor on the learned residual at rollout (0: the prior alone).
     """
 
     latent: int = 64
@@ -66,6 +67,7 @@ class GIOROMConfig:
     wall_contact: dict | None = None
     residual: str = "free"
     contact_gate: float | None = None
+    residual_scale: float = 1.0
 
     def __post_init__(self):
         if not 0.0 < self.sparse_fraction <= 1.0:

@@ -25,6 +25,7 @@ class GNSConfig:
             each object's affine field, :func:`operators.affine.project_affine`).
         contact_gate: wall distance (box units) beyond which an object's residual
             fades to zero (None: the residual acts everywhere).
+        residual_scale: factor on the learned residual at rollout (0: the prior alone).
     """
 
     latent: int = 128
@@ -35,6 +36,7 @@ class GNSConfig:
     wall_contact: dict | None = None
     residual: str = "free"
     contact_gate: float | None = None
+    residual_scale: float = 1.0
 
 
 class GNS(nn.Module):

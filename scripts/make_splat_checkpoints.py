@@ -86,6 +86,19 @@ def train_selected(model: str, data: Path, run: Path, steps: int, cfg: dict, a, 
                  "selected_step": selected[0] if selected else None}
 
 
+def shrink_residual(ckpt, data: Path, scales=(1.0, 0.5, 0.25, 0.0)) -> dict:
+    """Set ``ckpt.model_config["residual_scale"]`` to the factor on the learned residual
+    whose valid rollout MSE is lowest (0: the prior alone); returns the record."""
+    errors = []
+    for scale in scales:
+        ckpt.model_config["residual_scale"] = scale
+        errors.append([scale, rollout(ckpt, data, split="valid", progress=False).mean_mse])
+    best = min(errors, key=lambda e: e[1])[0]
+    ckpt.model_config["residual_scale"] = best
+    print(json.dumps({"residual_scale": best, "valid_rollout_mse": errors}), flush=True)
+    return {"selected": best, "valid_rollout_mse": errors}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--material", default="jelly")
@@ -111,6 +124,9 @@ def main(argv=None) -> int:
                         "(operators.affine)")
     p.add_argument("--contact-gate", type=float, default=None,
                    help="wall distance (box units) beyond which an object's learned residual fades to 0")
+    p.add_argument("--shrink-residual", action="store_true",
+                   help="after training, pick the factor on the learned residual (1, 0.5, 0.25, 0) "
+                        "with the lowest valid rollout error; 0 keeps only the prior")
     p.add_argument("--select-every", type=int, default=0,
                    help="every N steps roll out the valid split and keep the best checkpoint (0: the last)")
     p.add_argument("--work", default="/tmp/splatphys")
@@ -144,6 +160,11 @@ def main(argv=None) -> int:
         res, selection = train_selected(model, data, run, a.steps, cfg, a, decay)
         seconds = time.time() - t0
         ckpt = load_checkpoint(run / "best.pt" if selection else res.checkpoint)
+        shrink = None
+        if a.shrink_residual:
+            shrink = shrink_residual(ckpt, data)
+            ckpt.optimizer = None
+            save_checkpoint(ckpt, run / "best.pt")  # the selected model, with its residual scale
         test = rollout(ckpt, data, split="test", progress=False)
         info = {"model": model, "material": a.material, "dim": 3, "scene": "shape_drops",
                 "dataset": json.loads((data / "metadata.json").read_text()).get("train_shapes"),
@@ -151,7 +172,7 @@ def main(argv=None) -> int:
                 "model_config": ckpt.model_config, "train_config": ckpt.train_config,
                 "steps": ckpt.step, "batch_size": a.batch, "budget_windows": ckpt.step * a.batch,
                 "train_seconds_this_run": round(seconds, 1), "final_train_loss": res.loss,
-                "valid_selection": selection, "steps_trained": res.step,
+                "valid_selection": selection, "residual_scale_selection": shrink, "steps_trained": res.step,
                 "test_rollout_mse": test.mean_mse, "test_rollout_steps": len(test.mse_per_step[0]),
                 "machine": ("2-core CPU shared with other jobs" if a.device == "cpu" else a.device),
                 "device": a.device, "torch_threads": a.threads}

@@ -119,3 +119,23 @@ def test_contact_gate_silences_the_residual_in_free_flight():
     assert torch.equal(w[:30], torch.zeros(30)) and torch.equal(w[30:], torch.ones(30))
     with pytest.raises(ValueError, match="contact_gate must be positive"):
         build_models("gns", {"latent": 8, "mp_steps": 1, "contact_gate": 0.0}, meta, stats)
+
+
+def test_residual_scale_zero_rolls_out_the_prior_alone():
+    meta = {k: v for k, v in _meta().items() if k != "external_acceleration"}
+    stats = Normalization.from_metadata(meta)  # a non-zero, untrained residual
+    contact = WallContact(restitution=0.5)
+    cfg = {"latent": 8, "mp_steps": 1, "clamp_to_bounds": True, "wall_contact": contact.as_dict()}
+    off, _ = build_models("gns", {**cfg, "residual_scale": 0.0}, meta, stats)
+    half, _ = build_models("gns", {**cfg, "residual_scale": 0.5}, meta, stats)
+    full, _ = build_models("gns", cfg, meta, stats)
+    half.load_state_dict(full.state_dict())
+    win = _drop()
+    types = torch.full((win.shape[1],), 5)
+    zero_g = torch.zeros(3)
+    assert torch.allclose(simulate(off, win, types, 10), prior_rollout(win, 10, zero_g, BOUNDS, contact), atol=1e-6)
+    with torch.no_grad():
+        w = win.transpose(0, 1)
+        assert torch.allclose(half(w, types), 0.5 * full(w, types))
+    with pytest.raises(ValueError, match="residual_scale must be >= 0"):
+        build_models("gns", {**cfg, "residual_scale": -1.0}, meta, stats)
