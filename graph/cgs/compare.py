@@ -87,7 +87,9 @@ def classification_cv(seed: int = 0, folds: int = 4, epochs: int = 30, top_k: in
 
     Returns:
         One record per model: ``accuracy`` (pooled over folds), ``fold_accuracies``,
-        ``parameters``, ``train_seconds`` and ``folds`` (the test indices, identical for all).
+        ``parameters``, ``train_seconds``, ``iterations`` (mean forward fixed-point
+        iterations on the test graphs; None for GIN/GCN) and ``folds`` (the test
+        indices, identical for all).
     """
     from .experiments import ClassificationExperiment
 
@@ -109,7 +111,7 @@ def classification_cv(seed: int = 0, folds: int = 4, epochs: int = 30, top_k: in
     for name in models:
         if name not in builders:
             raise ValueError(f"unknown model {name!r}; choose from {sorted(builders)}")
-        correct, per_fold, seconds, params = 0, [], 0.0, 0
+        correct, per_fold, seconds, params, its = 0, [], 0.0, 0, []
         for k, test_idx in enumerate(split):
             test = set(int(i) for i in test_idx)
             train_set = [g for i, g in enumerate(graphs) if i not in test]
@@ -117,13 +119,18 @@ def classification_cv(seed: int = 0, folds: int = 4, epochs: int = 30, top_k: in
             model = builders[name]()
             params = count_parameters(model)
             seconds += train(model, train_set, tcfg, seed=seed * 100 + k).seconds
-            hits = sum(int(predict(model, graphs[i])[0].argmax(-1).item() == int(graphs[i].y))
-                       for i in test_idx)
+            hits = 0
+            for i in test_idx:
+                pred, it = predict(model, graphs[i])
+                hits += int(pred.argmax(-1).item() == int(graphs[i].y))
+                if it is not None:
+                    its.append(it)
             correct += hits
             per_fold.append(hits / len(test_idx))
         records.append({"task": "classification", "model": name, "metric": "accuracy",
                         "value": correct / len(graphs), "fold_accuracies": per_fold,
                         "parameters": params, "train_seconds": seconds, "dataset": dataset,
+                        "iterations": float(np.mean(its)) if its else None,
                         "folds": [sorted(int(i) for i in f) for f in split],
                         "chance": 1.0 / num_classes})
     return records

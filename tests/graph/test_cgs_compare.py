@@ -33,6 +33,8 @@ def test_cgs_gin_and_gcn_use_the_same_folds_and_sizes():
     assert [r["model"] for r in records] == ["cgs", "gin", "gcn"]
     for r in records:
         assert r["folds"] == want
+    assert records[0]["iterations"] >= 1  # mean fixed-point iterations on the test graphs
+    assert records[1]["iterations"] is None and records[2]["iterations"] is None
     cgs_params = records[0]["parameters"]
     for r in records[1:]:
         assert abs(r["parameters"] - cgs_params) / cgs_params < 0.25, r
