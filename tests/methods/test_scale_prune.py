@@ -1,8 +1,9 @@
-"""Pruning of oversized Gaussians after the first opacity reset: by world size or by angular size."""
+"""Pruning of oversized Gaussians after the first opacity reset: off by default, by world size or by angular size."""
 
 import math
 from types import SimpleNamespace
 
+import pytest
 import torch
 
 from splat.core.gaussians import Gaussians
@@ -42,9 +43,17 @@ def _gaussians():
     return g
 
 
+def test_no_scale_pruning_by_default():
+    g = _gaussians()
+    stats = _refine(get_method("3dgs", sh_degree=0), g, _scene())
+    assert stats["pruned"] == 0 and g.num_gaussians == 4
+    with pytest.raises(ValueError, match="prune_scale3d must be >= 0"):
+        get_method("3dgs", prune_scale3d=-0.1)
+
+
 def test_limit_grows_with_the_distance_to_the_nearest_training_camera():
     g = _gaussians()
-    method = get_method("3dgs", sh_degree=0)
+    method = get_method("3dgs", sh_degree=0, prune_scale3d=0.1)
     stats = _refine(method, g, _scene())
     assert stats["pruned"] == 2
     kept = g.means.detach()
@@ -53,14 +62,14 @@ def test_limit_grows_with_the_distance_to_the_nearest_training_camera():
 
 def test_limit_by_extent_only_prunes_everything_large():
     g = _gaussians()
-    method = get_method("3dgs", sh_degree=0, prune_scale_by_distance=False)
+    method = get_method("3dgs", sh_degree=0, prune_scale3d=0.1, prune_scale_by_distance=False)
     stats = _refine(method, g, _scene())
     assert stats["pruned"] == 3 and g.num_gaussians == 1
 
 
 def test_limit_values_and_no_cameras_fall_back_to_the_extent():
     g = _gaussians()
-    method = get_method("3dgs", sh_degree=0)
+    method = get_method("3dgs", sh_degree=0, prune_scale3d=0.1)
     ctx = SimpleNamespace(gaussians=g, scene=_scene(), extent=2.0)
     limit = method.scale_prune_limit(ctx)
     # nearest training camera: 1, 20, ~20.0, 1.02 (clamped to the extent 2)
