@@ -83,10 +83,12 @@ def normalised_adjacency(edge_index: Tensor, num_nodes: int,
                          extra: Tensor | None = None) -> Tensor:
     """``D^-1/2 (A + I) D^-1/2`` as a sparse CSR ``[N, N]`` float32 tensor (row = target).
 
-    Built without concatenating the edge list: one stable sort of the targets
-    (no sort when ``edge_index`` already comes sorted by target), the self-loop
-    of each row written into its slot, and int32 indices where ``N + E`` fits
-    (half the bytes of int64 for the column indices, the largest part).
+    Built without concatenating the edge list: the column indices are written
+    straight into their CSR slots (a stable sort of the targets only where the
+    list is not already sorted by target; each self-loop placed in order within
+    its row; a final per-row sort only if some row came out of order), with
+    int32 indices where ``N + E`` fits (half the bytes of int64 for the column
+    indices, the largest part).
 
     Args:
         edge_index: ``[2, E]`` edges ``source -> target`` without self-loops.
