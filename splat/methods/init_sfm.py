@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import shutil
 import tempfile
 import time
@@ -139,11 +140,12 @@ def known_pose_pairs(cameras, neighbours: int, max_view_angle: float = 60.0) -> 
 
     >>> import torch
     >>> from splat.core.camera import Camera, look_at
-    >>> eyes = [torch.tensor([4.0 * float(torch.cos(t)), 4.0 * float(torch.sin(t)), 1.0])
-    ...         for t in torch.linspace(0, 6.0, 8)]
+    >>> eyes = [torch.tensor([4.0 * math.cos(k * math.pi / 4), 4.0 * math.sin(k * math.pi / 4), 1.0])
+    ...         for k in range(8)]  # an orbit of 8 views, 45 degrees apart
     >>> vm = torch.stack([look_at(e, torch.zeros(3)) for e in eyes])
-    >>> known_pose_pairs(Camera(vm, torch.eye(3).expand(8, 3, 3), 8, 8), 1)[:3]
-    [(0, 1), (1, 2), (2, 3)]
+    >>> pairs = known_pose_pairs(Camera(vm, torch.eye(3).expand(8, 3, 3), 8, 8), 2)
+    >>> (0, 1) in pairs, (0, 7) in pairs, (0, 4) in pairs  # neighbours, not the opposite view
+    (True, True, False)
     """
     n = len(cameras)
     if neighbours == 0 or neighbours >= n - 1:
