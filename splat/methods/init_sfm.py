@@ -154,7 +154,7 @@ def known_pose_pairs(cameras, neighbours: int, max_view_angle: float = 60.0) -> 
     centres = c2w[:, :3, 3]
     axes = torch.nn.functional.normalize(c2w[:, :3, 2], dim=-1)  # OpenCV: +z looks forward
     dist = torch.cdist(centres, centres)
-    dist[axes @ axes.T < np.cos(np.radians(max_view_angle))] = float("inf")
+    dist[axes @ axes.T < math.cos(math.radians(max_view_angle))] = float("inf")
     dist.fill_diagonal_(float("inf"))
     pairs = set()
     for i in range(n):
