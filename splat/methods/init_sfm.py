@@ -38,7 +38,7 @@ import torch
 from splat.io.atomic import write_bytes_atomic
 
 __all__ = ["SfMInitOptions", "SfMCloud", "known_pose_pairs", "triangulate_scene", "cached_sfm_points",
-           "CACHE_NAME"]
+           "sfm_available", "as_tensors", "CACHE_NAME"]
 
 #: File name of the cached cloud in the cache folder.
 CACHE_NAME = "sfm_init_points.npz"
@@ -109,6 +109,7 @@ class SfMCloud:
         num_triangulated: points before filtering and cleaning.
         seconds: wall-clock of the whole triangulation (0 when read from the cache).
         cached: whether the cloud came from the cache.
+        log: what each stage kept (for reports).
     """
 
     points: np.ndarray
