@@ -62,17 +62,29 @@ def render_images(
     background: Tensor | None = None,  # [1, 3]
     backend: str = "auto",
     show_progress: bool = False,
+    environment: tuple[Tensor, int] | None = None,
 ) -> Tensor:
-    """Renders one image per camera, ``[C, H, W, 3]`` in ``[0, 1]``."""
+    """Renders one image per camera, ``[C, H, W, 3]`` in ``[0, 1]``.
+
+    ``environment`` (``(coeffs [K, 3], degree)``, see
+    :func:`splat.methods.background.load_environment`) replaces ``background``:
+    each pixel shows the learned environment of its ray where the Gaussians
+    leave it uncovered.
+    """
     from splat.core.rasterization import rasterization
+    from splat.methods.background import over_environment
 
     out = []
     for i in tqdm(range(viewmats.shape[0]), disable=not show_progress, desc="render", unit="view"):
-        img, _, _ = rasterization(
+        vm, K = viewmats[i : i + 1], Ks[i : i + 1]
+        img, alphas, _ = rasterization(
             gaussians.means, gaussians.params["quats"], gaussians.scales, gaussians.opacities, gaussians.sh,
-            viewmats[i : i + 1], Ks[i : i + 1], width, height, sh_degree=gaussians.sh_degree,
-            backgrounds=background, backend=backend,
+            vm, K, width, height, sh_degree=gaussians.sh_degree,
+            backgrounds=None if environment is not None else background, backend=backend,
         )
+        if environment is not None:
+            coeffs, degree = environment
+            img = over_environment(img, alphas, coeffs.to(img), degree, vm.to(img), K.to(img))
         out.append(img[0].clamp(0, 1))
     return torch.stack(out) if out else torch.zeros(0, height, width, 3)
 
@@ -106,6 +118,7 @@ def render_views(
     backend: str = "auto",
     layout: str = "render",
     show_progress: bool = True,
+    environment: tuple[Tensor, int] | None = None,
 ) -> list[Path]:
     """Renders a scene's views into ``out_dir``, one PNG per view named after its source image.
 
@@ -118,6 +131,8 @@ def render_views(
         layout: ``"render"`` writes the render alone; ``"side-by-side"`` puts the
             ground-truth image to its right.
         show_progress: show a progress bar.
+        environment: a learned environment drawn instead of the scene's
+            background (see :func:`render_images`).
 
     Returns:
         The written PNG paths (see :func:`view_file_names`).
@@ -134,7 +149,7 @@ def render_views(
         raise ValueError(f"ids must index the scene's {n} views, got {bad}")
     cams = scene.cameras
     renders = render_images(g, cams.viewmats[ids], cams.Ks[ids], cams.width, cams.height,
-                            _background(scene), backend, show_progress)
+                            _background(scene), backend, show_progress, environment)
     out_dir = Path(out_dir)
     names = view_file_names(scene.image_paths)
     paths = []
@@ -190,6 +205,7 @@ def render_orbit(
     fps: int = 20,
     backend: str = "auto",
     show_progress: bool = True,
+    environment: tuple[Tensor, int] | None = None,
 ) -> Path:
     """Renders a turn around the scene into a video (``.mp4`` through imageio-ffmpeg, or ``.gif``).
 
@@ -201,6 +217,8 @@ def render_orbit(
         fps: frames per second.
         backend: rasterization backend.
         show_progress: show a progress bar.
+        environment: a learned environment drawn instead of the scene's
+            background (see :func:`render_images`).
 
     Returns:
         The written video path (``path``).
@@ -221,7 +239,8 @@ def render_orbit(
     viewmats = orbit_viewmats(cams.viewmats, num_frames)
     Ks = cams.Ks[:1].expand(num_frames, 3, 3)
     frames = [_to_uint8(f) for f in render_images(g, viewmats, Ks, cams.width, cams.height,
-                                                    _background(scene), backend, show_progress)]
+                                                    _background(scene), backend, show_progress,
+                                                    environment)]
     return _write_video(path, frames, fps)
 
 

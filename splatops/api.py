@@ -271,6 +271,7 @@ def render(
     fps: int = 20,
     backend: str = "auto",
     show_progress: bool = True,
+    environment: PathLike | bool = True,
 ) -> RenderResult:
     """Renders fitted Gaussians at a scene's views and along an orbit (``splatops render``).
 
@@ -289,23 +290,37 @@ def render(
         fps: orbit video frames per second.
         backend: rasterization backend.
         show_progress: show progress bars.
+        environment: the learned environment drawn where the Gaussians leave a
+            pixel uncovered: ``True`` uses ``environment.json`` beside the PLY
+            when a fit wrote one (else the scene's background), a path names
+            the file, ``False`` draws the scene's background.
     """
     from splat.io.ply import load_ply
+    from splat.methods.background import ENVIRONMENT_FILE, load_environment
     from splat.render import LAYOUTS, render_orbit, render_views
 
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {list(LAYOUTS)}, got {layout!r}")
     if not Path(ply).is_file():
         raise FileNotFoundError(f"PLY file not found: {ply}")
+    env_path = None
+    if environment is True:
+        beside = Path(ply).parent / ENVIRONMENT_FILE
+        env_path = beside if beside.is_file() else None
+    elif environment is not False:
+        env_path = Path(environment)
+        if not env_path.is_file():
+            raise FileNotFoundError(f"environment file not found: {env_path.name}")
+    env = load_environment(env_path) if env_path is not None else None
     scene = open_scene(data, downscale)
     gaussians = load_ply(ply)
     out_dir = Path(out_dir)
     views = render_views(gaussians, scene, out_dir / "views", backend=backend, layout=layout,
-                         show_progress=show_progress)
+                         show_progress=show_progress, environment=env)
     path = None
     if video:
         path = render_orbit(gaussians, scene, out_dir / "orbit.mp4", num_frames=frames, fps=fps,
-                            backend=backend, show_progress=show_progress)
+                            backend=backend, show_progress=show_progress, environment=env)
     return RenderResult(views=views, video=path)
 
 

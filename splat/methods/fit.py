@@ -27,6 +27,7 @@ from splat.core.device import resolve_device
 from splat.core.gaussians import Gaussians
 from splat.core.validation import finite_checks
 from splat.io.atomic import write_bytes_atomic
+from splat.methods.background import BACKGROUND_KEY, ENVIRONMENT_FILE, save_environment
 from splat.methods.base import Method, MethodState, StepContext
 from splat.methods.registry import get_method
 from splat.metrics import psnr as psnr_fn
@@ -649,6 +650,8 @@ def fit(
         checkpoint(step)
         paths["checkpoint"] = ckpt_path
         paths["ply"] = method.export_ply(gaussians, out / "point_cloud.ply")
+        if BACKGROUND_KEY in state.params:  # a learned environment: renders of the PLY draw it too
+            paths["environment"] = save_environment(out / ENVIRONMENT_FILE, state.params[BACKGROUND_KEY])
         render_dir = out / "renders"
         for i, cid in enumerate(eval_ids):
             _write_png(render_dir / f"{cid:04d}.png", torch.cat([renders[i], eval_images[i]], dim=1))

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from splat.core.gaussians import Gaussians
-from splat.methods.background import init_environment, over_environment
+from splat.methods.background import BACKGROUND_KEY, init_environment, over_environment
 from splat.methods.base import Method, MethodState, StepContext
 from splat.methods.densify import clone_gaussians, keep_gaussians, reset_opacities, split_gaussians
 from splat.methods.registry import register_method
@@ -58,7 +58,6 @@ def _training_ssim(render: Tensor, gt: Tensor) -> Tensor:
     return ssim(render, gt)
 
 
-BACKGROUND_KEY = "background_sh"  # MethodState.params entry of the learned background
 
 
 @register_method("3dgs")

@@ -1,7 +1,7 @@
 """``splatops render``: render fitted Gaussians at a scene's views and along an orbit.
 
     splatops render --ply FILE [--data PATH] --out DIR [--layout render|side-by-side]
-                    [--frames N] [--fps F] [--backend B] [--no-video]
+                    [--frames N] [--fps F] [--backend B] [--no-video] [--no-environment]
 
 Each view is written as ``DIR/views/<source image stem>.png`` (``images/frame_0003.png``
 -> ``views/frame_0003.png``), so other tools can pair renders with ground truth.
@@ -29,6 +29,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--fps", type=int, default=20, help="orbit video frames per second")
     p.add_argument("--backend", default="auto", help="rasterization backend")
     p.add_argument("--no-video", action="store_true", help="skip the orbit video")
+    p.add_argument("--no-environment", action="store_true",
+                   help="draw the scene's background instead of the learned environment.json beside the PLY")
     return p
 
 
@@ -36,7 +38,8 @@ def run(args) -> int:
     from splatops import api
 
     res = api.render(args.ply, args.data, out_dir=args.out, layout=args.layout, downscale=args.downscale,
-                     video=not args.no_video, frames=args.frames, fps=args.fps, backend=args.backend)
+                     video=not args.no_video, frames=args.frames, fps=args.fps, backend=args.backend,
+                     environment=not args.no_environment)
     print(f"{len(res.views)} views -> {args.out / 'views'}")
     if res.video is not None:
         print(f"orbit video -> {res.video}")

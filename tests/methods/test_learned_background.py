@@ -135,3 +135,42 @@ def test_absgrad_is_on_by_default_unless_the_score_is_overridden():
             return 2.0 * grads.norm(dim=-1)
 
     assert not OwnScore().uses_absgrad() and OwnScore(absgrad=True).uses_absgrad()
+
+
+def test_fit_writes_the_environment_and_renders_of_the_ply_draw_it(tiny_scene, tmp_path):
+    """``environment.json`` beside the PLY: ``api.render`` reproduces the fit's own held-out render."""
+    import imageio.v3 as iio
+
+    from splat.methods.background import ENVIRONMENT_FILE, load_environment
+    from splatops import api
+
+    unknown = replace(tiny_scene, background=None)
+    res = fit(unknown, steps=30, eval_every=0, checkpoint_every=0, show_progress=False, out_dir=tmp_path / "fit")
+    env_file = tmp_path / "fit" / ENVIRONMENT_FILE
+    assert res.paths["environment"] == env_file
+    coeffs, degree = load_environment(env_file)
+    assert degree == 2
+    torch.testing.assert_close(coeffs, res.state.params[BACKGROUND_KEY].detach())
+
+    cid = res.metrics["eval_views"][0]
+    fit_render = iio.imread(tmp_path / "fit" / "renders" / f"{cid:04d}.png")[:, : unknown.cameras.width]
+    with_env = api.render(res.paths["ply"], unknown, out_dir=tmp_path / "env", video=False, show_progress=False)
+    without = api.render(res.paths["ply"], unknown, out_dir=tmp_path / "black", video=False, show_progress=False,
+                         environment=False)
+    ours = iio.imread(with_env.views[cid]).astype(int)
+    assert abs(ours - fit_render.astype(int)).max() <= 1  # the same image up to rounding
+    assert abs(iio.imread(without.views[cid]).astype(int) - fit_render.astype(int)).max() > 10
+
+
+def test_a_bad_environment_file_is_named(tmp_path):
+    from splat.methods.background import load_environment, save_environment
+
+    bad = tmp_path / "sky.json"
+    bad.write_text('{"kind": "sh_environment", "degree": 2, "coeffs": [[0, 0, 0]]}')
+    with pytest.raises(ValueError, match="sky.json"):
+        load_environment(bad)
+    bad.write_text("not json")
+    with pytest.raises(ValueError, match="sky.json is not a readable environment"):
+        load_environment(bad)
+    with pytest.raises(ValueError, match="coefficients"):
+        save_environment(tmp_path / "x.json", torch.zeros(5, 3))
