@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from graph.build import radius_graph
 from operators.affine import project_affine
 from operators.contact import WallContact
+from operators.rigid_contact import RigidContact, contact_from_dict
 from operators.features import (INPUT_SEQUENCE_LENGTH, NUM_PARTICLE_TYPES, Normalization,
                                 edge_features, node_features)
 
@@ -53,7 +54,10 @@ class LearnedSimulator(nn.Module):
             saturate (GNS: 1). Fast objects and solvers whose walls act over a layer
             of grid cells need a longer horizon to see the wall before the impact.
         wall_contact: known wall response (restitution, friction) added to the
-            prior under the learned residual, or None (see :mod:`operators.contact`).
+            prior under the learned residual, or None (see :mod:`operators.contact`);
+            ``{"model": "rigid", ...}`` or a ``RigidContact`` answers contacts on the
+            whole object's rigid motion instead (:mod:`operators.rigid_contact`; one
+            object per window, so for rollouts rather than batched training).
         residual: ``"free"`` (one acceleration per particle, as GNS) or ``"affine"``
             (the network's output projected onto each object's affine field,
             :func:`operators.affine.project_affine`; one object per batch entry).
@@ -105,9 +109,10 @@ class LearnedSimulator(nn.Module):
             raise ValueError(f"wall_horizon must be positive, got {wall_horizon}")
         self.wall_horizon = float(wall_horizon)
         if isinstance(wall_contact, dict):
-            wall_contact = WallContact(**wall_contact)
-        if wall_contact is not None and not isinstance(wall_contact, WallContact):
-            raise TypeError(f"wall_contact must be a WallContact, a dict or None, got {type(wall_contact).__name__}")
+            wall_contact = contact_from_dict(wall_contact)
+        if wall_contact is not None and not isinstance(wall_contact, (WallContact, RigidContact)):
+            raise TypeError("wall_contact must be a WallContact, a RigidContact, a dict or None, "
+                            f"got {type(wall_contact).__name__}")
         self.wall_contact = wall_contact
         self.type_embedding = nn.Embedding(NUM_PARTICLE_TYPES, type_embedding_dim)
         if external_acceleration is not None:
