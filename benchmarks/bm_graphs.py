@@ -202,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--convs", nargs="+", default=list(CONVS), choices=list(CONVS))
     parser.add_argument("--epochs", type=int, default=None, help="default 100 (quick: 50)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--label-holdout", type=float, default=ForwardGNNConfig.label_holdout,
+                        metavar="H", help="ForwardGNNConfig.label_holdout of sf / sf-topdown "
+                                          "(default %(default)s)")
     parser.add_argument("--no-cgs", action="store_true", help="skip the CGS benchmark")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH")
     parser.add_argument("--no-small", action="store_true",
@@ -225,11 +228,13 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.datasets:
         assert SETS[name] in dataset_info(name).tasks
     start = time.perf_counter()
-    print(f"ForwardGNN: {seeds} seeds, {args.epochs} epochs, {args.threads} thread(s)")
+    print(f"ForwardGNN: {seeds} seeds, {args.epochs} epochs, label holdout {args.label_holdout}, "
+          f"{args.threads} thread(s)")
     records, targets = [], []
     if not args.no_small:
         records = bench_forwardgnn(args.datasets, args.convs, seeds,
-                                   ForwardGNNConfig(epochs=args.epochs))
+                                   ForwardGNNConfig(epochs=args.epochs,
+                                                    label_holdout=args.label_holdout))
         targets = compare_to_backprop(records)
         print_tables(records, targets)
     large = bench_large([100_000] if args.quick else [100_000, 300_000],
@@ -243,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         write_json(args.json, {
             "machine": {"cpu_count": os.cpu_count(), "threads": args.threads,
                         "platform": platform.platform(), "torch": torch.__version__},
-            "seeds": seeds, "epochs": args.epochs, "total_seconds": total,
+            "seeds": seeds, "epochs": args.epochs, "label_holdout": args.label_holdout,
+            "total_seconds": total,
             "records": [{k: v for k, v in r.items() if k != "runs"} | {"runs": r["runs"]}
                         for r in records],
             "targets": targets, "cgs": cgs, "large": large, "memcap": memcap,

@@ -63,6 +63,10 @@ class LayerwiseVariant(Variant):
         """Loss of layer ``i`` from its outputs on each stream."""
         raise NotImplementedError
 
+    def epoch_streams(self, streams: list[Stream], task) -> list[Stream]:
+        """The streams one training epoch runs on; ``streams`` unchanged by default."""
+        return streams
+
     def fit(self, task, progress: bool = False) -> list[float]:
         streams = self.streams(task)
         losses: list[float] = []
@@ -72,7 +76,7 @@ class LayerwiseVariant(Variant):
                        disable=not progress, leave=False)
             for epoch in bar:
                 layer.train()
-                outputs = [layer(x.detach(), ei) for x, ei in streams]
+                outputs = [layer(x.detach(), ei) for x, ei in self.epoch_streams(streams, task)]
                 losses.append(layer.step(self.layer_loss(i, outputs, task)))
                 if (epoch + 1) % self.config.eval_every == 0 or epoch + 1 == self.config.epochs:
                     val = self.score(task, "val", upto=i + 1)
@@ -134,6 +138,10 @@ class TopDownVariant(JointVariant):
         """What every layer's loss of one epoch shares (e.g. sampled non-edges); None by default."""
         return None
 
+    def epoch_edges(self, task, context) -> Tensor:
+        """The edges the layers train on in one epoch; :meth:`graph`'s by default."""
+        return self.graph(task)[1]
+
     def layer_loss(self, task, embedding: Tensor, context) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -160,8 +168,8 @@ class TopDownVariant(JointVariant):
     def epoch_step(self, task) -> float:
         if self._states is None:
             self._states = self.bottom_up(task)
-        _, edge_index = self.graph(task)
         context = self.epoch_context(task)
+        edge_index = self.epoch_edges(task, context)
         states, new, total = self._states, [self._states[0]], 0.0
         for j, layer in enumerate(self.layers):
             own = layer(states[j].detach(), edge_index)

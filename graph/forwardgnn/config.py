@@ -24,6 +24,11 @@ class ForwardGNNConfig:
         link_threshold: subtracted from the endpoint dot product to give a link logit.
         gat_heads: attention heads of ``GATConv`` (averaged, so widths are kept).
         eval_every: validation every this many epochs; the best state is kept.
+        label_holdout: node classification with class nodes (``sf``, ``sf-topdown``):
+            each epoch this fraction of the training nodes is left unlinked from
+            its class node and the loss is taken on them alone, so training sees
+            nodes as they are at prediction time (no label in their input).
+            0 links every training node and takes the loss on all of them.
     """
 
     hidden: tuple[int, ...] = (64, 64)
@@ -36,6 +41,7 @@ class ForwardGNNConfig:
     link_threshold: float = 1.0
     gat_heads: int = 2
     eval_every: int = 5
+    label_holdout: float = 0.0
 
     def __post_init__(self) -> None:
         self.hidden = tuple(self.hidden)
@@ -48,5 +54,7 @@ class ForwardGNNConfig:
         for name in ("lr", "temperature"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if not 0.0 <= self.label_holdout < 1.0:
+            raise ValueError(f"label_holdout must be in [0, 1), got {self.label_holdout!r}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")

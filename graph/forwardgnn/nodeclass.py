@@ -148,6 +148,28 @@ class FFVirtualNodes(LayerwiseVariant):
         return accuracy(self.class_scores(task, upto)[m].argmax(1), task.y[m])
 
 
+def _holdout_split(task: NodeTask, vn: _VirtualNodes, holdout: float) -> tuple[Tensor, Tensor]:
+    """One epoch's training edges and loss mask under ``label_holdout``.
+
+    A random ``holdout`` fraction of the training nodes (at least one, and at
+    least one left linked) is not linked to its class node; the loss mask
+    holds those nodes. With ``holdout == 0`` every training node is linked and
+    in the mask.
+
+    Returns:
+        ``(edge_index [2, E'], loss_mask [N])``.
+    """
+    train = torch.nonzero(task.train_mask).view(-1)
+    if holdout <= 0 or len(train) < 2:
+        return vn.link(train, task.y[train]), task.train_mask
+    k = min(max(1, round(holdout * len(train))), len(train) - 1)
+    perm = train[torch.randperm(len(train))]
+    held, linked = perm[:k], perm[k:]
+    mask = torch.zeros(task.num_nodes, dtype=torch.bool)
+    mask[held] = True
+    return vn.link(linked, task.y[linked]), mask
+
+
 def _class_logits(h: Tensor, n: int, temperature: float) -> Tensor:
     """``[N, C]`` dot products of real nodes with class nodes, over the temperature."""
     return h[:n] @ h[n:].t() / temperature
@@ -164,9 +186,14 @@ class SingleForward(LayerwiseVariant):
         self._edges = self._vn.link(train, task.y[train])
         return [(self._vn.x, self._edges)]
 
+    def epoch_streams(self, streams: list[Stream], task: NodeTask) -> list[Stream]:
+        edges, self._loss_mask = _holdout_split(task, self._vn, self.config.label_holdout)
+        return [(x, edges) for x, _ in streams]
+
     def layer_loss(self, i: int, outputs: list[Tensor], task: NodeTask) -> Tensor:
         logits = _class_logits(outputs[0], task.num_nodes, self.config.temperature)
-        return F.cross_entropy(logits[task.train_mask], task.y[task.train_mask])
+        m = self._loss_mask
+        return F.cross_entropy(logits[m], task.y[m])
 
     @torch.no_grad()
     def class_scores(self, task: NodeTask, upto: int | None = None) -> Tensor:
@@ -198,9 +225,18 @@ class SingleForwardTopDown(TopDownVariant):
             self._edges = self._vn.link(train, task.y[train])
         return self._vn.x, self._edges
 
+    def epoch_context(self, task: NodeTask) -> tuple[Tensor, Tensor]:
+        """This epoch's training edges and loss mask (see ``label_holdout``)."""
+        self.graph(task)
+        return _holdout_split(task, self._vn, self.config.label_holdout)
+
+    def epoch_edges(self, task: NodeTask, context) -> Tensor:
+        return context[0]
+
     def layer_loss(self, task: NodeTask, embedding: Tensor, context) -> Tensor:
         logits = _class_logits(embedding, task.num_nodes, self.config.temperature)
-        return F.cross_entropy(logits[task.train_mask], task.y[task.train_mask])
+        m = context[1]
+        return F.cross_entropy(logits[m], task.y[m])
 
     @torch.no_grad()
     def class_scores(self, task: NodeTask, upto: int | None = None) -> Tensor:

@@ -1,0 +1,64 @@
+"""ForwardGNN ``label_holdout``: training nodes left unlinked from their class node carry the loss."""
+
+import pytest
+import torch
+
+from graph.datasets import load_dataset
+from graph.forwardgnn import ForwardGNNConfig, make_task, train_forwardgnn
+from graph.forwardgnn.nodeclass import _holdout_split, _VirtualNodes, _virtual_features
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def task():
+    return make_task(load_dataset("karate"), "node")
+
+
+def _linked_nodes(edges: torch.Tensor, task) -> set[int]:
+    """Real nodes with an edge into a class node (index >= N)."""
+    into_class = edges[1] >= task.num_nodes
+    return set(edges[0, into_class].tolist())
+
+
+def test_holdout_unlinks_exactly_the_loss_nodes(task):
+    vn = _VirtualNodes(task, _virtual_features(task))
+    torch.manual_seed(0)
+    edges, mask = _holdout_split(task, vn, 0.5)
+    train = set(torch.nonzero(task.train_mask).view(-1).tolist())
+    held = set(torch.nonzero(mask).view(-1).tolist())
+    linked = _linked_nodes(edges, task)
+    assert len(held) == round(0.5 * len(train))
+    assert held <= train and linked == train - held
+    # every link still goes to the node's own class node, in both directions
+    extra = edges[:, task.edge_index.shape[1]:]
+    src, dst = extra[:, extra[1] >= task.num_nodes]
+    assert torch.equal(dst - task.num_nodes, task.y[src])
+    assert extra.shape[1] == 2 * len(linked)
+
+
+def test_no_holdout_links_every_training_node(task):
+    vn = _VirtualNodes(task, _virtual_features(task))
+    edges, mask = _holdout_split(task, vn, 0.0)
+    assert torch.equal(mask, task.train_mask)
+    assert _linked_nodes(edges, task) == set(torch.nonzero(task.train_mask).view(-1).tolist())
+
+
+def test_holdout_is_resampled_each_call(task):
+    vn = _VirtualNodes(task, _virtual_features(task))
+    torch.manual_seed(1)
+    masks = {tuple(_holdout_split(task, vn, 0.5)[1].tolist()) for _ in range(5)}
+    assert len(masks) > 1
+
+
+@pytest.mark.parametrize("variant", ["sf", "sf-topdown"])
+def test_karate_learns_with_holdout(variant):
+    r = train_forwardgnn(load_dataset("karate"), variant, "gcn",
+                         config=ForwardGNNConfig(epochs=60, label_holdout=0.5), seed=0)
+    assert r.test >= 0.75  # chance is 0.5 on the two balanced factions
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, 1.5])
+def test_label_holdout_out_of_range_is_rejected(bad):
+    with pytest.raises(ValueError, match="label_holdout"):
+        ForwardGNNConfig(label_holdout=bad)
