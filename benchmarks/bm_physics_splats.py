@@ -2,7 +2,7 @@
 shapes, GNS vs GIOROM at the same training budget.
 
     python benchmarks/bm_physics_splats.py [--sizes 1000 10000 100000] [--gaussians 100000]
-                                      [--data-dir /tmp/splatphys] [--json PATH]
+                                      [--data-dir /tmp/splatphys] [--rigid-contact] [--json PATH]
 
 (a) Per frame, at N MPM particles filling a splat ball of G Gaussians: MPM
     (median substep x substeps per frame) against the GIOROM preview (one
@@ -139,7 +139,47 @@ def _errors(predictions, truths) -> dict:
             "chamfer_frac_last": float(np.mean(ch))}
 
 
-def rollout_errors(material: str, data_dir: Path) -> list[dict]:
+def rigid_rows(material: str, data_dir: Path, meta: dict, test: list) -> list[dict]:
+    """The object-level contact prior (``operators.rigid_contact``): constants fitted on the
+    training split, then the prior alone and each checkpoint's unchanged networks over it."""
+    import dataclasses
+
+    from operators.datasets import read_split
+    from operators.rigid_contact import fit_rigid_contact, rigid_prior_rollout
+    from operators.rollout import rollout
+
+    data = data_dir / f"data_{material}_3d"
+    ext = torch.tensor(meta.get("external_acceleration") or [0.0] * 3, dtype=torch.float32)
+    bounds = torch.tensor(meta["bounds"], dtype=torch.float32)
+    n_steps = min(50, test[0].positions.shape[0] - W)
+    t0 = time.perf_counter()
+    rigid, train_err = fit_rigid_contact([t.positions for t in read_split(data, "train", meta)], ext, bounds)
+    fit_s = time.perf_counter() - t0
+    print(f"  {material} rigid contact fitted on the training split in {fit_s:.0f} s: {rigid.as_dict()} "
+          f"(train {100 * train_err:.1f} %)", flush=True)
+    preds = [rigid_prior_rollout(tr.positions[:W], n_steps, ext, bounds, rigid) for tr in test]
+    truths = [tr.positions[:W + n_steps] for tr in test]
+    rows = [{"material": material, "model": "prior: gravity + rigid contact", "steps": 0, "batch": 0,
+             "budget_windows": 0, "frames": n_steps, **_errors(preds, truths), "wall_contact": rigid.as_dict(),
+             "fit_seconds": fit_s, "fit_train_rmse_frac": train_err}]
+    print(f"  {material} {rows[-1]['model']}: mean RMSE {100 * rows[-1]['rmse_frac_mean']:.1f} %", flush=True)
+    for model in ("giorom", "gns"):
+        run = data_dir / f"run_{model}_{material}_3d"
+        path = run / "best.pt" if (run / "best.pt").is_file() else run / "checkpoint.pt"
+        if not path.is_file():
+            continue
+        ckpt = load_checkpoint(path)
+        ckpt = dataclasses.replace(ckpt, model_config={**ckpt.model_config, "wall_contact": rigid.as_dict()})
+        res = rollout(ckpt, data, split="test", n_steps=n_steps, progress=False)
+        rows.append({"material": material, "model": f"{model} over rigid contact (networks unchanged)",
+                     "steps": ckpt.step, "batch": ckpt.train_config.get("batch_size"), "frames": n_steps,
+                     "residual_scale": ckpt.model_config.get("residual_scale"),
+                     **_errors(res.predictions, res.ground_truth), "wall_contact": rigid.as_dict()})
+        print(f"  {material} {rows[-1]['model']}: mean RMSE {100 * rows[-1]['rmse_frac_mean']:.1f} %", flush=True)
+    return rows
+
+
+def rollout_errors(material: str, data_dir: Path, rigid: bool = False) -> list[dict]:
     from operators.datasets import read_metadata, read_split
     from operators.rollout import rollout
 
@@ -192,6 +232,8 @@ def rollout_errors(material: str, data_dir: Path) -> list[dict]:
                      "held_out_shapes": meta.get("test_shapes"), "frames": n_steps,
                      **_errors(preds, truths), "wall_contact": wc})
         print(f"  {material} {name}: mean RMSE {100 * rows[-1]['rmse_frac_mean']:.1f} %", flush=True)
+    if rigid:
+        rows += rigid_rows(material, data_dir, meta, test)
     return rows
 
 
@@ -253,6 +295,8 @@ def main(argv=None) -> int:
     p.add_argument("--frames", type=int, default=50, help="frames of the splat-object drops")
     p.add_argument("--skip", nargs="*", default=[], choices=["frame", "rollout", "objects"])
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--rigid-contact", action="store_true",
+                   help="(b) also fit the object-level contact prior on the training split and roll it out")
     p.add_argument("--json", help="write the results here")
     p.add_argument("--figure", help="write rendered MPM / GIOROM frames of two objects here (PNG)")
     a = p.parse_args(argv)
@@ -267,7 +311,7 @@ def main(argv=None) -> int:
                                        "preview_cpu_ms", "speedup_wall", "speedup_cpu", "covariance_cpu_ms"]))
     if "rollout" not in a.skip:
         print("(b) rollout error on held-out shapes, same training budget")
-        out["rollout"] = [r for m in a.materials for r in rollout_errors(m, Path(a.data_dir))]
+        out["rollout"] = [r for m in a.materials for r in rollout_errors(m, Path(a.data_dir), a.rigid_contact)]
         print(table(out["rollout"], ["material", "model", "steps_trained", "steps", "batch", "frames", "rmse_frac_last",
                                      "rmse_frac_mean", "chamfer_frac_last", "ms_per_step", "cpu_ms_per_step"]))
     if "objects" not in a.skip:
