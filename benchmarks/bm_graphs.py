@@ -202,9 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--convs", nargs="+", default=list(CONVS), choices=list(CONVS))
     parser.add_argument("--epochs", type=int, default=None, help="default 100 (quick: 50)")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--label-holdout", type=float, default=ForwardGNNConfig.label_holdout,
-                        metavar="H", help="ForwardGNNConfig.label_holdout of sf / sf-topdown "
-                                          "(default %(default)s)")
+    parser.add_argument("--label-holdout", type=float, default=None, metavar="H",
+                        help="ForwardGNNConfig.label_holdout of sf / sf-topdown (default: "
+                             "per conv, 0.5 for sage and gat, 0 for gcn)")
     parser.add_argument("--no-cgs", action="store_true", help="skip the CGS benchmark")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH")
     parser.add_argument("--no-small", action="store_true",
@@ -228,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.datasets:
         assert SETS[name] in dataset_info(name).tasks
     start = time.perf_counter()
-    print(f"ForwardGNN: {seeds} seeds, {args.epochs} epochs, label holdout {args.label_holdout}, "
+    print(f"ForwardGNN: {seeds} seeds, {args.epochs} epochs, label holdout "
+          f"{'per conv' if args.label_holdout is None else args.label_holdout}, "
           f"{args.threads} thread(s)")
     records, targets = [], []
     if not args.no_small:

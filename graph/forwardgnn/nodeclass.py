@@ -187,7 +187,7 @@ class SingleForward(LayerwiseVariant):
         return [(self._vn.x, self._edges)]
 
     def epoch_streams(self, streams: list[Stream], task: NodeTask) -> list[Stream]:
-        edges, self._loss_mask = _holdout_split(task, self._vn, self.config.label_holdout)
+        edges, self._loss_mask = _holdout_split(task, self._vn, self.config.holdout_for(self.conv_name))
         return [(x, edges) for x, _ in streams]
 
     def layer_loss(self, i: int, outputs: list[Tensor], task: NodeTask) -> Tensor:
@@ -228,7 +228,7 @@ class SingleForwardTopDown(TopDownVariant):
     def epoch_context(self, task: NodeTask) -> tuple[Tensor, Tensor]:
         """This epoch's training edges and loss mask (see ``label_holdout``)."""
         self.graph(task)
-        return _holdout_split(task, self._vn, self.config.label_holdout)
+        return _holdout_split(task, self._vn, self.config.holdout_for(self.conv_name))
 
     def epoch_edges(self, task: NodeTask, context) -> Tensor:
         return context[0]

@@ -5,6 +5,7 @@ import torch
 
 from graph.datasets import load_dataset
 from graph.forwardgnn import ForwardGNNConfig, make_task, train_forwardgnn
+from graph.forwardgnn.config import LABEL_HOLDOUT_BY_CONV
 from graph.forwardgnn.nodeclass import _holdout_split, _VirtualNodes, _virtual_features
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -62,3 +63,23 @@ def test_karate_learns_with_holdout(variant):
 def test_label_holdout_out_of_range_is_rejected(bad):
     with pytest.raises(ValueError, match="label_holdout"):
         ForwardGNNConfig(label_holdout=bad)
+
+
+def test_default_holdout_is_per_conv_and_an_explicit_value_wins():
+    cfg = ForwardGNNConfig()
+    assert [cfg.holdout_for(c) for c in ("gcn", "sage", "gat")] == [0.0, 0.5, 0.5]
+    assert set(LABEL_HOLDOUT_BY_CONV) == {"gcn", "sage", "gat"}
+    assert ForwardGNNConfig(label_holdout=0.25).holdout_for("gcn") == 0.25
+    with pytest.raises(ValueError, match="unknown conv"):
+        cfg.holdout_for("gin")
+
+
+@pytest.mark.parametrize("conv, held", [("sage", True), ("gcn", False)])
+def test_sf_trains_on_held_out_nodes_by_default_with_sage_only(conv, held):
+    data = load_dataset("karate")
+    _, model = train_forwardgnn(data, "sf", conv, config=ForwardGNNConfig(epochs=5),
+                                seed=0, return_model=True)
+    n_train = int(data.train_mask.sum())
+    # the last epoch's loss nodes: half of the training nodes with SAGE, all of them with GCN
+    assert int(model._loss_mask.sum()) == (round(0.5 * n_train) if held else n_train)
+    assert not (model._loss_mask & ~data.train_mask).any()
