@@ -10,6 +10,9 @@ TASKS = ("node", "link")
 # can single out the class-node input of a training node (a label that test
 # nodes never have), GCN's degree-normalised sum cannot; measured in docs/graphs.md.
 LABEL_HOLDOUT_BY_CONV = {"gcn": 0.0, "sage": 0.5, "gat": 0.5}
+CLASS_FEATURES = ("random", "mean")
+# class_features when the config leaves it None (measured in docs/graphs.md).
+CLASS_FEATURES_BY_CONV = {"gcn": "mean", "sage": "random", "gat": "random"}
 
 
 @dataclass
@@ -35,6 +38,10 @@ class ForwardGNNConfig:
             0 links every training node and takes the loss on all of them;
             None (default) takes ``LABEL_HOLDOUT_BY_CONV``: 0.5 for ``sage`` and
             ``gat``, 0 for ``gcn``.
+        class_features: input features of the class nodes of ``sf`` and
+            ``sf-topdown``: ``random`` (one Gaussian draw per seed) or ``mean``
+            (the mean features of the class's training nodes); None (default)
+            takes ``CLASS_FEATURES_BY_CONV``: ``mean`` for ``gcn``, else ``random``.
     """
 
     hidden: tuple[int, ...] = (64, 64)
@@ -48,6 +55,7 @@ class ForwardGNNConfig:
     gat_heads: int = 2
     eval_every: int = 5
     label_holdout: float | None = None
+    class_features: str | None = None
 
     def __post_init__(self) -> None:
         self.hidden = tuple(self.hidden)
@@ -62,6 +70,9 @@ class ForwardGNNConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
         if self.label_holdout is not None and not 0.0 <= self.label_holdout < 1.0:
             raise ValueError(f"label_holdout must be in [0, 1), got {self.label_holdout!r}")
+        if self.class_features is not None and self.class_features not in CLASS_FEATURES:
+            raise ValueError(f"class_features must be one of {list(CLASS_FEATURES)} or None, "
+                             f"got {self.class_features!r}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
 
@@ -72,3 +83,11 @@ class ForwardGNNConfig:
         if conv not in LABEL_HOLDOUT_BY_CONV:
             raise ValueError(f"unknown conv {conv!r}; choose one of {list(CONVS)}")
         return LABEL_HOLDOUT_BY_CONV[conv]
+
+    def class_features_for(self, conv: str) -> str:
+        """The ``class_features`` used with ``conv`` (the per-conv default when None)."""
+        if self.class_features is not None:
+            return self.class_features
+        if conv not in CLASS_FEATURES_BY_CONV:
+            raise ValueError(f"unknown conv {conv!r}; choose one of {list(CONVS)}")
+        return CLASS_FEATURES_BY_CONV[conv]

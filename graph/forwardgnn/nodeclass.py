@@ -103,9 +103,20 @@ class _VirtualNodes:
         return torch.cat([self.edge_index, extra], dim=1)
 
 
-def _virtual_features(task: NodeTask) -> Tensor:
+def _virtual_features(task: NodeTask, kind: str = "random") -> Tensor:
+    """``[C, F]`` class-node features: a Gaussian draw, or each class's mean training features.
+
+    The global RNG is advanced the same way for both kinds.
+    """
     gen = torch.Generator().manual_seed(int(torch.randint(2**31, (1,))))
-    return torch.randn(task.num_classes, task.x.shape[1], generator=gen)
+    draw = torch.randn(task.num_classes, task.x.shape[1], generator=gen)
+    if kind == "random":
+        return draw
+    if kind != "mean":
+        raise ValueError(f"class-node features must be 'random' or 'mean', got {kind!r}")
+    x, y = task.x[task.train_mask], task.y[task.train_mask]
+    sums = torch.zeros(task.num_classes, x.shape[1]).index_add_(0, y, x)
+    return sums / torch.bincount(y, minlength=task.num_classes).clamp_min(1)[:, None].float()
 
 
 class FFVirtualNodes(LayerwiseVariant):
@@ -181,7 +192,8 @@ class SingleForward(LayerwiseVariant):
     name = "sf"
 
     def streams(self, task: NodeTask) -> list[Stream]:
-        self._vn = _VirtualNodes(task, _virtual_features(task))
+        self._vn = _VirtualNodes(task, _virtual_features(
+                task, self.config.class_features_for(self.conv_name)))
         train = torch.nonzero(task.train_mask).view(-1)
         self._edges = self._vn.link(train, task.y[train])
         return [(self._vn.x, self._edges)]
@@ -220,7 +232,8 @@ class SingleForwardTopDown(TopDownVariant):
 
     def graph(self, task: NodeTask) -> tuple[Tensor, Tensor]:
         if getattr(self, "_vn", None) is None:
-            self._vn = _VirtualNodes(task, _virtual_features(task))
+            self._vn = _VirtualNodes(task, _virtual_features(
+                task, self.config.class_features_for(self.conv_name)))
             train = torch.nonzero(task.train_mask).view(-1)
             self._edges = self._vn.link(train, task.y[train])
         return self._vn.x, self._edges

@@ -1,4 +1,4 @@
-"""ForwardGNN ``label_holdout``: training nodes left unlinked from their class node carry the loss."""
+"""ForwardGNN class-node options: label_holdout (training nodes left unlinked carry the loss) and class_features."""
 
 import pytest
 import torch
@@ -83,3 +83,28 @@ def test_sf_trains_on_held_out_nodes_by_default_with_sage_only(conv, held):
     # the last epoch's loss nodes: half of the training nodes with SAGE, all of them with GCN
     assert int(model._loss_mask.sum()) == (round(0.5 * n_train) if held else n_train)
     assert not (model._loss_mask & ~data.train_mask).any()
+
+
+def test_mean_class_features_are_the_training_class_means(task):
+    feats = _virtual_features(task, "mean")
+    for c in range(task.num_classes):
+        sel = task.train_mask & (task.y == c)
+        assert torch.allclose(feats[c], task.x[sel].mean(0))
+    with pytest.raises(ValueError, match="class-node features"):
+        _virtual_features(task, "zeros")
+
+
+def test_class_features_default_per_conv_and_reach_the_model():
+    cfg = ForwardGNNConfig()
+    assert [cfg.class_features_for(c) for c in ("gcn", "sage", "gat")] == ["mean", "random",
+                                                                           "random"]
+    with pytest.raises(ValueError, match="class_features"):
+        ForwardGNNConfig(class_features="zeros")
+    data = load_dataset("karate")
+    t = make_task(data, "node")
+    for conv, variant in [("gcn", "sf"), ("gcn", "sf-topdown"), ("sage", "sf")]:
+        _, model = train_forwardgnn(data, variant, conv, config=ForwardGNNConfig(epochs=5),
+                                    seed=0, return_model=True)
+        class_x = model._vn.x[t.num_nodes:]
+        means = _virtual_features(t, "mean")
+        assert torch.allclose(class_x, means) == (conv == "gcn")
