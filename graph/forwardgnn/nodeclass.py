@@ -199,7 +199,8 @@ class SingleForward(LayerwiseVariant):
         return [(self._vn.x, self._edges)]
 
     def epoch_streams(self, streams: list[Stream], task: NodeTask) -> list[Stream]:
-        edges, self._loss_mask = _holdout_split(task, self._vn, self.config.holdout_for(self.conv_name))
+        holdout = self.config.holdout_for(self.conv_name)
+        edges, self._loss_mask = _holdout_split(task, self._vn, holdout)
         return [(x, edges) for x, _ in streams]
 
     def layer_loss(self, i: int, outputs: list[Tensor], task: NodeTask) -> Tensor:

@@ -1,4 +1,4 @@
-"""ForwardGNN class-node options: label_holdout (training nodes left unlinked carry the loss) and class_features."""
+"""ForwardGNN class-node options: label_holdout and class_features."""
 
 import pytest
 import torch
