@@ -205,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label-holdout", type=float, default=None, metavar="H",
                         help="ForwardGNNConfig.label_holdout of sf / sf-topdown (default: "
                              "per conv, 0.5 for sage and gat, 0 for gcn)")
+    parser.add_argument("--sage-aggr", default=ForwardGNNConfig.sage_aggr,
+                        choices=["mean", "max", "sum"], help="SAGEConv aggregation (all variants)")
     parser.add_argument("--no-cgs", action="store_true", help="skip the CGS benchmark")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH")
     parser.add_argument("--no-small", action="store_true",
@@ -235,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_small:
         records = bench_forwardgnn(args.datasets, args.convs, seeds,
                                    ForwardGNNConfig(epochs=args.epochs,
-                                                    label_holdout=args.label_holdout))
+                                                    label_holdout=args.label_holdout,
+                                                    sage_aggr=args.sage_aggr))
         targets = compare_to_backprop(records)
         print_tables(records, targets)
     large = bench_large([100_000] if args.quick else [100_000, 300_000],
@@ -250,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": {"cpu_count": os.cpu_count(), "threads": args.threads,
                         "platform": platform.platform(), "torch": torch.__version__},
             "seeds": seeds, "epochs": args.epochs, "label_holdout": args.label_holdout,
+            "sage_aggr": args.sage_aggr,
             "total_seconds": total,
             "records": [{k: v for k, v in r.items() if k != "runs"} | {"runs": r["runs"]}
                         for r in records],

@@ -39,7 +39,8 @@ class Variant(nn.Module):
         super().__init__()
         self.config, self.num_classes, self.conv_name = config, num_classes, conv
         self.layers = make_layers(conv, self.layer_input_width(in_channels, num_classes),
-                                  config.hidden, config.lr, config.weight_decay, config.gat_heads)
+                                  config.hidden, config.lr, config.weight_decay, config.gat_heads,
+                                  config.sage_aggr)
 
     def layer_input_width(self, in_channels: int, num_classes: int) -> int:
         return in_channels

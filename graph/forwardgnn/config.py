@@ -11,6 +11,7 @@ TASKS = ("node", "link")
 # nodes never have), GCN's degree-normalised sum cannot; measured in docs/graphs.md.
 LABEL_HOLDOUT_BY_CONV = {"gcn": 0.0, "sage": 0.5, "gat": 0.5}
 CLASS_FEATURES = ("random", "mean")
+SAGE_AGGRS = ("mean", "max", "sum")
 # class_features when the config leaves it None (measured in docs/graphs.md).
 CLASS_FEATURES_BY_CONV = {"gcn": "mean", "sage": "random", "gat": "random"}
 
@@ -30,6 +31,8 @@ class ForwardGNNConfig:
         temperature: softmax temperature of the virtual-node logits.
         link_threshold: subtracted from the endpoint dot product to give a link logit.
         gat_heads: attention heads of ``GATConv`` (averaged, so widths are kept).
+        sage_aggr: neighbour aggregation of ``SAGEConv`` (``mean``, ``max`` or
+            ``sum``), for every variant including ``bp``.
         eval_every: validation every this many epochs; the best state is kept.
         label_holdout: node classification with class nodes (``sf``, ``sf-topdown``):
             each epoch this fraction of the training nodes is left unlinked from
@@ -53,6 +56,7 @@ class ForwardGNNConfig:
     temperature: float = 0.2
     link_threshold: float = 1.0
     gat_heads: int = 2
+    sage_aggr: str = "mean"
     eval_every: int = 5
     label_holdout: float | None = None
     class_features: str | None = None
@@ -73,6 +77,8 @@ class ForwardGNNConfig:
         if self.class_features is not None and self.class_features not in CLASS_FEATURES:
             raise ValueError(f"class_features must be one of {list(CLASS_FEATURES)} or None, "
                              f"got {self.class_features!r}")
+        if self.sage_aggr not in SAGE_AGGRS:
+            raise ValueError(f"sage_aggr must be one of {list(SAGE_AGGRS)}, got {self.sage_aggr!r}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
 

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import GATConv, GCNConv, SAGEConv
 
-from graph.forwardgnn.config import CONVS
+from graph.forwardgnn.config import CONVS, SAGE_AGGRS
 
 
 def l2_normalise(x: Tensor, eps: float = 1e-8) -> Tensor:
@@ -18,12 +18,18 @@ def l2_normalise(x: Tensor, eps: float = 1e-8) -> Tensor:
     return x / x.norm(dim=1, keepdim=True).clamp_min(eps)
 
 
-def make_conv(conv: str, in_channels: int, out_channels: int, gat_heads: int = 2) -> nn.Module:
-    """A torch-geometric convolution by name (``gcn``, ``sage`` or ``gat``)."""
+def make_conv(conv: str, in_channels: int, out_channels: int, gat_heads: int = 2,
+              sage_aggr: str = "mean") -> nn.Module:
+    """A torch-geometric convolution by name (``gcn``, ``sage`` or ``gat``).
+
+    ``sage_aggr`` is ``SAGEConv``'s neighbour aggregation (``mean``, ``max`` or ``sum``).
+    """
     if conv == "gcn":
         return GCNConv(in_channels, out_channels)
     if conv == "sage":
-        return SAGEConv(in_channels, out_channels)
+        if sage_aggr not in SAGE_AGGRS:
+            raise ValueError(f"sage_aggr must be one of {list(SAGE_AGGRS)}, got {sage_aggr!r}")
+        return SAGEConv(in_channels, out_channels, aggr=sage_aggr)
     if conv == "gat":
         return GATConv(in_channels, out_channels, heads=gat_heads, concat=False)
     raise ValueError(f"unknown conv {conv!r}; choose one of {list(CONVS)}")
@@ -43,12 +49,13 @@ class ForwardLayer(nn.Module):
         lr: Adam learning rate.
         weight_decay: Adam weight decay.
         gat_heads: heads of ``GATConv``.
+        sage_aggr: neighbour aggregation of ``SAGEConv``.
     """
 
     def __init__(self, conv: str, in_channels: int, out_channels: int, lr: float = 0.01,
-                 weight_decay: float = 5e-4, gat_heads: int = 2):
+                 weight_decay: float = 5e-4, gat_heads: int = 2, sage_aggr: str = "mean"):
         super().__init__()
-        self.conv = make_conv(conv, in_channels, out_channels, gat_heads)
+        self.conv = make_conv(conv, in_channels, out_channels, gat_heads, sage_aggr)
         self.optimizer = torch.optim.Adam(self.conv.parameters(), lr=lr,
                                           weight_decay=weight_decay)
 
@@ -65,10 +72,10 @@ class ForwardLayer(nn.Module):
 
 
 def make_layers(conv: str, in_channels: int, hidden: tuple[int, ...], lr: float,
-                weight_decay: float, gat_heads: int) -> nn.ModuleList:
+                weight_decay: float, gat_heads: int, sage_aggr: str = "mean") -> nn.ModuleList:
     """The stack of :class:`ForwardLayer` of widths ``hidden`` on ``in_channels`` inputs."""
     sizes = (in_channels,) + tuple(hidden)
     return nn.ModuleList(
-        ForwardLayer(conv, sizes[i], sizes[i + 1], lr, weight_decay, gat_heads)
+        ForwardLayer(conv, sizes[i], sizes[i + 1], lr, weight_decay, gat_heads, sage_aggr)
         for i in range(len(hidden))
     )

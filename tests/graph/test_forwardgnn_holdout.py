@@ -1,4 +1,4 @@
-"""ForwardGNN class-node options: label_holdout and class_features."""
+"""ForwardGNN options: label_holdout, class_features and sage_aggr."""
 
 import pytest
 import torch
@@ -108,3 +108,16 @@ def test_class_features_default_per_conv_and_reach_the_model():
         class_x = model._vn.x[t.num_nodes:]
         means = _virtual_features(t, "mean")
         assert torch.allclose(class_x, means) == (conv == "gcn")
+
+
+@pytest.mark.parametrize("aggr", ["max", "sum"])
+def test_sage_aggr_reaches_every_layer_and_trains(aggr):
+    data = load_dataset("karate")
+    for variant in ("sf", "bp"):
+        r, model = train_forwardgnn(data, variant, "sage",
+                                    config=ForwardGNNConfig(epochs=10, sage_aggr=aggr),
+                                    seed=0, return_model=True)
+        assert all(str(layer.conv.aggr) == aggr for layer in model.layers)
+        assert 0.0 <= r.test <= 1.0
+    with pytest.raises(ValueError, match="sage_aggr"):
+        ForwardGNNConfig(sage_aggr="median")
