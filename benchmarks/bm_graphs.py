@@ -206,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="ForwardGNNConfig.label_holdout of sf / sf-topdown (default: "
                              "per conv, 0.5 for sage and gat, 0 for gcn)")
     parser.add_argument("--sage-aggr", default=ForwardGNNConfig.sage_aggr,
-                        choices=["mean", "max", "sum"], help="SAGEConv aggregation (all variants; default %(default)s)")
+                        choices=["mean", "max", "sum"],
+                        help="SAGEConv aggregation (all variants; default %(default)s)")
     parser.add_argument("--no-cgs", action="store_true", help="skip the CGS benchmark")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH")
     parser.add_argument("--no-small", action="store_true",
