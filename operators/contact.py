@@ -147,20 +147,43 @@ def fit_wall_contact(trajectories: list[Tensor], external, bounds, n_steps: int 
     Returns:
         (best WallContact, its mean relative RMSE)
     """
+    grid = {**DEFAULT_GRID, **(grid or {})}
+    grid = {k: grid[k] for k in ("restitution", "friction", "offset")}
+    return grid_search_prior(trajectories, external, bounds, n_steps, grid,
+                             lambda e, mu, off: WallContact(float(e), float(mu), float(off)), prior_rollout,
+                             "the wall contact")
+
+
+def grid_search_prior(trajectories: list[Tensor], external, bounds, n_steps: int, grid: dict, make, rollout_fn,
+                      what: str):
+    """Grid search shared by the contact priors: the constants whose prior rollout is closest to the data.
+
+    Args:
+        trajectories: positions ``[T, N, d]``; each starts from its first ``INPUT_SEQUENCE_LENGTH`` frames.
+        external: ``[d]`` known acceleration per frame squared.
+        bounds: ``[d, 2]`` walls.
+        n_steps: predicted frames scored (capped by the shortest trajectory).
+        grid: ordered ``{name: values}``; every combination is passed to ``make``.
+        make: builds a contact model from one combination of grid values.
+        rollout_fn: ``rollout_fn(start [W, N, d], n, external, bounds, contact) -> [W + n, N, d]``.
+        what: the prior's name in error messages.
+
+    Returns:
+        (best contact model, its mean relative RMSE over trajectories and frames)
+    """
     if not trajectories:
-        raise ValueError("fit_wall_contact needs at least one trajectory")
+        raise ValueError(f"fitting {what} needs at least one trajectory")
     w = INPUT_SEQUENCE_LENGTH
     shortest = min(int(t.shape[0]) for t in trajectories) - w
     if shortest < 1:
-        raise ValueError(f"trajectories need more than {w} frames to fit the wall contact")
+        raise ValueError(f"trajectories need more than {w} frames to fit {what}")
     n = min(n_steps, shortest)
-    grid = {**DEFAULT_GRID, **(grid or {})}
     ext = torch.as_tensor(external, dtype=torch.float32)
     bnd = torch.as_tensor(bounds, dtype=torch.float32)
     best, best_err = None, float("inf")
-    for e, mu, off in itertools.product(grid["restitution"], grid["friction"], grid["offset"]):
-        contact = WallContact(float(e), float(mu), float(off))
-        err = sum(float(relative_rmse(prior_rollout(t[:w].float(), n, ext, bnd, contact)[w:],
+    for values in itertools.product(*grid.values()):
+        contact = make(*values)
+        err = sum(float(relative_rmse(rollout_fn(t[:w].float(), n, ext, bnd, contact)[w:],
                                       t[w:w + n].float()).mean()) for t in trajectories) / len(trajectories)
         if err < best_err:
             best, best_err = contact, err

@@ -15,14 +15,12 @@ are fitted per material on the training split (:func:`fit_rigid_contact`).
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor
 
-from operators.contact import relative_rmse
-from operators.features import INPUT_SEQUENCE_LENGTH
+from operators.contact import grid_search_prior
 
 #: Grid searched by :func:`fit_rigid_contact` (restitution, friction, offset in box units, spin).
 DEFAULT_GRID = {"restitution": (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0), "friction": (0.0, 0.25, 0.5, 1.0),
@@ -210,22 +208,8 @@ def fit_rigid_contact(trajectories: list[Tensor], external, bounds, n_steps: int
     Returns:
         (best RigidContact, its mean relative RMSE)
     """
-    if not trajectories:
-        raise ValueError("fit_rigid_contact needs at least one trajectory")
-    w = INPUT_SEQUENCE_LENGTH
-    shortest = min(int(t.shape[0]) for t in trajectories) - w
-    if shortest < 1:
-        raise ValueError(f"trajectories need more than {w} frames to fit the rigid contact")
-    n = min(n_steps, shortest)
     grid = {**DEFAULT_GRID, **(grid or {})}
-    ext = torch.as_tensor(external, dtype=torch.float32)
-    bnd = torch.as_tensor(bounds, dtype=torch.float32)
-    best, best_err = None, float("inf")
-    for e, mu, off, spin in itertools.product(grid["restitution"], grid["friction"], grid["offset"],
-                                              grid["spin"]):
-        contact = RigidContact(float(e), float(mu), float(off), bool(spin))
-        err = sum(float(relative_rmse(rigid_prior_rollout(t[:w].float(), n, ext, bnd, contact)[w:],
-                                      t[w:w + n].float()).mean()) for t in trajectories) / len(trajectories)
-        if err < best_err:
-            best, best_err = contact, err
-    return best, best_err
+    grid = {k: grid[k] for k in ("restitution", "friction", "offset", "spin")}
+    return grid_search_prior(trajectories, external, bounds, n_steps, grid,
+                             lambda e, mu, off, spin: RigidContact(float(e), float(mu), float(off), bool(spin)),
+                             rigid_prior_rollout, "the rigid contact")
