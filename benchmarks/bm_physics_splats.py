@@ -164,8 +164,7 @@ def rigid_rows(material: str, data_dir: Path, meta: dict, test: list) -> list[di
              "fit_seconds": fit_s, "fit_train_rmse_frac": train_err}]
     print(f"  {material} {rows[-1]['model']}: mean RMSE {100 * rows[-1]['rmse_frac_mean']:.1f} %", flush=True)
     for model in ("giorom", "gns"):
-        run = data_dir / f"run_{model}_{material}_3d"
-        path = run / "best.pt" if (run / "best.pt").is_file() else run / "checkpoint.pt"
+        path = _trained_checkpoint(data_dir, model, material)
         if not path.is_file():
             continue
         ckpt = load_checkpoint(path)
@@ -177,6 +176,12 @@ def rigid_rows(material: str, data_dir: Path, meta: dict, test: list) -> list[di
                      **_errors(res.predictions, res.ground_truth), "wall_contact": rigid.as_dict()})
         print(f"  {material} {rows[-1]['model']}: mean RMSE {100 * rows[-1]['rmse_frac_mean']:.1f} %", flush=True)
     return rows
+
+
+def _trained_checkpoint(data_dir: Path, model: str, material: str) -> Path:
+    """The run's checkpoint selected on the valid split when training kept one (--select-every), else its last."""
+    run = data_dir / f"run_{model}_{material}_3d"
+    return run / "best.pt" if (run / "best.pt").is_file() else run / "checkpoint.pt"
 
 
 def rollout_errors(material: str, data_dir: Path, rigid: bool = False) -> list[dict]:
@@ -192,9 +197,7 @@ def rollout_errors(material: str, data_dir: Path, rigid: bool = False) -> list[d
     rows = []
     contact = None
     for model in ("giorom", "gns"):
-        run = data_dir / f"run_{model}_{material}_3d"
-        # the checkpoint selected on the valid split when training kept one (--select-every)
-        path = run / "best.pt" if (run / "best.pt").is_file() else run / "checkpoint.pt"
+        path = _trained_checkpoint(data_dir, model, material)
         if not path.is_file():
             continue
         ckpt = load_checkpoint(path)
@@ -204,7 +207,7 @@ def rollout_errors(material: str, data_dir: Path, rigid: bool = False) -> list[d
         res = rollout(ckpt, data, split="test", n_steps=n_steps, progress=False)
         step_s = (time.perf_counter() - t0) / (n_steps * len(test))
         step_cpu = (time.process_time() - c0) / (n_steps * len(test))
-        info = json.loads((run / "info.json").read_text()) if (run / "info.json").is_file() else {}
+        info = json.loads((path.parent / "info.json").read_text()) if (path.parent / "info.json").is_file() else {}
         rows.append({"material": material, "model": model, "steps": ckpt.step,
                      "batch": ckpt.train_config.get("batch_size"),
                      "budget_windows": ckpt.step * int(ckpt.train_config.get("batch_size", 1)),
