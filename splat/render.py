@@ -69,10 +69,10 @@ def render_images(
     ``environment`` (``(coeffs [K, 3], degree)``, see
     :func:`splat.methods.background.load_environment`) replaces ``background``:
     each pixel shows the learned environment of its ray where the Gaussians
-    leave it uncovered.
+    leave it uncovered (:func:`splat.core.environment.over_environment`).
     """
+    from splat.core.environment import over_environment
     from splat.core.rasterization import rasterization
-    from splat.methods.background import over_environment
 
     out = []
     for i in tqdm(range(viewmats.shape[0]), disable=not show_progress, desc="render", unit="view"):

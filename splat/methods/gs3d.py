@@ -24,8 +24,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from splat.core.environment import over_environment
 from splat.core.gaussians import Gaussians
-from splat.methods.background import BACKGROUND_KEY, init_environment, over_environment
+from splat.methods.background import BACKGROUND_KEY, init_environment
 from splat.methods.base import Method, MethodState, StepContext
 from splat.methods.densify import clone_gaussians, keep_gaussians, reset_opacities, split_gaussians
 from splat.methods.registry import register_method

@@ -66,7 +66,7 @@ def view_psnrs(gaussians, scene, cameras=None, ids=None, backend: str = "auto",
                 backgrounds=background if environment is None else torch.zeros_like(background), backend=backend,
             )
             if environment is not None:
-                from splat.methods.background import over_environment
+                from splat.core.environment import over_environment
 
                 render = over_environment(render, alphas, environment[0].to(device), environment[1], vm, K)
             render = render[0].clamp(0, 1)
