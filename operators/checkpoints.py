@@ -139,17 +139,12 @@ def build_models(model: str, model_config: dict, metadata: dict,
         gcfg = GNSConfig(**model_config)
         net: nn.Module = GNS(node_in, edge_in, dim, gcfg)
         return LearnedSimulator(net, dim, r, bounds, stats, external_acceleration=ext,
-                                clamp_to_bounds=gcfg.clamp_to_bounds,
-                                wall_horizon=gcfg.wall_horizon, wall_contact=gcfg.wall_contact,
-                                residual=gcfg.residual, contact_gate=gcfg.contact_gate,
-                                residual_scale=gcfg.residual_scale), None
+                                **gcfg.simulator_kwargs()), None
     cfg = GIOROMConfig(**model_config)
     r_sparse = cfg.sparse_radius(r, dim)
     net = GIOROMNet(node_in, edge_in, dim, bounds, cfg)
     sim = LearnedSimulator(net, dim, r_sparse, bounds, stats, external_acceleration=ext,
-                           clamp_to_bounds=cfg.clamp_to_bounds, wall_horizon=cfg.wall_horizon,
-                           wall_contact=cfg.wall_contact, residual=cfg.residual,
-                           contact_gate=cfg.contact_gate, residual_scale=cfg.residual_scale)
+                           **cfg.simulator_kwargs())
     query = DenseQuery(dim, k=cfg.query_k, hidden=cfg.query_hidden, scale=0.5 * r_sparse)
     return sim, query
 

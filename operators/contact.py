@@ -28,6 +28,57 @@ DEFAULT_GRID = {"restitution": (0.0, 0.3, 0.6, 0.8, 1.0), "friction": (0.0, 0.25
                 "offset": (0.0, 0.01, 0.02)}
 
 
+def check_constants(contact, names, what: str) -> None:
+    """Raise ``ValueError`` unless each named field of ``contact`` is a number >= 0 (restitution <= 1)."""
+    for name in names:
+        v = getattr(contact, name)
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not v >= 0 or v != v:
+            raise ValueError(f"{what} {name} must be a number >= 0, got {v!r}")
+    if "restitution" in names and contact.restitution > 1:
+        raise ValueError(f"{what} restitution must be in [0, 1], got {contact.restitution}")
+
+
+def contact_models() -> dict:
+    """Wall-contact prior classes by the ``"model"`` name of a config dict."""
+    from operators.compliant_contact import CompliantContact
+    from operators.rigid_contact import RigidContact
+
+    return {"particle": WallContact, "rigid": RigidContact, "compliant": CompliantContact}
+
+
+def contact_from_dict(config: dict):
+    """The wall prior of a model config: ``{"model": "rigid" | "compliant", ...}`` or a per-particle one."""
+    config = dict(config)
+    model = config.pop("model", "particle")
+    models = contact_models()
+    if model not in models:
+        raise ValueError(f"unknown wall contact model {model!r} (expected one of {sorted(models)})")
+    return models[model](**config)
+
+
+def fit_contact(model: str, trajectories: list[Tensor], external, bounds, n_steps: int = 50,
+                grid: dict | None = None):
+    """Fit the constants of the wall-contact prior ``model`` (``"particle"``, ``"rigid"`` or
+    ``"compliant"``) on ``trajectories``; returns (contact, its mean relative RMSE)."""
+    from operators.compliant_contact import fit_compliant_contact
+    from operators.rigid_contact import fit_rigid_contact
+
+    fits = {"particle": fit_wall_contact, "rigid": fit_rigid_contact, "compliant": fit_compliant_contact}
+    if model not in fits:
+        raise ValueError(f"unknown wall contact model {model!r} (expected one of {sorted(fits)})")
+    return fits[model](trajectories, external, bounds, n_steps=n_steps, grid=grid)
+
+
+def contact_rollout(initial_positions: Tensor, n_steps: int, external: Tensor, bounds: Tensor, contact) -> Tensor:
+    """Roll any wall-contact prior alone out (``[W + n_steps, N, d]``): per particle with the
+    wall clamp (:func:`prior_rollout`), object-level ones through their ``step``."""
+    if contact is None or isinstance(contact, WallContact):
+        return prior_rollout(initial_positions, n_steps, external, bounds, contact)
+    from operators.rigid_contact import rigid_prior_rollout
+
+    return rigid_prior_rollout(initial_positions, n_steps, external, bounds, contact)
+
+
 @dataclass
 class WallContact:
     """Per-particle response of the box walls, applied after the known acceleration.
@@ -45,12 +96,7 @@ class WallContact:
     offset: float = 0.0
 
     def __post_init__(self):
-        for name in ("restitution", "friction", "offset"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not v >= 0 or v != v:
-                raise ValueError(f"wall contact {name} must be a number >= 0, got {v!r}")
-        if self.restitution > 1:
-            raise ValueError(f"wall contact restitution must be in [0, 1], got {self.restitution}")
+        check_constants(self, ("restitution", "friction", "offset"), "wall contact")
 
     def as_dict(self) -> dict:
         return asdict(self)

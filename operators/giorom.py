@@ -17,10 +17,11 @@ from torch import Tensor, nn
 from graph.build import fps, knn, radius
 from graph.conv import InteractionNetwork, KernelIntegral, make_mlp
 from operators.fno import FNO, grid_spacing, regular_grid
+from operators.prior_options import PriorOptions
 
 
 @dataclass
-class GIOROMConfig:
+class GIOROMConfig(PriorOptions):
     """Hyper-parameters of :class:`GIOROMNet` and :class:`DenseQuery`.
 
     Attributes:
@@ -38,15 +39,10 @@ class GIOROMConfig:
             (``None``: scale by ``(1/sparse_fraction)**(1/d)``).
         query_k: sparse neighbours per dense query point.
         query_hidden: hidden width of the query kernel.
-        clamp_to_bounds: keep rollout positions inside the walls.
-        wall_horizon: wall distance, in radii, where the wall features saturate.
-        wall_contact: known wall response under the learned residual
-            (:class:`operators.contact.WallContact` fields), or None.
-        residual: ``"free"`` per-particle residual or ``"affine"`` (projected onto
-            each object's affine field, :func:`operators.affine.project_affine`).
-        contact_gate: wall distance (box units) beyond which an object's residual
-            fades to zero (None: the residual acts everywhere).
-        residual_scale: factor on the learned residual at rollout (0: the prior alone).
+
+    The walls, contact prior and residual options (``clamp_to_bounds``, ``wall_horizon``,
+    ``wall_contact``, ``residual``, ``contact_gate``, ``residual_scale``) are those of
+    :class:`operators.prior_options.PriorOptions`.
     """
 
     latent: int = 64
@@ -62,12 +58,6 @@ class GIOROMConfig:
     radius_factor: float | None = None
     query_k: int = 8
     query_hidden: int = 32
-    clamp_to_bounds: bool = False
-    wall_horizon: float = 1.0
-    wall_contact: dict | None = None
-    residual: str = "free"
-    contact_gate: float | None = None
-    residual_scale: float = 1.0
 
     def __post_init__(self):
         if not 0.0 < self.sparse_fraction <= 1.0:

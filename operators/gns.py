@@ -7,36 +7,26 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from graph.conv import InteractionNetwork, make_mlp
+from operators.prior_options import PriorOptions
 
 
 @dataclass
-class GNSConfig:
+class GNSConfig(PriorOptions):
     """Hyper-parameters of :class:`GNS` (the paper uses latent 128, 10 steps).
 
     Attributes:
         latent: width of node and edge latents.
         mp_steps: message-passing (processor) steps.
         mlp_layers: hidden layers per MLP.
-        clamp_to_bounds: keep rollout positions inside the walls.
-        wall_horizon: wall distance, in radii, where the wall features saturate.
-        wall_contact: known wall response under the learned residual
-            (:class:`operators.contact.WallContact` fields), or None.
-        residual: ``"free"`` per-particle residual or ``"affine"`` (projected onto
-            each object's affine field, :func:`operators.affine.project_affine`).
-        contact_gate: wall distance (box units) beyond which an object's residual
-            fades to zero (None: the residual acts everywhere).
-        residual_scale: factor on the learned residual at rollout (0: the prior alone).
+
+    The walls, contact prior and residual options (``clamp_to_bounds``, ``wall_horizon``,
+    ``wall_contact``, ``residual``, ``contact_gate``, ``residual_scale``) are those of
+    :class:`operators.prior_options.PriorOptions`.
     """
 
     latent: int = 128
     mp_steps: int = 10
     mlp_layers: int = 2
-    clamp_to_bounds: bool = False
-    wall_horizon: float = 1.0
-    wall_contact: dict | None = None
-    residual: str = "free"
-    contact_gate: float | None = None
-    residual_scale: float = 1.0
 
 
 class GNS(nn.Module):

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from operators.contact import grid_search_prior
+from operators.contact import check_constants, contact_from_dict, grid_search_prior  # noqa: F401 (re-export)
 
 #: Grid searched by :func:`fit_rigid_contact` (restitution, friction, offset in box units, spin).
 DEFAULT_GRID = {"restitution": (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0), "friction": (0.0, 0.25, 0.5, 1.0),
@@ -58,6 +58,39 @@ def rotation_matrix(omega: Tensor) -> Tensor:
 
 
 @dataclass
+class RigidMotion:
+    """The rigid part of the motion between two frames (float64).
+
+    Attributes:
+        centre: ``[3]`` centre of mass in the last frame.
+        velocity: ``[3]`` centre-of-mass displacement over the frame.
+        omega: ``[3]`` rotation over the frame (axis times angle).
+        rotation: ``[3, 3]`` the same rotation as a matrix.
+        arm: ``[N, 3]`` particles relative to the centre in the last frame.
+        carried: ``[N, 3]`` what a rigid motion does not explain (deformation), per frame.
+        inertia: ``[3, 3]`` moment of inertia of the last frame, unit mass per particle.
+    """
+
+    centre: Tensor
+    velocity: Tensor
+    omega: Tensor
+    rotation: Tensor
+    arm: Tensor
+    carried: Tensor
+    inertia: Tensor
+
+
+def rigid_motion(prev: Tensor, last: Tensor) -> RigidMotion:
+    """Centre-of-mass velocity, best rotation and the non-rigid rest between ``prev`` and ``last`` ``[N, 3]``."""
+    last64, prev64 = last.double(), prev.double()
+    c1, c0 = last64.mean(0), prev64.mean(0)
+    r, r0 = last64 - c1, prev64 - c0
+    step_rot = best_rotation(r0, r)
+    inertia = (r * r).sum() * torch.eye(3, dtype=torch.float64) - r.T @ r
+    return RigidMotion(c1, c1 - c0, rotation_vector(step_rot), step_rot, r, r - r0 @ step_rot.T, inertia)
+
+
+@dataclass
 class RigidContact:
     """Rigid-body response of the box walls, applied to the whole object.
 
@@ -78,12 +111,7 @@ class RigidContact:
     def __post_init__(self):
         if not isinstance(self.spin, bool):
             raise ValueError(f"rigid contact spin must be True or False, got {self.spin!r}")
-        for name in ("restitution", "friction", "offset"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not v >= 0 or v != v:
-                raise ValueError(f"rigid contact {name} must be a number >= 0, got {v!r}")
-        if self.restitution > 1:
-            raise ValueError(f"rigid contact restitution must be in [0, 1], got {self.restitution}")
+        check_constants(self, ("restitution", "friction", "offset"), "rigid contact")
 
     def as_dict(self) -> dict:
         return {"model": "rigid", **asdict(self)}
@@ -120,16 +148,12 @@ class RigidContact:
         if last.ndim != 2 or last.shape[-1] != 3:
             raise ValueError(f"the rigid contact prior needs 3-D positions [N, 3], got {tuple(last.shape)}")
         dtype = last.dtype
-        last64, prev64 = last.double(), prev.double()
-        c1, c0 = last64.mean(0), prev64.mean(0)
-        r, r0 = last64 - c1, prev64 - c0
-        step_rot = best_rotation(r0, r)
-        carried = r - r0 @ step_rot.T  # what a rigid motion does not explain (deformation)
+        m = rigid_motion(prev, last)
+        c1, r, carried, inertia = m.centre, m.arm, m.carried, m.inertia
         ext = external.double()
-        v_free = c1 - c0  # contacts reverse the frame's velocity before gravity: a symmetric bounce
-        omega = rotation_vector(step_rot)
+        v_free = m.velocity  # contacts reverse the frame's velocity before gravity: a symmetric bounce
+        omega = m.omega
         mass = float(last.shape[0])
-        inertia = (r * r).sum() * torch.eye(3, dtype=torch.float64) - r.T @ r
         inv_inertia = torch.linalg.inv(inertia + 1e-12 * torch.eye(3, dtype=torch.float64))
         lo = bounds[:, 0].double() + self.offset
         hi = bounds[:, 1].double() - self.offset
@@ -162,23 +186,11 @@ class RigidContact:
         return self.step(prev, last, external, bounds) - 2 * last + prev
 
 
-def contact_from_dict(config: dict):
-    """The wall prior of a model config: ``{"model": "rigid", ...}`` or a per-particle one."""
-    from operators.contact import WallContact
-
-    config = dict(config)
-    model = config.pop("model", "particle")
-    if model == "rigid":
-        return RigidContact(**config)
-    if model == "particle":
-        return WallContact(**config)
-    raise ValueError(f"unknown wall contact model {model!r} (expected 'particle' or 'rigid')")
-
-
 @torch.no_grad()
 def rigid_prior_rollout(initial_positions: Tensor, n_steps: int, external: Tensor, bounds: Tensor,
-                        contact: RigidContact) -> Tensor:
-    """Roll the rigid-contact prior alone out.
+                        contact) -> Tensor:
+    """Roll an object-level contact prior alone out (``RigidContact`` or ``CompliantContact``:
+    anything with ``step(prev, last, external, bounds)``).
 
     Args:
         initial_positions: Tensor,  # [W, N, 3] with W >= 2

@@ -12,8 +12,7 @@ from torch import Tensor, nn
 
 from graph.build import radius_graph
 from operators.affine import project_affine
-from operators.contact import WallContact
-from operators.rigid_contact import RigidContact, contact_from_dict
+from operators.contact import WallContact, contact_from_dict, contact_models
 from operators.features import (INPUT_SEQUENCE_LENGTH, NUM_PARTICLE_TYPES, Normalization,
                                 edge_features, node_features)
 
@@ -56,8 +55,10 @@ class LearnedSimulator(nn.Module):
         wall_contact: known wall response (restitution, friction) added to the
             prior under the learned residual, or None (see :mod:`operators.contact`);
             ``{"model": "rigid", ...}`` or a ``RigidContact`` answers contacts on the
-            whole object's rigid motion instead (:mod:`operators.rigid_contact`; one
-            object per window, so for rollouts rather than batched training).
+            whole object's rigid motion instead (:mod:`operators.rigid_contact`), and
+            ``{"model": "compliant", ...}`` or a ``CompliantContact`` with spring-dampers
+            on it (:mod:`operators.compliant_contact`); these two treat each batch
+            entry (``batch``), or the whole window without one, as one object.
         residual: ``"free"`` (one acceleration per particle, as GNS) or ``"affine"``
             (the network's output projected onto each object's affine field,
             :func:`operators.affine.project_affine`; one object per batch entry).
@@ -110,9 +111,9 @@ class LearnedSimulator(nn.Module):
         self.wall_horizon = float(wall_horizon)
         if isinstance(wall_contact, dict):
             wall_contact = contact_from_dict(wall_contact)
-        if wall_contact is not None and not isinstance(wall_contact, (WallContact, RigidContact)):
-            raise TypeError("wall_contact must be a WallContact, a RigidContact, a dict or None, "
-                            f"got {type(wall_contact).__name__}")
+        if wall_contact is not None and not isinstance(wall_contact, tuple(contact_models().values())):
+            raise TypeError("wall_contact must be a WallContact, a RigidContact, a CompliantContact, a dict "
+                            f"or None, got {type(wall_contact).__name__}")
         self.wall_contact = wall_contact
         self.type_embedding = nn.Embedding(NUM_PARTICLE_TYPES, type_embedding_dim)
         if external_acceleration is not None:
@@ -181,40 +182,53 @@ class LearnedSimulator(nn.Module):
         per_obj = near.new_zeros(n_obj).scatter_reduce(0, batch, near, reduce="amax", include_self=True)
         return per_obj[batch]
 
-    def integrate(self, normalized_acceleration: Tensor, position_sequence: Tensor) -> Tensor:
+    def integrate(self, normalized_acceleration: Tensor, position_sequence: Tensor,
+                  batch: Tensor | None = None) -> Tensor:
         """Semi-implicit Euler step from a normalised acceleration.
 
         Args:
             normalized_acceleration: Tensor,  # [N, d]
             position_sequence: Tensor,  # [N, W, d]
+            batch: Tensor | None,  # [N] example index (objects of an object-level prior)
 
         Returns:
             Tensor,  # [N, d] next positions
         """
-        acc = normalized_acceleration * self.acc_std + self.acc_mean + self.prior_acceleration(position_sequence)
+        acc = (normalized_acceleration * self.acc_std + self.acc_mean
+               + self.prior_acceleration(position_sequence, batch))
         last = position_sequence[:, -1]
         velocity = last - position_sequence[:, -2] + acc
         return last + velocity
 
-    def normalized_acceleration(self, next_position: Tensor, position_sequence: Tensor) -> Tensor:
+    def normalized_acceleration(self, next_position: Tensor, position_sequence: Tensor,
+                                batch: Tensor | None = None) -> Tensor:
         """Inverse of :meth:`integrate`: the normalised acceleration that
         leads from ``position_sequence`` to ``next_position``."""
         prev_vel = position_sequence[:, -1] - position_sequence[:, -2]
         next_vel = next_position - position_sequence[:, -1]
-        return (next_vel - prev_vel - self.prior_acceleration(position_sequence) - self.acc_mean) / self.acc_std
+        prior = self.prior_acceleration(position_sequence, batch)
+        return (next_vel - prev_vel - prior - self.acc_mean) / self.acc_std
 
-    def prior_acceleration(self, position_sequence: Tensor) -> Tensor:
+    def prior_acceleration(self, position_sequence: Tensor, batch: Tensor | None = None) -> Tensor:
         """Known acceleration ``[N, d]`` under the learned residual: the external one
-        (gravity), plus the wall response when ``wall_contact`` is set."""
+        (gravity), plus the wall response when ``wall_contact`` is set (an object-level
+        response per batch entry)."""
         if self.wall_contact is None:
             return self.external_acceleration.expand_as(position_sequence[:, -1])
-        return self.wall_contact.acceleration(position_sequence, self.external_acceleration, self.bounds)
+        contact, ext = self.wall_contact, self.external_acceleration
+        if batch is None or isinstance(contact, WallContact):
+            return contact.acceleration(position_sequence, ext, self.bounds)
+        acc = torch.empty_like(position_sequence[:, -1])
+        for b in torch.unique(batch):
+            sel = batch == b
+            acc[sel] = contact.acceleration(position_sequence[sel], ext, self.bounds)
+        return acc
 
     def predict_positions(self, position_sequence: Tensor, particle_type: Tensor,
                           batch: Tensor | None = None) -> Tensor:
         """Next positions ``[N, d]`` from a window ``[N, W, d]`` (inside the walls with
         ``clamp_to_bounds``)."""
-        nxt = self.integrate(self(position_sequence, particle_type, batch), position_sequence)
+        nxt = self.integrate(self(position_sequence, particle_type, batch), position_sequence, batch)
         if self.clamp_to_bounds:
             nxt = torch.maximum(torch.minimum(nxt, self.bounds[:, 1]), self.bounds[:, 0])
         return nxt
@@ -238,7 +252,7 @@ class LearnedSimulator(nn.Module):
         """
         noisy = position_sequence + noise
         predicted = self(noisy, particle_type, batch)
-        target = self.normalized_acceleration(next_position + noise[:, -1], noisy)
+        target = self.normalized_acceleration(next_position + noise[:, -1], noisy, batch)
         return predicted, target
 
 

@@ -118,9 +118,9 @@ class _Objective(nn.Module):
             predicted = sim(window, types, batch)
             # the correction that would land this (predicted) state on the truth, shifted by
             # the noise on the last input position so that noise is not learnt (as in GNS)
-            target = sim.normalized_acceleration(nexts[:, k] + noise[:, -1], window).detach()
+            target = sim.normalized_acceleration(nexts[:, k] + noise[:, -1], window, batch).detach()
             losses.append((((predicted - target) ** 2).sum(-1) * mask).sum() / mask.sum().clamp(min=1))
-            nxt = sim.integrate(predicted, window)
+            nxt = sim.integrate(predicted, window, batch)
             if sim.clamp_to_bounds:
                 nxt = torch.maximum(torch.minimum(nxt, sim.bounds[:, 1]), sim.bounds[:, 0])
             window = torch.cat([window[:, 1:], nxt[:, None]], dim=1)
