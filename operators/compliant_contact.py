@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from operators.contact import check_constants, grid_search_prior
+from operators.contact import check_constants, coordinate_search_prior, grid_search_prior
 from operators.rigid_contact import rigid_motion, rigid_prior_rollout, rotation_matrix, rotation_vector
 
 #: Grid searched by :func:`fit_compliant_contact` (stiffness and damping per particle and frame
@@ -167,12 +167,20 @@ class CompliantContact:
         return self.step(prev, last, external, bounds) - 2 * last + prev
 
 
+#: Where :func:`fit_compliant_contact`'s coordinate search starts.
+DEFAULT_START = {"stiffness": 4.0, "damping": 0.15, "friction": 0.25, "offset": 0.02, "inertia_scale": 1.0}
+
+
 def fit_compliant_contact(trajectories: list[Tensor], external, bounds, n_steps: int = 50,
-                          grid: dict | None = None) -> tuple[CompliantContact, float]:
-    """Grid-search the constants that make the compliant prior roll out closest to the data.
+                          grid: dict | None = None, search: str = "coordinate",
+                          start: dict | None = None) -> tuple[CompliantContact, float]:
+    """Search the constants that make the compliant prior roll out closest to the data.
 
     Same protocol as :func:`operators.contact.fit_wall_contact`: each trajectory starts from
-    its first ``INPUT_SEQUENCE_LENGTH`` frames, the score is the mean relative RMSE.
+    its first ``INPUT_SEQUENCE_LENGTH`` frames, the score is the mean relative RMSE. The
+    prior costs more than the others (sub-steps near the walls), so by default the grid is
+    searched one constant at a time (:func:`operators.contact.coordinate_search_prior`, two
+    rounds from ``start``) rather than over all its combinations (``search="grid"``).
 
     Args:
         trajectories: positions ``[T, N, 3]`` (e.g. a dataset's training split).
@@ -181,6 +189,9 @@ def fit_compliant_contact(trajectories: list[Tensor], external, bounds, n_steps:
         n_steps: predicted frames scored.
         grid: values per field of :class:`CompliantContact` (default :data:`DEFAULT_GRID`;
             ``substeps`` keeps its default unless given).
+        search: ``"coordinate"`` (coordinate descent over the grid) or ``"grid"`` (every combination).
+        start: first value of each grid field for the coordinate search (default :data:`DEFAULT_START`,
+            else the first grid value).
 
     Returns:
         (best CompliantContact, its mean relative RMSE)
@@ -195,5 +206,11 @@ def fit_compliant_contact(trajectories: list[Tensor], external, bounds, n_steps:
         kw = dict(zip(names, values))
         return CompliantContact(**{k: (int(v) if k in ("substeps", "shooting") else float(v)) for k, v in kw.items()})
 
-    return grid_search_prior(trajectories, external, bounds, n_steps, grid, make, rigid_prior_rollout,
-                             "the compliant contact")
+    what = "the compliant contact"
+    if search == "grid":
+        return grid_search_prior(trajectories, external, bounds, n_steps, grid, make, rigid_prior_rollout, what)
+    if search != "coordinate":
+        raise ValueError(f"search must be 'coordinate' or 'grid', got {search!r}")
+    first = {k: (start or DEFAULT_START).get(k, v[0]) for k, v in grid.items()}
+    return coordinate_search_prior(trajectories, external, bounds, n_steps, grid, first, make,
+                                   rigid_prior_rollout, what)

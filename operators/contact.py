@@ -201,7 +201,7 @@ def fit_wall_contact(trajectories: list[Tensor], external, bounds, n_steps: int 
 
 
 def grid_search_prior(trajectories: list[Tensor], external, bounds, n_steps: int, grid: dict, make, rollout_fn,
-                      what: str):
+                      what: str, cache: dict | None = None):
     """Grid search shared by the contact priors: the constants whose prior rollout is closest to the data.
 
     Args:
@@ -213,6 +213,8 @@ def grid_search_prior(trajectories: list[Tensor], external, bounds, n_steps: int
         make: builds a contact model from one combination of grid values.
         rollout_fn: ``rollout_fn(start [W, N, d], n, external, bounds, contact) -> [W + n, N, d]``.
         what: the prior's name in error messages.
+        cache: scores by combination of grid values, read and filled (repeated searches
+            over overlapping grids score each combination once).
 
     Returns:
         (best contact model, its mean relative RMSE over trajectories and frames)
@@ -227,10 +229,47 @@ def grid_search_prior(trajectories: list[Tensor], external, bounds, n_steps: int
     ext = torch.as_tensor(external, dtype=torch.float32)
     bnd = torch.as_tensor(bounds, dtype=torch.float32)
     best, best_err = None, float("inf")
+    cache = {} if cache is None else cache
     for values in itertools.product(*grid.values()):
         contact = make(*values)
-        err = sum(float(relative_rmse(rollout_fn(t[:w].float(), n, ext, bnd, contact)[w:],
-                                      t[w:w + n].float()).mean()) for t in trajectories) / len(trajectories)
+        if values not in cache:
+            cache[values] = sum(float(relative_rmse(rollout_fn(t[:w].float(), n, ext, bnd, contact)[w:],
+                                                    t[w:w + n].float()).mean())
+                                for t in trajectories) / len(trajectories)
+        err = cache[values]
         if err < best_err:
             best, best_err = contact, err
     return best, best_err
+
+
+def coordinate_search_prior(trajectories: list[Tensor], external, bounds, n_steps: int, grid: dict, start: dict,
+                            make, rollout_fn, what: str, passes: int = 2):
+    """Coordinate descent over a grid: from ``start``, each field in turn is searched over its
+    grid values with the others fixed (:func:`grid_search_prior`), for ``passes`` rounds.
+
+    Scores ``passes * sum(len(values))`` combinations at most instead of their product; it finds
+    the grid's best when the fields act independently, a local best otherwise.
+
+    Args:
+        grid: ordered ``{name: values}``, named as the fields of the models ``make`` builds.
+        start: a value per grid field to begin from.
+        passes: rounds over all fields (it stops early when a round changes nothing).
+        (the others as in :func:`grid_search_prior`)
+
+    Returns:
+        (best contact model, its mean relative RMSE)
+    """
+    missing = set(grid) - set(start)
+    if missing:
+        raise ValueError(f"coordinate search of {what} needs a start value for {sorted(missing)}")
+    current = {k: start[k] for k in grid}
+    cache, best = {}, None
+    for _ in range(passes):
+        before = dict(current)
+        for name in grid:
+            line = {k: (grid[k] if k == name else (current[k],)) for k in grid}
+            best = grid_search_prior(trajectories, external, bounds, n_steps, line, make, rollout_fn, what, cache)
+            current = {k: getattr(best[0], k) for k in grid}  # the model's fields are named as the grid
+        if current == before:
+            break
+    return best

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from operators.checkpoints import BUNDLED_DIR, load_checkpoint, save_checkpoint  # noqa: E402
-from operators.contact import fit_wall_contact  # noqa: E402
+from operators.contact import contact_from_dict, fit_contact  # noqa: E402
 from operators.datasets import read_metadata, read_split  # noqa: E402
 from operators.rollout import rollout  # noqa: E402
 from operators.splat_physics.shapes import generate_shape_dataset, gravity_per_frame  # noqa: E402
@@ -119,6 +119,13 @@ def main(argv=None) -> int:
     p.add_argument("--wall-contact", action="store_true",
                    help="fit a wall response (restitution, friction, offset) on the training split and "
                         "learn the residual over it (operators.contact)")
+    p.add_argument("--contact-model", choices=["particle", "rigid", "compliant"], default="particle",
+                   help="with --wall-contact: per-particle response (operators.contact), one impulse on the "
+                        "object's rigid motion (operators.rigid_contact) or a rigid body on spring-dampers "
+                        "(operators.compliant_contact)")
+    p.add_argument("--contact-json", default=None,
+                   help="with --wall-contact: the prior's constants as a JSON dict (e.g. fitted before on the "
+                        "same training split) instead of fitting them here")
     p.add_argument("--residual", choices=["free", "affine"], default="free",
                    help="learned residual per particle, or projected onto each object's affine field "
                         "(operators.affine)")
@@ -146,9 +153,14 @@ def main(argv=None) -> int:
         meta = read_metadata(data)
         trajs = [t.positions for t in read_split(data, "train", meta)]
         ext = meta.get("external_acceleration") or [0.0] * int(meta["dim"])
-        fitted, err = fit_wall_contact(trajs, ext, meta["bounds"])
-        contact = fitted.as_dict()
-        print(json.dumps({"wall_contact": contact, "train_prior_rmse_frac": err}), flush=True)
+        if a.contact_json:
+            given = {"model": a.contact_model, **json.loads(a.contact_json)}
+            contact = contact_from_dict(given).as_dict()  # validated
+            print(json.dumps({"wall_contact": contact, "given": True}), flush=True)
+        else:
+            fitted, err = fit_contact(a.contact_model, trajs, ext, meta["bounds"])
+            contact = fitted.as_dict()
+            print(json.dumps({"wall_contact": contact, "train_prior_rmse_frac": err}), flush=True)
     for model in a.models.split(","):
         run = work / f"run_{model}_{a.material}_3d"
         cfg = dict(GIOROM_CONFIG if model == "giorom" else GNS_CONFIG)

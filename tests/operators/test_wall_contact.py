@@ -102,6 +102,31 @@ def test_fit_recovers_the_constants_of_a_prior_made_trajectory():
         fit_wall_contact([], G, BOUNDS)
 
 
+def test_coordinate_search_finds_the_grid_best_and_scores_fewer_combinations():
+    from operators.contact import coordinate_search_prior, grid_search_prior
+
+    truth_contact = WallContact(restitution=0.6, friction=0.5, offset=0.01)
+    trajs = [prior_rollout(_drop(seed=s, vel=(0.004 * (s + 1), -0.012, 0.002)), 30, G, BOUNDS, truth_contact)
+             for s in range(2)]
+    grid = {"restitution": (0.0, 0.3, 0.6, 1.0), "friction": (0.0, 0.25, 0.5), "offset": (0.0, 0.01, 0.02)}
+    make = lambda e, mu, off: WallContact(float(e), float(mu), float(off))  # noqa: E731
+    full = {}
+    best, _ = grid_search_prior(trajs, G, BOUNDS, 30, grid, make, prior_rollout, "walls", full)
+    assert best == truth_contact and len(full) == 36
+    calls = []
+
+    def counted(*args):
+        calls.append(args[-1])
+        return prior_rollout(*args)
+
+    found, err = coordinate_search_prior(trajs, G, BOUNDS, 30, grid, {"restitution": 1.0, "friction": 0.0,
+                                                                      "offset": 0.0}, make, counted, "walls")
+    assert found == best == truth_contact and err == pytest.approx(0.0, abs=1e-5)
+    assert len(calls) < len(full)  # each combination scored once, and fewer of them
+    with pytest.raises(ValueError, match="needs a start value"):
+        coordinate_search_prior(trajs, G, BOUNDS, 30, grid, {}, make, prior_rollout, "walls")
+
+
 def test_contact_gate_silences_the_residual_in_free_flight():
     meta = {k: v for k, v in _meta().items() if k != "external_acceleration"}
     stats = Normalization.from_metadata(meta)  # no gravity prior: the output layer is not zeroed
