@@ -7,8 +7,10 @@ shapes, GNS vs GIOROM at the same training budget.
 (a) Per frame, at N MPM particles filling a splat ball of G Gaussians: MPM
     (median substep x substeps per frame) against the GIOROM preview (one
     sparse step on the ~1k-point graph of the bundled checkpoint + the dense
-    query to all N particles and all G Gaussian centres), and the cost of
-    deforming every Gaussian's covariance (needed by both for rendering).
+    query to all N particles and all G Gaussian centres), one GNS step on all N
+    particles (radius graph over every particle + the network; the bundled GNS
+    of the material, radius scaled to the spacing), and the cost of deforming
+    every Gaussian's covariance (needed by all for rendering).
 (b) Rollout error against MPM on the held-out shapes (torus, capsule) of
     the shape-drop datasets made by ``scripts/make_splat_checkpoints.py``:
     position RMSE over all particles as a fraction of the object size, after
@@ -42,6 +44,7 @@ from operators.features import INPUT_SEQUENCE_LENGTH as W  # noqa: E402
 from operators.giorom import sample_sparse  # noqa: E402
 from operators.splat_physics.deform import interpolation_plan, transform_covariances  # noqa: E402
 from operators.splat_physics.particles import fill_particles  # noqa: E402
+from operators.splat_physics.shapes import DEFAULT_SPACING as COARSE  # noqa: E402  (training data's)
 from splat.io.atomic import write_text_atomic  # noqa: E402
 
 
@@ -69,26 +72,73 @@ def ball_gaussians(n: int, radius: float = 0.125, centre=(0.5, 0.3, 0.5)):
     return pts.float(), torch.full((n, 3), scale), torch.full((n,), 0.95)
 
 
-def per_frame(material: str, sizes: list[int], n_gaussians: int, data_dir: Path) -> list[dict]:
+def gns_frame(ckpt, dense: torch.Tensor, spacing: float, repeats: int) -> dict:
+    """ms of one GNS step on all ``dense`` particles: the radius graph over every particle
+    (cKDTree, ``graph.build.radius_graph``) and the network on it, with the checkpoint's
+    connectivity radius scaled to the particle spacing.
+
+    The checkpoint's radius is 3x the median neighbour distance of its training data,
+    filled at the coarse spacing ``COARSE``; at a finer spacing the same neighbourhood in
+    particles needs the radius scaled by ``spacing / COARSE`` (as GIOROM scales its sparse
+    radius to the sparse spacing), and each node keeps at most ``max_num_neighbors`` edges.
+    """
+    from graph.build import radius_graph
+
+    simulator, _ = models_from_checkpoint(ckpt)
+    simulator.radius = float(ckpt.metadata["default_connectivity_radius"]) * spacing / COARSE
+    ptype = torch.full((dense.shape[0],), int(ckpt.metadata["particle_types"][0]))
+    window = dense[:, None, :].repeat(1, W, 1).contiguous()
+    with torch.no_grad():
+        edges = radius_graph(dense, simulator.radius, max_num_neighbors=simulator.max_num_neighbors)
+        graph_ms, graph_cpu = median_ms(lambda: radius_graph(dense, simulator.radius,
+                                                             max_num_neighbors=simulator.max_num_neighbors),
+                                        repeats=repeats, warmup=0)  # the call above warmed it up
+        step_ms, step_cpu = median_ms(lambda: simulator.predict_positions(window, ptype), repeats=repeats)
+    return {"gns_radius": simulator.radius, "gns_edges": int(edges.shape[1]),
+            "gns_graph_ms": graph_ms, "gns_graph_cpu_ms": graph_cpu, "gns_ms": step_ms, "gns_cpu_ms": step_cpu}
+
+
+def per_frame(material: str, sizes: list[int], n_gaussians: int, data_dir: Path,
+              from_runs: bool = False, gns: bool = True) -> list[dict]:
+    """(a) ms per frame at each particle count: MPM, the GIOROM preview and one GNS step.
+
+    Args:
+        material: ``"jelly"`` or ``"sand"`` (the 3-D checkpoints of that material).
+        sizes: particle counts to fill the ball with (the fill lands near them).
+        n_gaussians: surface Gaussians of the ball (all of them are queried by the preview).
+        data_dir: folder of ``make_splat_checkpoints`` runs, read with ``from_runs``.
+        from_runs: time the run checkpoints of ``data_dir`` when present instead of the
+            bundled ones (same networks; the cost per frame depends only on them).
+        gns: also time the GNS step on all particles.
+    """
     from operators.mpm import MPMConfig, build_solver
     from operators.scenes import SceneInit
 
-    run = data_dir / f"run_giorom_{material}_3d" / "checkpoint.pt"  # same weights shape; timing only
-    ckpt = load_checkpoint(run if run.is_file() else bundled_checkpoint(material, 3))
+    def checkpoint(model: str):
+        run = data_dir / f"run_{model}_{material}_3d" / "checkpoint.pt"
+        return load_checkpoint(run if from_runs and run.is_file() else bundled_checkpoint(material, 3, model))
+
+    ckpt = checkpoint("giorom")
+    gns_ckpt = checkpoint("gns") if gns else None
     simulator, query = models_from_checkpoint(ckpt)
     means, scales, opac = ball_gaussians(n_gaussians)
-    coarse = fill_particles(means, scales, opac, 0.02, 10 ** 6)
+    coarse = fill_particles(means, scales, opac, COARSE, 10 ** 6)
     rows = []
     for n in sizes:
-        volume = coarse.shape[0] * 0.02 ** 3
+        volume = coarse.shape[0] * COARSE ** 3
         spacing = (volume / n) ** (1 / 3)
         dense = fill_particles(means, scales, opac, spacing, 10 * n)
+        if abs(dense.shape[0] / n - 1) > 0.05:  # the fill's volume is not the coarse one's: correct once
+            spacing *= (dense.shape[0] / n) ** (1 / 3)
+            dense = fill_particles(means, scales, opac, spacing, 10 * n)
+        repeats = 3 if n <= 20000 else 1
         init = SceneInit(dense, torch.zeros_like(dense), spacing ** 3, spacing)
         solver, _ = build_solver(material, init, dim=3,
                                  config=MPMConfig(n_grid=int(min(160, round(1 / (2 * spacing))))))
         substeps = max(1, math.ceil(0.01 / solver.dt - 1e-9))
         with torch.no_grad():
-            mpm_ms, mpm_cpu = (t * substeps for t in median_ms(solver.substep, repeats=3 if n <= 20000 else 1))
+            mpm_ms, mpm_cpu = (t * substeps for t in median_ms(solver.substep, repeats=repeats))
+        del solver
         # the preview: sparse graph at the checkpoint's spacing, one step, query to particles + Gaussians
         idx = sample_sparse(coarse, ckpt.model_config["sparse_fraction"], "fps", random_start=False)
         sparse = coarse[idx]
@@ -104,15 +154,26 @@ def per_frame(material: str, sizes: list[int], n_gaussians: int, data_dir: Path)
         q = torch.randn(n_gaussians, 4)
         cov_ms, cov_cpu = median_ms(lambda: transform_covariances(q, scales, F), repeats=1)
         preview_ms, preview_cpu = step_ms + query_ms, step_cpu + query_cpu
-        rows.append({"material": material, "particles": int(dense.shape[0]), "gaussians": n_gaussians,
-                     "mpm_substeps": substeps, "mpm_ms": mpm_ms, "mpm_cpu_ms": mpm_cpu,
-                     "sparse_points": int(idx.numel()), "giorom_step_ms": step_ms, "query_ms": query_ms,
-                     "preview_ms": preview_ms, "preview_cpu_ms": preview_cpu,
-                     "speedup_wall": mpm_ms / preview_ms, "speedup_cpu": mpm_cpu / preview_cpu,
-                     "covariance_ms": cov_ms, "covariance_cpu_ms": cov_cpu})
-        print(f"  {material} N={dense.shape[0]}: MPM {mpm_ms:.0f} ms/frame (cpu {mpm_cpu:.0f}), preview "
-              f"{preview_ms:.0f} ms (cpu {preview_cpu:.0f}; step {step_ms:.0f} + query {query_ms:.0f}), "
-              f"x{mpm_ms / preview_ms:.1f} wall, x{mpm_cpu / preview_cpu:.1f} cpu", flush=True)
+        row = {"material": material, "particles": int(dense.shape[0]), "gaussians": n_gaussians,
+               "mpm_substeps": substeps, "mpm_ms": mpm_ms, "mpm_cpu_ms": mpm_cpu,
+               "sparse_points": int(idx.numel()), "giorom_step_ms": step_ms, "query_ms": query_ms,
+               "preview_ms": preview_ms, "preview_cpu_ms": preview_cpu,
+               "speedup_wall": mpm_ms / preview_ms, "speedup_cpu": mpm_cpu / preview_cpu,
+               "covariance_ms": cov_ms, "covariance_cpu_ms": cov_cpu,
+               "giorom_checkpoint": ckpt.path.name if not from_runs else str(ckpt.path)}
+        line = (f"  {material} N={dense.shape[0]}: MPM {mpm_ms:.0f} ms/frame (cpu {mpm_cpu:.0f}), preview "
+                f"{preview_ms:.0f} ms (cpu {preview_cpu:.0f}; step {step_ms:.0f} + query {query_ms:.0f}), "
+                f"x{mpm_ms / preview_ms:.1f} wall, x{mpm_cpu / preview_cpu:.1f} cpu")
+        if gns_ckpt is not None:
+            row.update(gns_frame(gns_ckpt, dense, spacing, repeats),
+                       gns_checkpoint=gns_ckpt.path.name if not from_runs else str(gns_ckpt.path))
+            row["giorom_vs_gns_wall"] = row["gns_ms"] / preview_ms
+            row["giorom_vs_gns_cpu"] = row["gns_cpu_ms"] / preview_cpu
+            line += (f"; GNS {row['gns_ms']:.0f} ms (cpu {row['gns_cpu_ms']:.0f}, graph "
+                     f"{row['gns_graph_cpu_ms']:.0f}, {row['gns_edges']} edges), preview "
+                     f"x{row['giorom_vs_gns_cpu']:.1f} cpu vs GNS")
+        rows.append(row)
+        print(line, flush=True)
     return rows
 
 
@@ -298,6 +359,9 @@ def main(argv=None) -> int:
     p.add_argument("--frames", type=int, default=50, help="frames of the splat-object drops")
     p.add_argument("--skip", nargs="*", default=[], choices=["frame", "rollout", "objects"])
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--frame-from-runs", action="store_true",
+                   help="(a) time the checkpoints of --data-dir's runs, when there, instead of the bundled ones")
+    p.add_argument("--no-gns", action="store_true", help="(a) leave out the GNS step on all particles")
     p.add_argument("--rigid-contact", action="store_true",
                    help="(b) also fit the object-level contact prior on the training split and roll it out")
     p.add_argument("--json", help="write the results here")
@@ -307,11 +371,12 @@ def main(argv=None) -> int:
     out = {"machine": "2-core CPU, no GPU, shared with other jobs", "torch_threads": a.threads}
     if "frame" not in a.skip:
         print("(a) ms per frame")
-        out["per_frame"] = [r for m in a.materials for r in per_frame(m, a.sizes, a.gaussians,
-                                                                        Path(a.data_dir))]
+        out["per_frame"] = [r for m in a.materials for r in per_frame(
+            m, a.sizes, a.gaussians, Path(a.data_dir), from_runs=a.frame_from_runs, gns=not a.no_gns)]
         print(table(out["per_frame"], ["material", "particles", "gaussians", "mpm_ms", "mpm_cpu_ms",
                                        "sparse_points", "giorom_step_ms", "query_ms", "preview_ms",
-                                       "preview_cpu_ms", "speedup_wall", "speedup_cpu", "covariance_cpu_ms"]))
+                                       "preview_cpu_ms", "speedup_wall", "speedup_cpu", "gns_edges", "gns_ms",
+                                       "gns_cpu_ms", "giorom_vs_gns_cpu", "covariance_cpu_ms"]))
     if "rollout" not in a.skip:
         print("(b) rollout error on held-out shapes, same training budget")
         out["rollout"] = [r for m in a.materials for r in rollout_errors(m, Path(a.data_dir), a.rigid_contact)]

@@ -1,0 +1,51 @@
+"""The per-frame part of ``benchmarks/bm_physics_splats.py`` at a tiny size: MPM, the
+GIOROM preview and the GNS step on all particles each give a row with positive timings."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bm_physics_splats.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("_bench_physics_splats_frame", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_per_frame_rows_time_mpm_giorom_and_gns(bench, tmp_path):
+    rows = bench.per_frame("jelly", [200, 400], n_gaussians=300, data_dir=tmp_path)
+    assert [r["material"] for r in rows] == ["jelly", "jelly"]
+    for row in rows:
+        for key in ("mpm_ms", "mpm_cpu_ms", "giorom_step_ms", "query_ms", "preview_ms", "preview_cpu_ms",
+                    "gns_graph_ms", "gns_ms", "gns_cpu_ms", "giorom_vs_gns_cpu", "giorom_vs_gns_wall"):
+            assert row[key] > 0, key
+        assert row["gns_checkpoint"] == "gns_jelly_3d.pt"
+        assert row["giorom_checkpoint"] == "giorom_jelly_3d.pt"
+        # the GNS graph spans every particle, at most max_num_neighbors (32) edges each
+        assert 0 < row["gns_edges"] <= 32 * row["particles"]
+        assert row["giorom_vs_gns_cpu"] == pytest.approx(row["gns_cpu_ms"] / row["preview_cpu_ms"])
+    # a finer fill: more particles, a smaller GNS radius
+    assert rows[1]["particles"] > rows[0]["particles"]
+    assert rows[1]["gns_radius"] < rows[0]["gns_radius"]
+
+
+def test_per_frame_cli_writes_the_gns_columns(bench, tmp_path, capsys):
+    out = tmp_path / "frame.json"
+    assert bench.main(["--sizes", "200", "--gaussians", "300", "--materials", "sand", "--skip", "rollout",
+                       "objects", "--data-dir", str(tmp_path), "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["per_frame"]
+    assert len(rows) == 1 and rows[0]["material"] == "sand" and rows[0]["gns_cpu_ms"] > 0
+    header = capsys.readouterr().out
+    assert "| gns_ms | gns_cpu_ms | giorom_vs_gns_cpu |" in header
+
+
+def test_per_frame_without_gns_has_no_gns_columns(bench, tmp_path):
+    (row,) = bench.per_frame("jelly", [200], n_gaussians=300, data_dir=tmp_path, gns=False)
+    assert row["preview_cpu_ms"] > 0 and "gns_ms" not in row
