@@ -2,7 +2,9 @@
 
 - :func:`classification_cv`: CGS, a GIN and a GCN of about the same parameter
   count (torch-geometric's ``GINConv`` / ``GCNConv``) trained and scored on the
-  same stratified folds of a real graph-classification set.
+  same repeated stratified folds of a graph-classification set, each model's
+  learning rate (and CGS's contraction setting) chosen on an inner validation
+  split of the training folds.
 - :func:`porous_size_generalisation`: the bundled porous-network CGS (trained on
   50-150 pores) on networks of the training size and of ``factor`` times it,
   against SciPy's exact sparse solve: error, fixed-point iterations, solve time
@@ -26,10 +28,12 @@ from graph.forwardgnn.memory import track_memory
 from .baselines import GCN, GCNConfig
 from .checks import check_graph
 from .layers import mlp
+from .crossval import CONTRACTIONS, LEARNING_RATES, model_grid, repeated_cv
 from .model import CGS, count_parameters
-from .tasks.classification import load_classification_set, stratified_folds
+from .tasks.classification import load_classification_set
+from .tasks.synthetic_classification import SYNTHETIC_SETS
 from .tasks.porous import make_porous_dataset, solve_pressure
-from .training import predict, train
+from .training import TrainConfig, predict, train
 
 
 class GIN(nn.Module):
@@ -42,6 +46,7 @@ class GIN(nn.Module):
 
     def __init__(self, node_dim: int, out_dim: int, hidden: int, layers: int = 4):
         super().__init__()
+        self.hidden = hidden
         self.embed = mlp([node_dim, hidden, hidden])
         self.convs = nn.ModuleList(GINConv(mlp([hidden, hidden, hidden]), train_eps=True)
                                    for _ in range(layers))
@@ -71,69 +76,74 @@ def _matched(build, target: int) -> nn.Module:
     return build(best[0])
 
 
-def classification_cv(seed: int = 0, folds: int = 4, epochs: int = 30, top_k: int | None = 16,
-                      dataset: str = "mice", models: tuple[str, ...] = ("cgs", "gin", "gcn"),
-                      graphs=None) -> list[dict]:
-    """k-fold accuracy of CGS and same-size GIN / GCN on the same folds.
+def cv_setting(dataset: str) -> TrainConfig:
+    """Epochs and batch of the cross-validation of ``dataset`` (shared by every model):
+    30 epochs of 4 graphs on the 32 connectomes, 40 epochs of 16 on the synthetic sets."""
+    from .experiments import ClassificationExperiment
+
+    base = ClassificationExperiment().train
+    if dataset in SYNTHETIC_SETS:
+        return replace(base, epochs=40, batch_size=16, progress=False)
+    return replace(base, progress=False)
+
+
+def classification_cv(seed: int = 0, folds: int = 4, epochs: int | None = None,
+                      top_k: int | None = 16, dataset: str = "mice",
+                      models: tuple[str, ...] = ("cgs", "gin", "gcn"), graphs=None,
+                      splits: int = 1, batch_size: int | None = None,
+                      lrs: tuple[float, ...] = LEARNING_RATES,
+                      contractions: tuple = CONTRACTIONS, val_fraction: float = 0.25) -> list[dict]:
+    """Repeated k-fold accuracy of CGS and same-size GIN / GCN on the same folds.
+
+    Every model's candidates (:func:`~graph.cgs.crossval.model_grid`: each
+    learning rate with each CGS contraction setting, or with as many restarts
+    for GIN / GCN) are trained on the same inner part of the training folds and
+    the best on the inner validation part is scored on the test fold
+    (:func:`~graph.cgs.crossval.repeated_cv`).
 
     Args:
-        seed: seeds folds and models.
+        seed: seeds folds, inner splits and models (split ``s`` uses ``seed + s``).
         folds: cross-validation folds (stratified, shared by every model).
-        epochs: training epochs per fold.
-        top_k: incoming edges kept per node (as the CGS experiment does).
-        dataset: a graph-classification set name.
+        epochs: training epochs per candidate (default: :func:`cv_setting`).
+        top_k: incoming edges kept per node of a real set.
+        dataset: a name of :func:`~graph.cgs.tasks.classification.classification_sets`.
         models: which of ``cgs``, ``gin``, ``gcn`` to run.
         graphs: ``(list[Data], num_classes)`` to use instead of loading ``dataset``.
+        splits: fold splits (repetitions of the k-fold).
+        batch_size: graphs per step (default: :func:`cv_setting`).
+        lrs: learning rates searched for every model.
+        contractions: CGS ``(gamma_max, init_contraction)`` settings searched.
+        val_fraction: share of each class of the training folds used for selection.
 
     Returns:
-        One record per model: ``accuracy`` (pooled over folds), ``fold_accuracies``,
-        ``parameters``, ``train_seconds``, ``iterations`` (mean forward fixed-point
-        iterations on the test graphs; None for GIN/GCN) and ``folds`` (the test
-        indices, identical for all).
+        One record per model (see :func:`~graph.cgs.crossval.repeated_cv`): ``value``
+        is the mean accuracy over all folds, ``std`` its standard deviation.
     """
     from .experiments import ClassificationExperiment
 
     graphs, num_classes = graphs or load_classification_set(dataset, top_k)
-    setting = ClassificationExperiment(dataset=dataset, top_k=top_k, folds=folds)
-    cgs_cfg = replace(setting.model, node_dim=graphs[0].num_node_features,
+    for name in models:
+        if name not in ("cgs", "gin", "gcn"):
+            raise ValueError(f"unknown model {name!r}; choose from ['cgs', 'gcn', 'gin']")
+    tcfg = cv_setting(dataset)
+    tcfg = replace(tcfg, **({} if epochs is None else {"epochs": epochs}),
+                   **({} if batch_size is None else {"batch_size": batch_size}))
+    cgs_cfg = replace(ClassificationExperiment().model, node_dim=graphs[0].num_node_features,
                       edge_dim=graphs[0].edge_attr.shape[1], out_dim=num_classes)
-    tcfg = replace(setting.train, epochs=epochs, progress=False)
-    split = stratified_folds([int(g.y) for g in graphs], folds, seed)
     target = count_parameters(CGS(cgs_cfg))
     node_dim = graphs[0].num_node_features
+    gin = _matched(lambda h: GIN(node_dim, num_classes, h), target).hidden
+    gcn = _matched(lambda h: GCN(GCNConfig(node_dim, num_classes, h, 4, True)), target)
+    gcn_hidden = gcn.config.hidden
     builders = {
-        "cgs": lambda: CGS(cgs_cfg),
-        "gin": lambda: _matched(lambda h: GIN(node_dim, num_classes, h), target),
-        "gcn": lambda: _matched(lambda h: GCN(GCNConfig(node_dim, num_classes, h, 4, True)),
-                                target),
+        "cgs": lambda c: CGS(replace(cgs_cfg, **dict(c.model))),
+        "gin": lambda c: GIN(node_dim, num_classes, gin),
+        "gcn": lambda c: GCN(GCNConfig(node_dim, num_classes, gcn_hidden, 4, True)),
     }
-    records = []
-    for name in models:
-        if name not in builders:
-            raise ValueError(f"unknown model {name!r}; choose from {sorted(builders)}")
-        correct, per_fold, seconds, params, its = 0, [], 0.0, 0, []
-        for k, test_idx in enumerate(split):
-            test = set(int(i) for i in test_idx)
-            train_set = [g for i, g in enumerate(graphs) if i not in test]
-            torch.manual_seed(seed * 100 + k)
-            model = builders[name]()
-            params = count_parameters(model)
-            seconds += train(model, train_set, tcfg, seed=seed * 100 + k).seconds
-            hits = 0
-            for i in test_idx:
-                pred, it = predict(model, graphs[i])
-                hits += int(pred.argmax(-1).item() == int(graphs[i].y))
-                if it is not None:
-                    its.append(it)
-            correct += hits
-            per_fold.append(hits / len(test_idx))
-        records.append({"task": "classification", "model": name, "metric": "accuracy",
-                        "value": correct / len(graphs), "fold_accuracies": per_fold,
-                        "parameters": params, "train_seconds": seconds, "dataset": dataset,
-                        "iterations": float(np.mean(its)) if its else None,
-                        "folds": [sorted(int(i) for i in f) for f in split],
-                        "chance": 1.0 / num_classes})
-    return records
+    return repeated_cv(graphs, {m: builders[m] for m in models},
+                       {m: model_grid(m, lrs, contractions) for m in models}, tcfg,
+                       splits=splits, folds=folds, seed=seed, val_fraction=val_fraction,
+                       dataset=dataset)
 
 
 def _porous_solve_exact(d) -> np.ndarray:

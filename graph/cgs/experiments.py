@@ -124,7 +124,10 @@ class ClassificationExperiment:
                                    init_contraction=0.9, tol=1e-4, max_iter=1000,
                                    graph_level=True, readout_skip=True)
         if self.train is None:
-            self.train = TrainConfig(epochs=30, batch_size=4, lr=1e-2, loss="cross_entropy")
+            # a linear warm-up over the first 10 % of the steps shortens the plateau at
+            # chance that the training loss shows at the start
+            self.train = TrainConfig(epochs=30, batch_size=4, lr=1e-2, warmup=0.1,
+                                     loss="cross_entropy")
 
 
 def quick_classification() -> ClassificationExperiment:

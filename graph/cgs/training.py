@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -25,6 +26,8 @@ class TrainConfig:
         final_lr_ratio: last learning rate as a fraction of ``lr``.
         weight_decay: Adam weight decay.
         grad_clip: gradient-norm clip (0 disables).
+        warmup: fraction of the steps over which the learning rate rises
+            linearly from ``lr / 10`` to ``lr`` before the cosine decay (0: none).
         loss: ``"mse"`` (node or graph regression) or ``"cross_entropy"``.
         progress: show a tqdm bar.
     """
@@ -35,6 +38,7 @@ class TrainConfig:
     final_lr_ratio: float = 0.05
     weight_decay: float = 0.0
     grad_clip: float = 1.0
+    warmup: float = 0.0
     loss: str = "mse"
     progress: bool = True
 
@@ -45,6 +49,8 @@ class TrainConfig:
             raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if not 0.0 <= self.warmup < 1.0:
+            raise ValueError(f"warmup must be a fraction in [0, 1), got {self.warmup}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
 
@@ -68,6 +74,22 @@ def _loss(kind: str, pred: Tensor, target: Tensor) -> Tensor:
     return nn.functional.mse_loss(pred, target.view_as(pred).to(pred.dtype))
 
 
+def _schedule(opt: torch.optim.Optimizer, c: TrainConfig, total: int):
+    """Cosine decay to ``lr * final_lr_ratio``, after a linear warm-up when ``c.warmup > 0``."""
+    if c.warmup == 0:
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total,
+                                                          eta_min=c.lr * c.final_lr_ratio)
+    warm = max(1, int(round(c.warmup * total)))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return 0.1 + 0.9 * step / warm
+        t = min(1.0, (step - warm) / max(1, total - warm))
+        return c.final_lr_ratio + (1 - c.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
 def train(model: nn.Module, dataset: list[Data], config: TrainConfig | None = None,
           seed: int = 0, desc: str = "train") -> TrainResult:
     """Fit ``model`` to ``dataset`` (each ``Data`` with ``x``, ``edge_index``,
@@ -85,8 +107,7 @@ def train(model: nn.Module, dataset: list[Data], config: TrainConfig | None = No
     loader = DataLoader(list(dataset), batch_size=c.batch_size, shuffle=True, generator=gen)
     opt = torch.optim.Adam(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
     total = c.epochs * len(loader)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total,
-                                                       eta_min=c.lr * c.final_lr_ratio)
+    sched = _schedule(opt, c, total)
     losses, iters = [], []
     model.train()
     start = time.perf_counter()

@@ -114,3 +114,25 @@ def test_bad_arguments():
         train(CGS(CGSConfig(node_dim=4, edge_dim=1)), [])
     with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
         train("cgs", make_porous_dataset(1, (20, 20), seed=0))
+
+
+def test_warmup_rises_linearly_then_decays_to_the_final_ratio():
+    from graph.cgs.training import _schedule
+
+    config = TrainConfig(lr=1e-2, warmup=0.2, final_lr_ratio=0.05)
+    opt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=config.lr)
+    sched = _schedule(opt, config, total=50)
+    lrs = []
+    for _ in range(50):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(1e-3)  # lr / 10 at the first step
+    assert lrs[:10] == sorted(lrs[:10]) and lrs[10] == pytest.approx(1e-2)  # 20 % of 50 steps
+    assert lrs[10:] == sorted(lrs[10:], reverse=True)
+    assert lrs[-1] == pytest.approx(5e-4, rel=0.05)
+    plain = _schedule(torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1e-2),
+                      TrainConfig(lr=1e-2), total=50)
+    assert isinstance(plain, torch.optim.lr_scheduler.CosineAnnealingLR)
+    with pytest.raises(ValueError, match="warmup must be a fraction"):
+        TrainConfig(warmup=1.0)

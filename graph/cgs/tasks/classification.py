@@ -30,15 +30,34 @@ def top_k_incoming(edge_index: Tensor, weight: Tensor, num_nodes: int,
     return torch.sort(order[rank < k]).values
 
 
-def load_classification_set(name: str = "mice", top_k: int | None = 16
-                            ) -> tuple[list[Data], int]:
+def classification_sets() -> list[str]:
+    """Names accepted by :func:`load_classification_set`: the real sets and the synthetic ones."""
+    from graph.datasets import available_graph_classification
+
+    from .synthetic_classification import SYNTHETIC_SETS
+
+    return sorted(available_graph_classification()) + list(SYNTHETIC_SETS)
+
+
+def load_classification_set(name: str = "mice", top_k: int | None = 16, seed: int = 0,
+                            count: int = 240) -> tuple[list[Data], int]:
     """The graphs of ``name`` with ``edge_attr: [E, 1]`` added, and the class count.
 
     Args:
-        name: a set of ``graph.datasets.available_graph_classification()``.
-        top_k: keep each node's ``top_k`` heaviest incoming edges (None keeps all).
+        name: one of :func:`classification_sets`: a real set of
+            ``graph.datasets.available_graph_classification()`` or a synthetic
+            set of :mod:`.synthetic_classification`.
+        top_k: keep each node's ``top_k`` heaviest incoming edges (None keeps
+            all; real sets only, the synthetic graphs are sparse already).
+        seed: seed of a synthetic set.
+        count: graphs of a synthetic set.
     """
     from graph.datasets import load_graph_classification
+
+    from .synthetic_classification import SYNTHETIC_SETS, make_synthetic_classification
+
+    if name in SYNTHETIC_SETS:
+        return make_synthetic_classification(name, count, seed)
 
     graphs = load_graph_classification(name)
     out = []
