@@ -25,12 +25,13 @@ import torch
 from torch import Tensor
 
 from operators.contact import check_constants, coordinate_search_prior, grid_search_prior
-from operators.rigid_contact import rigid_motion, rigid_prior_rollout, rotation_matrix, rotation_vector
+from operators.rigid_contact import rigid_motion, rotation_matrix, rotation_vector
 
 #: Grid searched by :func:`fit_compliant_contact` (stiffness and damping per particle and frame
-#: squared / frame, friction, offset in box units, factor on the moment of inertia).
-DEFAULT_GRID = {"stiffness": (2.0, 4.0, 8.0), "damping": (0.0, 0.15, 0.5),
-                "friction": (0.0, 0.25, 0.5), "offset": (0.01, 0.02, 0.03), "inertia_scale": (1.0, 2.0)}
+#: squared / frame, friction, offset in box units, factor on the moment of inertia, carried deformation).
+DEFAULT_GRID = {"stiffness": (1.0, 2.0, 4.0, 8.0), "damping": (0.0, 0.05, 0.15, 0.5),
+                "friction": (0.0, 0.25, 0.5), "offset": (0.01, 0.02, 0.03), "inertia_scale": (1.0, 2.0, 4.0),
+                "carry": (0.0, 0.5, 1.0)}
 
 
 @dataclass
@@ -49,6 +50,8 @@ class CompliantContact:
             turns less readily than its rigid fit).
         shooting: fixed-point passes that read the velocity at the last frame from the
             last two near a wall (0: the mid-frame velocity plus half a frame of acceleration).
+        carry: fraction of the last frame's non-rigid motion (a learned residual's deformation,
+            or a wall clamp's) carried on to the next frame (1: all of it, 0: the shape is kept).
     """
 
     stiffness: float = 10.0
@@ -58,9 +61,10 @@ class CompliantContact:
     substeps: int = 5
     inertia_scale: float = 1.0
     shooting: int = 3
+    carry: float = 1.0
 
     def __post_init__(self):
-        check_constants(self, ("stiffness", "damping", "friction", "offset"), "compliant contact")
+        check_constants(self, ("stiffness", "damping", "friction", "offset", "carry"), "compliant contact")
         if not isinstance(self.substeps, int) or isinstance(self.substeps, bool) or self.substeps < 1:
             raise ValueError(f"compliant contact substeps must be an int >= 1, got {self.substeps!r}")
         if not isinstance(self.shooting, int) or isinstance(self.shooting, bool) or self.shooting < 0:
@@ -110,7 +114,8 @@ class CompliantContact:
         reach = 2 * (m.velocity.norm() + m.omega.norm() * m.arm.norm(dim=-1).max() + ext.norm())
         x = m.centre + m.arm
         if bool(((x - lo).min() > reach) & ((hi - x).min() > reach)):
-            return (m.centre + m.velocity + ext + m.arm @ rotation_matrix(m.omega).T + m.carried).to(last.dtype)
+            return (m.centre + m.velocity + ext + m.arm @ rotation_matrix(m.omega).T
+                    + self.carry * m.carried).to(last.dtype)
         inertia = self.inertia_scale * m.inertia
         body = (m.arm[((x - lo).min(-1).values < reach) | ((hi - x).min(-1).values < reach)], m.arm.shape[0])
         # the frame's velocity is that of its middle; the velocity at ``last`` is the one from which a
@@ -124,7 +129,7 @@ class CompliantContact:
             v = v + (c_back - prev_centre)
             omega = omega + rotation_vector(rot_back @ m.rotation)
         centre, rot, _, _ = self._integrate(body, m.centre, lo, hi, ext, inertia, v, omega, 1.0)
-        return (centre + m.arm @ rot.T + m.carried).to(last.dtype)
+        return (centre + m.arm @ rot.T + self.carry * m.carried).to(last.dtype)
 
     def _accelerations(self, body, lo, hi, ext, inertia, centre, rot, v, omega):
         """Linear and angular acceleration of the body in the pose ``(centre, rot)`` (rot relative to ``last``);
@@ -167,8 +172,35 @@ class CompliantContact:
         return self.step(prev, last, external, bounds) - 2 * last + prev
 
 
+@torch.no_grad()
+def compliant_prior_rollout(initial_positions: Tensor, n_steps: int, external: Tensor, bounds: Tensor,
+                            contact: CompliantContact) -> Tensor:
+    """Roll the compliant prior alone out, positions kept inside the walls after each frame
+    (as a learned simulator with ``clamp_to_bounds`` does; the clamp flattens what the
+    springs let through, and with ``carry < 1`` that squash is kept rather than carried on).
+
+    Args:
+        initial_positions: Tensor,  # [W, N, 3] with W >= 2
+        n_steps: frames to predict.
+        external: Tensor,  # [3]
+        bounds: Tensor,  # [3, 2]
+        contact: the object's wall response.
+
+    Returns:
+        Tensor,  # [W + n_steps, N, 3]
+    """
+    if initial_positions.ndim != 3 or initial_positions.shape[0] < 2:
+        raise ValueError(f"initial_positions must be [W>=2, N, 3], got {tuple(initial_positions.shape)}")
+    frames = list(initial_positions)
+    for _ in range(n_steps):
+        nxt = contact.step(frames[-2], frames[-1], external, bounds)
+        frames.append(torch.maximum(torch.minimum(nxt, bounds[:, 1]), bounds[:, 0]))
+    return torch.stack(frames)
+
+
 #: Where :func:`fit_compliant_contact`'s coordinate search starts.
-DEFAULT_START = {"stiffness": 4.0, "damping": 0.15, "friction": 0.25, "offset": 0.02, "inertia_scale": 1.0}
+DEFAULT_START = {"stiffness": 2.0, "damping": 0.15, "friction": 0.25, "offset": 0.02, "inertia_scale": 1.0,
+                 "carry": 1.0}
 
 
 def fit_compliant_contact(trajectories: list[Tensor], external, bounds, n_steps: int = 50,
@@ -177,7 +209,8 @@ def fit_compliant_contact(trajectories: list[Tensor], external, bounds, n_steps:
     """Search the constants that make the compliant prior roll out closest to the data.
 
     Same protocol as :func:`operators.contact.fit_wall_contact`: each trajectory starts from
-    its first ``INPUT_SEQUENCE_LENGTH`` frames, the score is the mean relative RMSE. The
+    its first ``INPUT_SEQUENCE_LENGTH`` frames and is rolled out with the wall clamp of the
+    learned simulators (:func:`compliant_prior_rollout`), the score is the mean relative RMSE. The
     prior costs more than the others (sub-steps near the walls), so by default the grid is
     searched one constant at a time (:func:`operators.contact.coordinate_search_prior`, two
     rounds from ``start``) rather than over all its combinations (``search="grid"``).
@@ -208,9 +241,9 @@ def fit_compliant_contact(trajectories: list[Tensor], external, bounds, n_steps:
 
     what = "the compliant contact"
     if search == "grid":
-        return grid_search_prior(trajectories, external, bounds, n_steps, grid, make, rigid_prior_rollout, what)
+        return grid_search_prior(trajectories, external, bounds, n_steps, grid, make, compliant_prior_rollout, what)
     if search != "coordinate":
         raise ValueError(f"search must be 'coordinate' or 'grid', got {search!r}")
     first = {k: (start or DEFAULT_START).get(k, v[0]) for k, v in grid.items()}
     return coordinate_search_prior(trajectories, external, bounds, n_steps, grid, first, make,
-                                   rigid_prior_rollout, what)
+                                   compliant_prior_rollout, what)

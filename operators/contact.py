@@ -70,11 +70,16 @@ def fit_contact(model: str, trajectories: list[Tensor], external, bounds, n_step
 
 
 def contact_rollout(initial_positions: Tensor, n_steps: int, external: Tensor, bounds: Tensor, contact) -> Tensor:
-    """Roll any wall-contact prior alone out (``[W + n_steps, N, d]``): per particle with the
-    wall clamp (:func:`prior_rollout`), object-level ones through their ``step``."""
+    """Roll any wall-contact prior alone out (``[W + n_steps, N, d]``) as the learned simulators
+    apply it: per particle with the wall clamp (:func:`prior_rollout`), the rigid one through its
+    ``step`` (which keeps the object inside the walls), the compliant one with the wall clamp."""
     if contact is None or isinstance(contact, WallContact):
         return prior_rollout(initial_positions, n_steps, external, bounds, contact)
+    from operators.compliant_contact import CompliantContact, compliant_prior_rollout
     from operators.rigid_contact import rigid_prior_rollout
+
+    if isinstance(contact, CompliantContact):
+        return compliant_prior_rollout(initial_positions, n_steps, external, bounds, contact)
 
     return rigid_prior_rollout(initial_positions, n_steps, external, bounds, contact)
 

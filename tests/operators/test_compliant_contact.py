@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from operators.compliant_contact import CompliantContact, fit_compliant_contact
-from operators.contact import contact_from_dict
+from operators.compliant_contact import CompliantContact, compliant_prior_rollout, fit_compliant_contact
+from operators.contact import contact_from_dict, contact_rollout
 from operators.rigid_contact import best_rotation, rigid_prior_rollout, rotation_matrix, rotation_vector
 
 BOUNDS = torch.tensor([[0.0, 1.0]] * 3)
@@ -111,12 +111,28 @@ def test_rollout_is_deterministic_and_offset_moves_the_contact():
     assert float(raised.min()) == pytest.approx(float(base.min()) + 0.02, abs=2e-3)
 
 
+def test_clamped_rollout_stays_in_the_walls_and_carry_keeps_or_relaxes_the_squash():
+    init = start((0.5, 0.3, 0.5), (0.0, -0.01, 0.0))
+    soft = CompliantContact(1.0, 0.0, 0.0, 0.0, carry=0.0)  # soft springs: the cube reaches the floor
+    frames = compliant_prior_rollout(init, 40, G, BOUNDS, soft)
+    assert torch.equal(frames, contact_rollout(init, 40, G, BOUNDS, soft))
+    assert float(frames.min()) >= 0.0 and float(frames.max()) <= 1.0
+    assert float(rigid_prior_rollout(init, 40, G, BOUNDS, soft)[..., 1].min()) < 0.0  # unclamped: through
+    # carry 0 keeps the clamp's squash (a flat bottom layer the springs do not restore)...
+    h0 = frames[0, :, 1].max() - frames[0, :, 1].min()
+    assert float(frames[-1, :, 1].max() - frames[-1, :, 1].min()) < float(h0) - 1e-3
+    # ...and with carry 1 the clamp's non-rigid step is carried on: the shape keeps changing
+    carried = compliant_prior_rollout(init, 40, G, BOUNDS, CompliantContact(1.0, 0.0, 0.0, 0.0, carry=1.0))
+    ext = lambda f: float(f[:, 1].max() - f[:, 1].min())  # noqa: E731
+    assert abs(ext(carried[-1]) - ext(frames[-1])) > 1e-3
+
+
 @pytest.mark.slow
 def test_fit_recovers_the_constants_of_its_own_rollouts():
-    truth = [rigid_prior_rollout(start((0.5, 0.12, 0.5), (0.003, -0.004, 0.0), (0.0, 0.0, 0.02)), 25, G, BOUNDS,
-                                 CompliantContact(6.0, 0.5, 0.25, 0.01))]
+    truth = [compliant_prior_rollout(start((0.5, 0.12, 0.5), (0.003, -0.004, 0.0), (0.0, 0.0, 0.02)), 25, G,
+                                     BOUNDS, CompliantContact(6.0, 0.5, 0.25, 0.01))]
     grid = {"stiffness": (2.0, 6.0), "damping": (0.0, 0.5), "friction": (0.25,), "offset": (0.0, 0.01),
-            "inertia_scale": (1.0,)}
+            "inertia_scale": (1.0,), "carry": (1.0,)}
     best, err = fit_compliant_contact(truth, G, BOUNDS, n_steps=25, grid=grid)
     assert (best.stiffness, best.damping, best.friction, best.offset) == (6.0, 0.5, 0.25, 0.01)
     assert err < 1e-5
@@ -133,6 +149,8 @@ def test_config_dict_validation_and_batched_prior():
         CompliantContact(substeps=0)
     with pytest.raises(ValueError, match="inertia_scale"):
         CompliantContact(inertia_scale=0.0)
+    with pytest.raises(ValueError, match="carry must be a number >= 0"):
+        CompliantContact(carry=-0.5)
     with pytest.raises(ValueError, match="3-D positions"):
         c.step(torch.zeros(5, 2), torch.zeros(5, 2), torch.zeros(2), torch.zeros(2, 2))
     with pytest.raises(ValueError, match="unknown wall contact model"):
