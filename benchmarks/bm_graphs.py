@@ -213,6 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sage-aggr", default=ForwardGNNConfig.sage_aggr,
                         choices=["mean", "max", "sum"],
                         help="SAGEConv aggregation (all variants; default %(default)s)")
+    parser.add_argument("--gat-residual", action=argparse.BooleanOptionalAction,
+                        default=ForwardGNNConfig.gat_residual,
+                        help="linear skip in every GAT layer (all variants; default on)")
+    parser.add_argument("--class-links", default=None, choices=["both", "to_class"],
+                        help="training node - class node links of sf / sf-topdown "
+                             "(default: per conv, see CLASS_LINKS_BY_CONV)")
     parser.add_argument("--no-cgs", action="store_true", help="skip the CGS benchmark")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH")
     parser.add_argument("--no-small", action="store_true",
@@ -244,7 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         records = bench_forwardgnn(args.datasets, args.convs, seeds,
                                    ForwardGNNConfig(epochs=args.epochs,
                                                     label_holdout=args.label_holdout,
-                                                    sage_aggr=args.sage_aggr))
+                                                    sage_aggr=args.sage_aggr,
+                                                    gat_residual=args.gat_residual,
+                                                    class_links=args.class_links))
         targets = compare_to_backprop(records)
         print_tables(records, targets)
     large = bench_large([100_000] if args.quick else [100_000, 300_000],
@@ -259,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
             "machine": {"cpu_count": os.cpu_count(), "threads": args.threads,
                         "platform": platform.platform(), "torch": torch.__version__},
             "seeds": seeds, "epochs": args.epochs, "label_holdout": args.label_holdout,
-            "sage_aggr": args.sage_aggr,
+            "sage_aggr": args.sage_aggr, "gat_residual": args.gat_residual,
+            "class_links": args.class_links,
             "total_seconds": total,
             "records": [{k: v for k, v in r.items() if k != "runs"} | {"runs": r["runs"]}
                         for r in records],

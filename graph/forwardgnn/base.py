@@ -40,7 +40,9 @@ class Variant(nn.Module):
         self.config, self.num_classes, self.conv_name = config, num_classes, conv
         self.layers = make_layers(conv, self.layer_input_width(in_channels, num_classes),
                                   config.hidden, config.lr, config.weight_decay, config.gat_heads,
-                                  config.sage_aggr)
+                                  config.sage_aggr, gat_concat=config.gat_concat,
+                                  gat_dropout=config.gat_dropout,
+                                  gat_residual=config.gat_residual)
 
     def layer_input_width(self, in_channels: int, num_classes: int) -> int:
         return in_channels

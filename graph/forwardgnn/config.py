@@ -12,6 +12,10 @@ TASKS = ("node", "link")
 LABEL_HOLDOUT_BY_CONV = {"gcn": 0.0, "sage": 0.5, "gat": 0.5}
 CLASS_FEATURES = ("random", "mean")
 SAGE_AGGRS = ("mean", "max", "sum")
+CLASS_LINKS = ("both", "to_class")
+# class_links when the config leaves it None (measured in docs/graphs.md).
+# GAT: class nodes only gather, so no real node's attention can pick out a label.
+CLASS_LINKS_BY_CONV = {"gcn": "both", "sage": "both", "gat": "to_class"}
 # class_features when the config leaves it None (measured in docs/graphs.md).
 CLASS_FEATURES_BY_CONV = {"gcn": "mean", "sage": "random", "gat": "random"}
 
@@ -34,6 +38,12 @@ class ForwardGNNConfig:
         sage_aggr: neighbour aggregation of ``SAGEConv`` (``mean``, ``max`` or
             ``sum``), for every variant including ``bp``; ``max`` measured best
             over all datasets (docs/graphs.md).
+        gat_concat: concatenate the GAT heads (each ``width // gat_heads`` wide)
+            instead of averaging them.
+        gat_dropout: dropout of GAT's attention coefficients during training.
+        gat_residual: a linear skip of a GAT layer's input (``GATConv(residual=True)``),
+            one bool for every layer or a tuple with one per layer; on by default
+            (all variants, ``bp`` included; measured in docs/graphs.md).
         eval_every: validation every this many epochs; the best state is kept.
         label_holdout: node classification with class nodes (``sf``, ``sf-topdown``):
             each epoch this fraction of the training nodes is left unlinked from
@@ -46,6 +56,11 @@ class ForwardGNNConfig:
             ``sf-topdown``: ``random`` (one Gaussian draw per seed) or ``mean``
             (the mean features of the class's training nodes); None (default)
             takes ``CLASS_FEATURES_BY_CONV``: ``mean`` for ``gcn``, else ``random``.
+        class_links: edges between training nodes and their class node in ``sf``
+            and ``sf-topdown``: ``both`` directions, or ``to_class`` only (a class
+            node gathers from its training nodes; no real node receives a message
+            from a class node, so none sees a label in its input); None (default)
+            takes ``CLASS_LINKS_BY_CONV``.
     """
 
     hidden: tuple[int, ...] = (64, 64)
@@ -58,9 +73,13 @@ class ForwardGNNConfig:
     link_threshold: float = 1.0
     gat_heads: int = 2
     sage_aggr: str = "max"
+    gat_concat: bool = False
+    gat_dropout: float = 0.0
+    gat_residual: bool | tuple[bool, ...] = True
     eval_every: int = 5
     label_holdout: float | None = None
     class_features: str | None = None
+    class_links: str | None = None
 
     def __post_init__(self) -> None:
         self.hidden = tuple(self.hidden)
@@ -80,6 +99,20 @@ class ForwardGNNConfig:
                              f"got {self.class_features!r}")
         if self.sage_aggr not in SAGE_AGGRS:
             raise ValueError(f"sage_aggr must be one of {list(SAGE_AGGRS)}, got {self.sage_aggr!r}")
+        if not isinstance(self.gat_residual, bool):
+            self.gat_residual = tuple(self.gat_residual)
+            if len(self.gat_residual) != len(self.hidden) or not all(
+                    isinstance(r, bool) for r in self.gat_residual):
+                raise ValueError(f"gat_residual must be a bool or one bool per layer "
+                                 f"({len(self.hidden)}), got {self.gat_residual!r}")
+        if self.class_links is not None and self.class_links not in CLASS_LINKS:
+            raise ValueError(f"class_links must be one of {list(CLASS_LINKS)} or None, "
+                             f"got {self.class_links!r}")
+        if not 0.0 <= self.gat_dropout < 1.0:
+            raise ValueError(f"gat_dropout must be in [0, 1), got {self.gat_dropout!r}")
+        if self.gat_concat and any(h % self.gat_heads for h in self.hidden):
+            raise ValueError(f"gat_concat needs hidden widths divisible by gat_heads="
+                             f"{self.gat_heads}, got {self.hidden}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
 
@@ -98,3 +131,11 @@ class ForwardGNNConfig:
         if conv not in CLASS_FEATURES_BY_CONV:
             raise ValueError(f"unknown conv {conv!r}; choose one of {list(CONVS)}")
         return CLASS_FEATURES_BY_CONV[conv]
+
+    def class_links_for(self, conv: str) -> str:
+        """The ``class_links`` used with ``conv`` (the per-conv default when None)."""
+        if self.class_links is not None:
+            return self.class_links
+        if conv not in CLASS_LINKS_BY_CONV:
+            raise ValueError(f"unknown conv {conv!r}; choose one of {list(CONVS)}")
+        return CLASS_LINKS_BY_CONV[conv]

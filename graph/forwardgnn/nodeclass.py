@@ -89,17 +89,25 @@ class FFLabel(LayerwiseVariant):
 
 
 class _VirtualNodes:
-    """Graph augmentation with one virtual node per class (indices ``N .. N+C-1``)."""
+    """Graph augmentation with one virtual node per class (indices ``N .. N+C-1``).
 
-    def __init__(self, task: NodeTask, seed_features: Tensor):
-        self.n, self.c = task.num_nodes, task.num_classes
+    ``links`` is ``both`` (``node <-> class node``) or ``to_class`` (``node -> class node``).
+    """
+
+    def __init__(self, task: NodeTask, seed_features: Tensor, links: str = "both"):
+        if links not in ("both", "to_class"):
+            raise ValueError(f"class links must be 'both' or 'to_class', got {links!r}")
+        self.n, self.c, self.links = task.num_nodes, task.num_classes, links
         self.x = torch.cat([task.x, seed_features], dim=0)  # [N + C, F]
         self.edge_index = task.edge_index
 
     def link(self, nodes: Tensor, classes: Tensor) -> Tensor:
-        """Edges of the graph plus ``node <-> class node`` in both directions."""
+        """Edges of the graph plus the ``node -> class node`` links (and back with ``both``)."""
         v = self.n + classes
-        extra = torch.stack([torch.cat([nodes, v]), torch.cat([v, nodes])])
+        if self.links == "to_class":
+            extra = torch.stack([nodes, v])
+        else:
+            extra = torch.stack([torch.cat([nodes, v]), torch.cat([v, nodes])])
         return torch.cat([self.edge_index, extra], dim=1)
 
 
@@ -193,7 +201,8 @@ class SingleForward(LayerwiseVariant):
 
     def streams(self, task: NodeTask) -> list[Stream]:
         self._vn = _VirtualNodes(task, _virtual_features(
-                task, self.config.class_features_for(self.conv_name)))
+                task, self.config.class_features_for(self.conv_name)),
+                self.config.class_links_for(self.conv_name))
         train = torch.nonzero(task.train_mask).view(-1)
         self._edges = self._vn.link(train, task.y[train])
         return [(self._vn.x, self._edges)]
@@ -234,7 +243,8 @@ class SingleForwardTopDown(TopDownVariant):
     def graph(self, task: NodeTask) -> tuple[Tensor, Tensor]:
         if getattr(self, "_vn", None) is None:
             self._vn = _VirtualNodes(task, _virtual_features(
-                task, self.config.class_features_for(self.conv_name)))
+                task, self.config.class_features_for(self.conv_name)),
+                self.config.class_links_for(self.conv_name))
             train = torch.nonzero(task.train_mask).view(-1)
             self._edges = self._vn.link(train, task.y[train])
         return self._vn.x, self._edges

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -49,7 +50,7 @@ def train_forwardgnn(data: Data, variant: str = "sf", conv: str = "gcn", task: s
         conv: ``gcn``, ``sage`` or ``gat``.
         task: ``node`` (accuracy) or ``link`` (ROC-AUC on held-out edges).
         config: hyper-parameters (defaults if None).
-        seed: seeds the weights, negatives and the edge split.
+        seed: seeds the weights, negatives and the edge split (torch's and Python's RNGs).
         progress: show tqdm bars.
         return_model: also return the trained model.
 
@@ -73,6 +74,7 @@ def train_forwardgnn(data: Data, variant: str = "sf", conv: str = "gcn", task: s
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     t = make_task(data, task, split_seed=seed)
     torch.manual_seed(seed)
+    random.seed(seed)  # torch_geometric's negative_sampling may draw with Python's random
     model = cls(t.x.shape[1], getattr(t, "num_classes", 0), conv, config)
     with track_memory() as mem:
         start = time.perf_counter()
