@@ -2,7 +2,8 @@
 shapes, GNS vs GIOROM at the same training budget.
 
     python benchmarks/bm_physics_splats.py [--sizes 1000 10000 100000] [--gaussians 100000]
-                                      [--data-dir /tmp/splatphys] [--rigid-contact] [--json PATH]
+                                      [--data-dir /tmp/splatphys] [--rigid-contact] [--compliant-contact]
+                                      [--json PATH]
 
 (a) Per frame, at N MPM particles filling a splat ball of G Gaussians: MPM
     (median substep x substeps per frame) against the GIOROM preview (one
@@ -39,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from operators.checkpoints import bundled_checkpoint, load_checkpoint, models_from_checkpoint  # noqa: E402
-from operators.contact import WallContact, prior_rollout  # noqa: E402
+from operators.contact import contact_from_dict, contact_rollout  # noqa: E402
 from operators.features import INPUT_SEQUENCE_LENGTH as W  # noqa: E402
 from operators.giorom import sample_sparse  # noqa: E402
 from operators.splat_physics.deform import interpolation_plan, transform_covariances  # noqa: E402
@@ -188,25 +189,28 @@ def chamfer(a: torch.Tensor, b: torch.Tensor) -> float:
 def _errors(predictions, truths) -> dict:
     """RMSE over all particles as a fraction of each object's size (after the last frame and
     averaged over the predicted frames) and the Chamfer distance at the last frame, averaged
-    over trajectories."""
-    rmse_last, rmse_mean, ch = [], [], []
+    over trajectories; with each trajectory's mean and per-frame RMSE."""
+    rmse_last, rmse_mean, ch, curves = [], [], [], []
     for pred, truth in zip(predictions, truths):
         size = float((truth[0].max(0).values - truth[0].min(0).values).max())
         err = ((pred[W:] - truth[W:]) ** 2).sum(-1).mean(-1).sqrt() / size  # [n_steps]
         rmse_last.append(float(err[-1]))
         rmse_mean.append(float(err.mean()))
         ch.append(chamfer(pred[-1], truth[-1]) / size)
+        curves.append([round(float(e), 4) for e in err])
     return {"rmse_frac_last": float(np.mean(rmse_last)), "rmse_frac_mean": float(np.mean(rmse_mean)),
-            "chamfer_frac_last": float(np.mean(ch))}
+            "chamfer_frac_last": float(np.mean(ch)), "rmse_frac_per_trajectory": rmse_mean,
+            "rmse_frac_per_frame": curves}
 
 
-def rigid_rows(material: str, data_dir: Path, meta: dict, test: list) -> list[dict]:
-    """The object-level contact prior (``operators.rigid_contact``): constants fitted on the
-    training split, then the prior alone and each checkpoint's unchanged networks over it."""
+def object_contact_rows(material: str, data_dir: Path, meta: dict, test: list, model: str) -> list[dict]:
+    """An object-level contact prior (``model``: ``"rigid"``, ``operators.rigid_contact``, or
+    ``"compliant"``, ``operators.compliant_contact``): constants fitted on the training split,
+    then the prior alone and each checkpoint's unchanged networks over it."""
     import dataclasses
 
+    from operators.contact import fit_contact
     from operators.datasets import read_split
-    from operators.rigid_contact import fit_rigid_contact, rigid_prior_rollout
     from operators.rollout import rollout
 
     data = data_dir / f"data_{material}_3d"
@@ -214,27 +218,27 @@ def rigid_rows(material: str, data_dir: Path, meta: dict, test: list) -> list[di
     bounds = torch.tensor(meta["bounds"], dtype=torch.float32)
     n_steps = min(50, test[0].positions.shape[0] - W)
     t0 = time.perf_counter()
-    rigid, train_err = fit_rigid_contact([t.positions for t in read_split(data, "train", meta)], ext, bounds)
+    fitted, train_err = fit_contact(model, [t.positions for t in read_split(data, "train", meta)], ext, bounds)
     fit_s = time.perf_counter() - t0
-    print(f"  {material} rigid contact fitted on the training split in {fit_s:.0f} s: {rigid.as_dict()} "
+    print(f"  {material} {model} contact fitted on the training split in {fit_s:.0f} s: {fitted.as_dict()} "
           f"(train {100 * train_err:.1f} %)", flush=True)
-    preds = [rigid_prior_rollout(tr.positions[:W], n_steps, ext, bounds, rigid) for tr in test]
+    preds = [contact_rollout(tr.positions[:W], n_steps, ext, bounds, fitted) for tr in test]
     truths = [tr.positions[:W + n_steps] for tr in test]
-    rows = [{"material": material, "model": "prior: gravity + rigid contact", "steps": 0, "batch": 0,
-             "budget_windows": 0, "frames": n_steps, **_errors(preds, truths), "wall_contact": rigid.as_dict(),
+    rows = [{"material": material, "model": f"prior: gravity + {model} contact", "steps": 0, "batch": 0,
+             "budget_windows": 0, "frames": n_steps, **_errors(preds, truths), "wall_contact": fitted.as_dict(),
              "fit_seconds": fit_s, "fit_train_rmse_frac": train_err}]
     print(f"  {material} {rows[-1]['model']}: mean RMSE {100 * rows[-1]['rmse_frac_mean']:.1f} %", flush=True)
-    for model in ("giorom", "gns"):
-        path = _trained_checkpoint(data_dir, model, material)
+    for net in ("giorom", "gns"):
+        path = _trained_checkpoint(data_dir, net, material)
         if not path.is_file():
             continue
         ckpt = load_checkpoint(path)
-        ckpt = dataclasses.replace(ckpt, model_config={**ckpt.model_config, "wall_contact": rigid.as_dict()})
+        ckpt = dataclasses.replace(ckpt, model_config={**ckpt.model_config, "wall_contact": fitted.as_dict()})
         res = rollout(ckpt, data, split="test", n_steps=n_steps, progress=False)
-        rows.append({"material": material, "model": f"{model} over rigid contact (networks unchanged)",
+        rows.append({"material": material, "model": f"{net} over {model} contact (networks unchanged)",
                      "steps": ckpt.step, "batch": ckpt.train_config.get("batch_size"), "frames": n_steps,
                      "residual_scale": ckpt.model_config.get("residual_scale"),
-                     **_errors(res.predictions, res.ground_truth), "wall_contact": rigid.as_dict()})
+                     **_errors(res.predictions, res.ground_truth), "wall_contact": fitted.as_dict()})
         print(f"  {material} {rows[-1]['model']}: mean RMSE {100 * rows[-1]['rmse_frac_mean']:.1f} %", flush=True)
     return rows
 
@@ -245,7 +249,9 @@ def _trained_checkpoint(data_dir: Path, model: str, material: str) -> Path:
     return run / "best.pt" if (run / "best.pt").is_file() else run / "checkpoint.pt"
 
 
-def rollout_errors(material: str, data_dir: Path, rigid: bool = False) -> list[dict]:
+def rollout_errors(material: str, data_dir: Path, contacts: tuple = ()) -> list[dict]:
+    """(b) the trained models of ``data_dir`` and the priors alone on the held-out shapes; ``contacts``:
+    object-level priors (``"rigid"``, ``"compliant"``) also fitted on the training split and measured."""
     from operators.datasets import read_metadata, read_split
     from operators.rollout import rollout
 
@@ -286,18 +292,21 @@ def rollout_errors(material: str, data_dir: Path, rigid: bool = False) -> list[d
     ext = torch.tensor(meta.get("external_acceleration") or [0.0] * 3, dtype=torch.float32)
     bounds = torch.tensor(meta["bounds"], dtype=torch.float32)
     n_steps = min(50, test[0].positions.shape[0] - W)
-    for name, wc in (("prior: gravity + walls", None), ("prior: gravity + wall contact", contact)):
-        if name.endswith("contact") and wc is None:
+    kind = (contact or {}).get("model", "particle")
+    for name, wc in (("prior: gravity + walls", None),
+                     ("prior: gravity + wall contact" if kind == "particle" else f"prior: gravity + {kind} contact",
+                      contact)):
+        if name != "prior: gravity + walls" and wc is None:
             continue
-        wall = WallContact(**wc) if wc else None
-        preds = [prior_rollout(tr.positions[:W], n_steps, ext, bounds, wall) for tr in test]
+        wall = contact_from_dict(wc) if wc else None
+        preds = [contact_rollout(tr.positions[:W], n_steps, ext, bounds, wall) for tr in test]
         truths = [tr.positions[:W + n_steps] for tr in test]
         rows.append({"material": material, "model": name, "steps": 0, "batch": 0, "budget_windows": 0,
                      "held_out_shapes": meta.get("test_shapes"), "frames": n_steps,
                      **_errors(preds, truths), "wall_contact": wc})
         print(f"  {material} {name}: mean RMSE {100 * rows[-1]['rmse_frac_mean']:.1f} %", flush=True)
-    if rigid:
-        rows += rigid_rows(material, data_dir, meta, test)
+    for model in contacts:
+        rows += object_contact_rows(material, data_dir, meta, test, model)
     return rows
 
 
@@ -364,6 +373,9 @@ def main(argv=None) -> int:
     p.add_argument("--no-gns", action="store_true", help="(a) leave out the GNS step on all particles")
     p.add_argument("--rigid-contact", action="store_true",
                    help="(b) also fit the object-level contact prior on the training split and roll it out")
+    p.add_argument("--compliant-contact", action="store_true",
+                   help="(b) also fit the compliant object-level contact prior (operators.compliant_contact) "
+                        "on the training split and roll it out")
     p.add_argument("--json", help="write the results here")
     p.add_argument("--figure", help="write rendered MPM / GIOROM frames of two objects here (PNG)")
     a = p.parse_args(argv)
@@ -379,7 +391,8 @@ def main(argv=None) -> int:
                                        "gns_cpu_ms", "giorom_vs_gns_cpu", "covariance_cpu_ms"]))
     if "rollout" not in a.skip:
         print("(b) rollout error on held-out shapes, same training budget")
-        out["rollout"] = [r for m in a.materials for r in rollout_errors(m, Path(a.data_dir), a.rigid_contact)]
+        contacts = tuple(m for m, on in (("rigid", a.rigid_contact), ("compliant", a.compliant_contact)) if on)
+        out["rollout"] = [r for m in a.materials for r in rollout_errors(m, Path(a.data_dir), contacts)]
         print(table(out["rollout"], ["material", "model", "steps_trained", "steps", "batch", "frames", "rmse_frac_last",
                                      "rmse_frac_mean", "chamfer_frac_last", "ms_per_step", "cpu_ms_per_step"]))
     if "objects" not in a.skip:
