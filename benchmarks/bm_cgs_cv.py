@@ -27,18 +27,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from graph.cgs.compare import classification_cv  # noqa: E402
+from graph.cgs.crossval import CONTRACTIONS  # noqa: E402
 from graph.cgs.tasks.classification import classification_sets  # noqa: E402
 from splat.io.atomic import write_json_atomic  # noqa: E402
 
 DATASETS = ("marked_distance", "sbm_communities", "mice")
 
 
-def run(datasets, splits: int, folds: int, epochs: int | None, seed: int) -> list[dict]:
+def run(datasets, splits: int, folds: int, epochs: int | None, seed: int,
+        models=("cgs", "gin", "gcn"), contractions=CONTRACTIONS) -> list[dict]:
     """``classification_cv`` per dataset; prints each model's row as it finishes."""
     records = []
     for name in datasets:
         for r in classification_cv(seed=seed, folds=folds, epochs=epochs, dataset=name,
-                                   splits=splits):
+                                   splits=splits, models=tuple(models),
+                                   contractions=contractions):
             records.append(r)
             print(row(r), flush=True)
     return records
@@ -60,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=None,
                         help="default per dataset (quick: 10)")
+    parser.add_argument("--models", nargs="+", default=["cgs", "gin", "gcn"],
+                        choices=["cgs", "gin", "gcn"])
+    parser.add_argument("--contractions", nargs="+", default=None, metavar="GMAX:INIT",
+                        help="CGS (gamma_max, init_contraction) pairs searched "
+                             "(default: " + " ".join(f"{g}:{c}" for g, c in CONTRACTIONS) + ")")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
@@ -73,14 +81,17 @@ def main(argv: list[str] | None = None) -> int:
           "train s (all candidates) | CGS iterations (test) | chosen |")
     print("|---|---|---|---|---|---|---|---|")
     start = time.perf_counter()
-    records = run(args.datasets, splits, args.folds, epochs, args.seed)
+    contractions = (CONTRACTIONS if args.contractions is None else
+                    tuple(tuple(float(v) for v in p.split(":")) for p in args.contractions))
+    records = run(args.datasets, splits, args.folds, epochs, args.seed, args.models,
+                  contractions)
     total = time.perf_counter() - start
     print(f"\ntotal {total:.0f} s")
     if args.json is not None:
         write_json_atomic(args.json, {
             "machine": {"cpu_count": os.cpu_count(), "threads": args.threads,
                         "platform": platform.platform(), "torch": torch.__version__},
-            "splits": splits, "folds": args.folds, "total_seconds": total, "records": records})
+            "splits": splits, "folds": args.folds, "contractions": contractions, "total_seconds": total, "records": records})
         print(f"wrote {args.json}")
     return 0
 

@@ -77,3 +77,25 @@ def test_loader_serves_synthetic_sets_and_rejects_bad_arguments():
         make_synthetic_classification("marked_distance", 5)
     with pytest.raises(ValueError, match="unknown synthetic set"):
         make_synthetic_classification("cycles")
+
+
+def test_cgs_cannot_tell_featureless_sbm_graphs_apart():
+    """Mean aggregation and softmax attention give every node of a featureless graph
+    without isolated nodes the same embedding, so CGS predicts one output for all."""
+    from dataclasses import replace
+
+    from graph.cgs.experiments import ClassificationExperiment
+    from graph.cgs.model import CGS
+    from graph.cgs.compare import GIN
+    from graph.cgs.training import predict
+
+    graphs, classes = make_synthetic_classification("sbm_communities", 9, seed=5)
+    graphs = [g for g in graphs if len(set(g.edge_index[1].tolist())) == g.num_nodes]
+    assert len({int(g.y) for g in graphs}) >= 2
+    torch.manual_seed(0)
+    cgs = CGS(replace(ClassificationExperiment().model, node_dim=2, out_dim=classes))
+    gin = GIN(2, classes, 16)
+    cgs_out = torch.cat([predict(cgs, g)[0] for g in graphs])
+    gin_out = torch.cat([predict(gin, g)[0] for g in graphs])
+    assert torch.allclose(cgs_out, cgs_out[:1].expand_as(cgs_out), atol=1e-4)
+    assert not torch.allclose(gin_out, gin_out[:1].expand_as(gin_out), atol=1e-3)  # sum aggregation
