@@ -219,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--class-links", default=None, choices=["both", "to_class"],
                         help="training node - class node links of sf / sf-topdown "
                              "(default: per conv, see CLASS_LINKS_BY_CONV)")
+    parser.add_argument("--link-threshold", type=float, default=ForwardGNNConfig.link_threshold,
+                        help="subtracted from the endpoint dot product of a link logit "
+                             "(all variants; default %(default)s)")
     parser.add_argument("--no-cgs", action="store_true", help="skip the CGS benchmark")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH")
     parser.add_argument("--no-small", action="store_true",
@@ -252,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
                                                     label_holdout=args.label_holdout,
                                                     sage_aggr=args.sage_aggr,
                                                     gat_residual=args.gat_residual,
-                                                    class_links=args.class_links))
+                                                    class_links=args.class_links,
+                                                    link_threshold=args.link_threshold))
         targets = compare_to_backprop(records)
         print_tables(records, targets)
     large = bench_large([100_000] if args.quick else [100_000, 300_000],
@@ -268,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
                         "platform": platform.platform(), "torch": torch.__version__},
             "seeds": seeds, "epochs": args.epochs, "label_holdout": args.label_holdout,
             "sage_aggr": args.sage_aggr, "gat_residual": args.gat_residual,
-            "class_links": args.class_links,
+            "class_links": args.class_links, "link_threshold": args.link_threshold,
             "total_seconds": total,
             "records": [{k: v for k, v in r.items() if k != "runs"} | {"runs": r["runs"]}
                         for r in records],
