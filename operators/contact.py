@@ -53,6 +53,10 @@ def contact_from_dict(config: dict):
     models = contact_models()
     if model not in models:
         raise ValueError(f"unknown wall contact model {model!r} (expected one of {sorted(models)})")
+    fields = set(models[model].__dataclass_fields__)
+    unknown = sorted(set(config) - fields)
+    if unknown:
+        raise ValueError(f"unknown {model} wall contact settings {unknown} (expected some of {sorted(fields)})")
     return models[model](**config)
 
 

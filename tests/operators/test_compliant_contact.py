@@ -198,3 +198,28 @@ def test_model_configs_share_the_prior_options_and_load_bundled_configs():
     sim, _ = build_models("gns", {"latent": 8, "mp_steps": 1, "residual_scale": 0.5,
                                   "wall_contact": {"model": "compliant", "stiffness": 4.0}}, meta, stats)
     assert sim.residual_scale == 0.5 and sim.wall_contact == CompliantContact(stiffness=4.0)
+
+
+def test_make_splat_checkpoints_trains_over_the_compliant_contact(tmp_path, capsys):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from toy_data import write_toy_dataset
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("msc_compliant", root / "scripts" / "make_splat_checkpoints.py")
+    msc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(msc)
+    write_toy_dataset(tmp_path / "data_jelly_3d", dim=3, n=12, frames=9, material="jelly")
+    given = {"stiffness": 3.0, "damping": 0.1, "friction": 0.0, "offset": 0.02, "carry": 0.0}
+    # batch 2: the object-level prior of each window is its own in the training targets
+    assert msc.main(["--material", "jelly", "--models", "gns", "--steps", "2", "--batch", "2", "--work",
+                     str(tmp_path), "--no-ship", "--wall-contact", "--contact-model", "compliant",
+                     "--contact-json", json.dumps(given)]) == 0
+    info = json.loads((tmp_path / "run_gns_jelly_3d" / "info.json").read_text())
+    assert info["model_config"]["wall_contact"] == CompliantContact(**given).as_dict()
+    assert math.isfinite(info["final_train_loss"]) and math.isfinite(info["test_rollout_mse"])
+    with pytest.raises(ValueError, match=r"unknown compliant wall contact settings \['stifness'\]"):
+        msc.main(["--material", "jelly", "--models", "gns", "--steps", "1", "--work", str(tmp_path), "--no-ship",
+                  "--wall-contact", "--contact-model", "compliant", "--contact-json", '{"stifness": 1}'])
