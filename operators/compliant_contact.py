@@ -11,10 +11,13 @@ pushes the body with a spring-damper along the wall normal (stiffness times
 depth, damping times the particle's speed into the wall, never pulling) and a
 Coulomb friction force along the wall. Forces and their torques (lever arm from
 the centre of mass) are summed over the particles, unit mass per particle, so
-the penetration plays the part of the squash and off-centre contacts give the
-spin. The state is the last two frames, so the prior is stateless per window like
-the others; its constants are fitted per material on the training split
-(:func:`fit_compliant_contact`).
+the penetration plays the part of the squash (the wall clamp of a rollout
+flattens what passes the reported walls, :func:`compliant_prior_rollout`) and
+off-centre contacts give the spin. The state is the last two frames, so the
+prior is stateless per window like the others: near a wall the velocity at the
+last frame is the one from which a frame integrated backwards lands on the one
+before (a time-symmetric reading, so an undamped bounce keeps its energy). Its
+constants are fitted per material on the training split (:func:`fit_compliant_contact`).
 """
 
 from __future__ import annotations
