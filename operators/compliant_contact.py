@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from operators.contact import check_constants, coordinate_search_prior, grid_search_prior
-from operators.rigid_contact import rigid_motion, rotation_matrix, rotation_vector
+from operators.rigid_contact import rigid_motion, rigid_prior_rollout, rotation_matrix, rotation_vector
 
 #: Grid searched by :func:`fit_compliant_contact` (stiffness and damping per particle and frame
 #: squared / frame, friction, offset in box units, factor on the moment of inertia, carried deformation).
@@ -175,7 +175,6 @@ class CompliantContact:
         return self.step(prev, last, external, bounds) - 2 * last + prev
 
 
-@torch.no_grad()
 def compliant_prior_rollout(initial_positions: Tensor, n_steps: int, external: Tensor, bounds: Tensor,
                             contact: CompliantContact) -> Tensor:
     """Roll the compliant prior alone out, positions kept inside the walls after each frame
@@ -192,13 +191,7 @@ def compliant_prior_rollout(initial_positions: Tensor, n_steps: int, external: T
     Returns:
         Tensor,  # [W + n_steps, N, 3]
     """
-    if initial_positions.ndim != 3 or initial_positions.shape[0] < 2:
-        raise ValueError(f"initial_positions must be [W>=2, N, 3], got {tuple(initial_positions.shape)}")
-    frames = list(initial_positions)
-    for _ in range(n_steps):
-        nxt = contact.step(frames[-2], frames[-1], external, bounds)
-        frames.append(torch.maximum(torch.minimum(nxt, bounds[:, 1]), bounds[:, 0]))
-    return torch.stack(frames)
+    return rigid_prior_rollout(initial_positions, n_steps, external, bounds, contact, clamp=True)
 
 
 #: Where :func:`fit_compliant_contact`'s coordinate search starts.

@@ -188,7 +188,7 @@ class RigidContact:
 
 @torch.no_grad()
 def rigid_prior_rollout(initial_positions: Tensor, n_steps: int, external: Tensor, bounds: Tensor,
-                        contact) -> Tensor:
+                        contact, clamp: bool = False) -> Tensor:
     """Roll an object-level contact prior alone out (``RigidContact`` or ``CompliantContact``:
     anything with ``step(prev, last, external, bounds)``).
 
@@ -198,6 +198,8 @@ def rigid_prior_rollout(initial_positions: Tensor, n_steps: int, external: Tenso
         external: Tensor,  # [3]
         bounds: Tensor,  # [3, 2]
         contact: the object's wall response.
+        clamp: keep the positions inside ``bounds`` after each frame (as a learned
+            simulator with ``clamp_to_bounds`` does).
 
     Returns:
         Tensor,  # [W + n_steps, N, 3]
@@ -206,7 +208,8 @@ def rigid_prior_rollout(initial_positions: Tensor, n_steps: int, external: Tenso
         raise ValueError(f"initial_positions must be [W>=2, N, 3], got {tuple(initial_positions.shape)}")
     frames = list(initial_positions)
     for _ in range(n_steps):
-        frames.append(contact.step(frames[-2], frames[-1], external, bounds))
+        nxt = contact.step(frames[-2], frames[-1], external, bounds)
+        frames.append(torch.maximum(torch.minimum(nxt, bounds[:, 1]), bounds[:, 0]) if clamp else nxt)
     return torch.stack(frames)
 
 
