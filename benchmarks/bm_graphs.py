@@ -198,6 +198,16 @@ def bench_cgs_compare(quick: bool) -> list[dict]:
     return records
 
 
+def _gate(text: str) -> float | None:
+    """One ``--gat-residual-gate`` value: a float in (0, 1) or ``none``."""
+    if text.lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1) or 'none', got {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -216,6 +226,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gat-residual", action=argparse.BooleanOptionalAction,
                         default=ForwardGNNConfig.gat_residual,
                         help="linear skip in every GAT layer (all variants; default on)")
+    parser.add_argument("--gat-residual-gate", type=_gate, nargs="+",
+                        default=ForwardGNNConfig.gat_residual_gate, metavar="G",
+                        help="learnable sigmoid gate on the GAT skip starting at G in (0, 1), "
+                             "'none' for an unscaled skip; several: chosen per run on "
+                             "validation, the first on a tie (all variants; default "
+                             "%(default)s)")
     parser.add_argument("--class-links", default=None, choices=["both", "to_class"],
                         help="training node - class node links of sf / sf-topdown "
                              "(default: per conv, see CLASS_LINKS_BY_CONV)")
@@ -236,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cgs-compare", action="store_true",
                         help="CGS vs same-size GIN/GCN (same folds), and at 10x size vs SciPy")
     args = parser.parse_args(argv)
+    if isinstance(args.gat_residual_gate, list):
+        gates = tuple(args.gat_residual_gate)
+        args.gat_residual_gate = gates[0] if len(gates) == 1 else gates
     seeds = args.seeds or (2 if args.quick else 5)
     if args.epochs is None:
         args.epochs = 50 if args.quick else ForwardGNNConfig.epochs
@@ -255,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
                                                     label_holdout=args.label_holdout,
                                                     sage_aggr=args.sage_aggr,
                                                     gat_residual=args.gat_residual,
+                                                    gat_residual_gate=args.gat_residual_gate,
                                                     class_links=args.class_links,
                                                     link_threshold=args.link_threshold))
         targets = compare_to_backprop(records)
@@ -272,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
                         "platform": platform.platform(), "torch": torch.__version__},
             "seeds": seeds, "epochs": args.epochs, "label_holdout": args.label_holdout,
             "sage_aggr": args.sage_aggr, "gat_residual": args.gat_residual,
+            "gat_residual_gate": args.gat_residual_gate,
             "class_links": args.class_links, "link_threshold": args.link_threshold,
             "total_seconds": total,
             "records": [{k: v for k, v in r.items() if k != "runs"} | {"runs": r["runs"]}

@@ -42,7 +42,8 @@ class Variant(nn.Module):
                                   config.hidden, config.lr, config.weight_decay, config.gat_heads,
                                   config.sage_aggr, gat_concat=config.gat_concat,
                                   gat_dropout=config.gat_dropout,
-                                  gat_residual=config.gat_residual)
+                                  gat_residual=config.gat_residual,
+                                  gat_residual_gate=config.first_gate())
 
     def layer_input_width(self, in_channels: int, num_classes: int) -> int:
         return in_channels

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 CONVS = ("gcn", "sage", "gat")
 TASKS = ("node", "link")
@@ -16,6 +16,9 @@ CLASS_LINKS = ("both", "to_class")
 # class_links when the config leaves it None (measured in docs/graphs.md).
 # GAT: class nodes only gather, so no real node's attention can pick out a label.
 CLASS_LINKS_BY_CONV = {"gcn": "both", "sage": "both", "gat": "to_class"}
+# gat_residual_gate default: a skip gated from 0.12 or the unscaled skip, chosen per run
+# on validation (the gated one on a tie); measured over the five GAT datasets in docs/graphs.md.
+GAT_RESIDUAL_GATE = (0.12, None)
 # class_features when the config leaves it None (measured in docs/graphs.md).
 CLASS_FEATURES_BY_CONV = {"gcn": "mean", "sage": "random", "gat": "random"}
 
@@ -45,6 +48,15 @@ class ForwardGNNConfig:
         gat_residual: a linear skip of a GAT layer's input (``GATConv(residual=True)``),
             one bool for every layer or a tuple with one per layer; on by default
             (all variants, ``bp`` included; measured in docs/graphs.md).
+        gat_residual_gate: with ``gat_residual``, the skip is scaled by a learnable
+            gate ``sigmoid(a)`` that starts at this value in (0, 1), so a layer
+            starts close to attention alone and opens the skip as its loss needs
+            it (every variant, ``bp`` included); None adds the skip unscaled.
+            A tuple of such values (None allowed) is a choice made per run on the
+            validation split: :func:`~graph.forwardgnn.train.train_forwardgnn`
+            trains one model per value (same seed) and keeps the best on
+            validation, the earliest on a tie; a model built directly from the
+            config takes the first. Default ``GAT_RESIDUAL_GATE``: ``(0.12, None)``.
         eval_every: validation every this many epochs; the best state is kept.
         label_holdout: node classification with class nodes (``sf``, ``sf-topdown``):
             each epoch this fraction of the training nodes is left unlinked from
@@ -77,6 +89,7 @@ class ForwardGNNConfig:
     gat_concat: bool = False
     gat_dropout: float = 0.0
     gat_residual: bool | tuple[bool, ...] = True
+    gat_residual_gate: float | None | tuple[float | None, ...] = GAT_RESIDUAL_GATE
     eval_every: int = 5
     label_holdout: float | None = None
     class_features: str | None = None
@@ -106,6 +119,16 @@ class ForwardGNNConfig:
                     isinstance(r, bool) for r in self.gat_residual):
                 raise ValueError(f"gat_residual must be a bool or one bool per layer "
                                  f"({len(self.hidden)}), got {self.gat_residual!r}")
+        gates = self.gat_residual_gate
+        if isinstance(gates, (list, tuple)):
+            self.gat_residual_gate = gates = tuple(gates)
+            if not gates:
+                raise ValueError("gat_residual_gate needs at least one candidate, got ()")
+        for g in gates if isinstance(gates, tuple) else (gates,):
+            if g is not None and not (isinstance(g, (int, float)) and not isinstance(g, bool)
+                                      and 0.0 < g < 1.0):
+                raise ValueError(f"gat_residual_gate must be None, a value in (0, 1) or a "
+                                 f"tuple of them, got {self.gat_residual_gate!r}")
         if self.class_links is not None and self.class_links not in CLASS_LINKS:
             raise ValueError(f"class_links must be one of {list(CLASS_LINKS)} or None, "
                              f"got {self.class_links!r}")
@@ -116,6 +139,20 @@ class ForwardGNNConfig:
                              f"{self.gat_heads}, got {self.hidden}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+
+    def gate_candidates(self, conv: str) -> list[ForwardGNNConfig]:
+        """One config per ``gat_residual_gate`` candidate for ``conv`` (just this one if none).
+
+        Only GAT layers have the gate, so any other conv trains once.
+        """
+        if conv != "gat" or not isinstance(self.gat_residual_gate, tuple):
+            return [self]
+        return [replace(self, gat_residual_gate=g) for g in self.gat_residual_gate]
+
+    def first_gate(self) -> float | None:
+        """The gate a model built directly from this config uses: the first candidate."""
+        g = self.gat_residual_gate
+        return g[0] if isinstance(g, tuple) else g
 
     def holdout_for(self, conv: str) -> float:
         """The ``label_holdout`` used with ``conv`` (the per-conv default when None)."""

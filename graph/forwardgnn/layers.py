@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import GATConv, GCNConv, SAGEConv
@@ -18,16 +20,46 @@ def l2_normalise(x: Tensor, eps: float = 1e-8) -> Tensor:
     return x / x.norm(dim=1, keepdim=True).clamp_min(eps)
 
 
+class GatedSkip(nn.Module):
+    """A linear skip scaled by a learnable gate ``sigmoid(a)`` in (0, 1).
+
+    Args:
+        skip: the linear map of the layer input (``GATConv.res``).
+        init: the gate's value at initialisation, in (0, 1).
+    """
+
+    def __init__(self, skip: nn.Module, init: float):
+        super().__init__()
+        if not 0.0 < init < 1.0:
+            raise ValueError(f"gate init must be in (0, 1), got {init!r}")
+        self.skip, self.init = skip, float(init)
+        self.logit = nn.Parameter(torch.tensor(math.log(init / (1.0 - init))))
+
+    def reset_parameters(self) -> None:
+        self.skip.reset_parameters()
+        with torch.no_grad():
+            self.logit.fill_(math.log(self.init / (1.0 - self.init)))
+
+    @property
+    def gate(self) -> float:
+        """The current gate value."""
+        return float(torch.sigmoid(self.logit.detach()))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.sigmoid(self.logit) * self.skip(x)
+
+
 def make_conv(conv: str, in_channels: int, out_channels: int, gat_heads: int = 2,
               sage_aggr: str = "mean", gat_concat: bool = False, gat_dropout: float = 0.0,
-              gat_residual: bool = False) -> nn.Module:
+              gat_residual: bool = False, gat_residual_gate: float | None = None) -> nn.Module:
     """A torch-geometric convolution by name (``gcn``, ``sage`` or ``gat``).
 
     ``sage_aggr`` is ``SAGEConv``'s neighbour aggregation (``mean``, ``max`` or ``sum``).
     ``GATConv`` averages its ``gat_heads`` heads of width ``out_channels``, or with
     ``gat_concat`` concatenates heads of width ``out_channels // gat_heads``;
     ``gat_dropout`` drops attention coefficients in training, ``gat_residual``
-    adds a linear skip of the input.
+    adds a linear skip of the input, scaled by a learnable :class:`GatedSkip`
+    gate starting at ``gat_residual_gate`` when that is not None.
     """
     if conv == "gcn":
         return GCNConv(in_channels, out_channels)
@@ -40,10 +72,14 @@ def make_conv(conv: str, in_channels: int, out_channels: int, gat_heads: int = 2
             if out_channels % gat_heads:
                 raise ValueError(f"gat_concat needs widths divisible by gat_heads={gat_heads}, "
                                  f"got {out_channels}")
-            return GATConv(in_channels, out_channels // gat_heads, heads=gat_heads, concat=True,
-                           dropout=gat_dropout, residual=gat_residual)
-        return GATConv(in_channels, out_channels, heads=gat_heads, concat=False,
-                       dropout=gat_dropout, residual=gat_residual)
+            layer = GATConv(in_channels, out_channels // gat_heads, heads=gat_heads,
+                            concat=True, dropout=gat_dropout, residual=gat_residual)
+        else:
+            layer = GATConv(in_channels, out_channels, heads=gat_heads, concat=False,
+                            dropout=gat_dropout, residual=gat_residual)
+        if gat_residual and gat_residual_gate is not None:
+            layer.res = GatedSkip(layer.res, gat_residual_gate)
+        return layer
     raise ValueError(f"unknown conv {conv!r}; choose one of {list(CONVS)}")
 
 
@@ -62,7 +98,8 @@ class ForwardLayer(nn.Module):
         weight_decay: Adam weight decay.
         gat_heads: heads of ``GATConv``.
         sage_aggr: neighbour aggregation of ``SAGEConv``.
-        **conv_options: ``gat_concat``, ``gat_dropout``, ``gat_residual`` of :func:`make_conv`.
+        **conv_options: ``gat_concat``, ``gat_dropout``, ``gat_residual``,
+            ``gat_residual_gate`` of :func:`make_conv`.
     """
 
     def __init__(self, conv: str, in_channels: int, out_channels: int, lr: float = 0.01,
