@@ -205,7 +205,8 @@ def _gate(text: str) -> float | None:
     try:
         return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1) or 'none', got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a number in (0, 1) or 'none', got {text!r}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
