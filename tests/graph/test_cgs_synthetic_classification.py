@@ -69,6 +69,15 @@ def test_sbm_label_is_the_community_count_at_equal_degree():
     assert max(means) - min(means) < 1.0, means  # about 6 in every class
 
 
+def test_degree_variant_is_the_same_graphs_with_degree_features():
+    plain, _ = make_synthetic_classification("sbm_communities", 6, seed=4)
+    with_degree, _ = make_synthetic_classification("sbm_communities_degree", 6, seed=4)
+    for a, b in zip(plain, with_degree):
+        assert torch.equal(a.edge_index, b.edge_index) and torch.equal(a.y, b.y)
+        degree = torch.bincount(b.edge_index[0], minlength=b.num_nodes).float()
+        assert torch.allclose(b.x[:, 1] * 6.0, degree) and torch.all(b.x[:, 0] == 1)
+
+
 def test_loader_serves_synthetic_sets_and_rejects_bad_arguments():
     assert set(SYNTHETIC_SETS) <= set(classification_sets()) and "mice" in classification_sets()
     graphs, classes = load_classification_set("sbm_communities", count=6, seed=0)

@@ -10,6 +10,9 @@
   or 4 equal communities (label = count - 2), the same expected degree and
   the same within-community share of edges in every class, and constant node
   features: the label is a global property of the structure.
+- ``sbm_communities_degree``: the same graphs (same seed, same draws) with the
+  node degree over 6 as the second feature, a structural input for models
+  whose aggregation cannot count neighbours.
 
 Every graph is undirected (both directions listed), without self-loops, with
 ``x [N, 2]``, ``edge_attr [E, 1]`` (zeros), ``y [1]`` and the generating
@@ -24,6 +27,8 @@ drawn from ``numpy.random.default_rng(seed)``.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import numpy as np
 import torch
@@ -100,12 +105,16 @@ def sbm_graph(n: int, k: int, rng: np.random.Generator, degree: float = 6.0,
     return np.stack([iu[keep], ju[keep]], 1).astype(np.int64), block
 
 
-def _sbm_data(label: int, rng: np.random.Generator, sizes: tuple[int, int]) -> Data:
+def _sbm_data(label: int, rng: np.random.Generator, sizes: tuple[int, int],
+              degree: bool = False) -> Data:
     k = SBM_COMMUNITIES[label]
     n = int(rng.integers(sizes[0], sizes[1] + 1))
     pairs, block = sbm_graph(n, k, rng)
     ei = _undirected(pairs)
-    return Data(x=torch.ones(n, 2), edge_index=ei, edge_attr=torch.zeros(ei.shape[1], 1),
+    x = torch.ones(n, 2)
+    if degree:  # second feature: the node degree over its expected value 6
+        x[:, 1] = torch.bincount(ei[0], minlength=n).float() / 6.0
+    return Data(x=x, edge_index=ei, edge_attr=torch.zeros(ei.shape[1], 1),
                 y=torch.tensor([label]), num_nodes=n, communities=k,
                 block=torch.as_tensor(block))
 
@@ -113,6 +122,7 @@ def _sbm_data(label: int, rng: np.random.Generator, sizes: tuple[int, int]) -> D
 _MAKERS = {
     "marked_distance": (_marked_distance_graph, len(DISTANCE_CLASSES), (20, 40)),
     "sbm_communities": (_sbm_data, len(SBM_COMMUNITIES), (36, 60)),
+    "sbm_communities_degree": (partial(_sbm_data, degree=True), len(SBM_COMMUNITIES), (36, 60)),
 }
 SYNTHETIC_SETS = tuple(_MAKERS)
 
