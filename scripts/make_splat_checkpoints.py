@@ -37,7 +37,8 @@ from operators.checkpoints import BUNDLED_DIR, load_checkpoint, save_checkpoint 
 from operators.contact import contact_from_dict, fit_contact  # noqa: E402
 from operators.datasets import read_metadata, read_split  # noqa: E402
 from operators.rollout import rollout  # noqa: E402
-from operators.splat_physics.shapes import generate_shape_dataset, gravity_per_frame  # noqa: E402
+from operators.splat_physics.shapes import (HELD_OUT_SHAPES, TRAIN_SHAPES, VARIED_TRAIN_SHAPES,  # noqa: E402
+                                            generate_shape_dataset, gravity_per_frame)
 from operators.train import train  # noqa: E402
 from splat.io.atomic import write_json_atomic  # noqa: E402
 
@@ -107,6 +108,13 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--trajectories", type=int, default=12, help="training trajectories")
     p.add_argument("--frames", type=int, default=60)
+    p.add_argument("--train-shapes", default=",".join(TRAIN_SHAPES),
+                   help="shapes of the train and valid drops, comma-separated, or 'varied' "
+                        f"({','.join(VARIED_TRAIN_SHAPES)}); the test split keeps {','.join(HELD_OUT_SHAPES)}")
+    p.add_argument("--train-max-spin", type=float, default=0.0,
+                   help="largest initial spin of the train and valid drops (rad/s, random axis)")
+    p.add_argument("--train-min-size", type=float, default=0.15,
+                   help="smallest size of the train and valid drops (box units; the largest is 0.28)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu", help="training device: cpu or cuda (evaluation runs on the CPU)")
     p.add_argument("--rollout-steps", type=int, default=1,
@@ -140,12 +148,30 @@ def main(argv=None) -> int:
     p.add_argument("--ship-gns", action="store_true", help="also copy the GNS checkpoint to assets")
     p.add_argument("--no-ship", action="store_true", help="train and evaluate only")
     a = p.parse_args(argv)
+    shapes = VARIED_TRAIN_SHAPES if a.train_shapes == "varied" else tuple(a.train_shapes.split(","))
+    if set(shapes) & set(HELD_OUT_SHAPES):
+        p.error(f"--train-shapes must not hold the held-out test shapes {','.join(HELD_OUT_SHAPES)}")
+    unknown = sorted(set(shapes) - set(VARIED_TRAIN_SHAPES))
+    if unknown:
+        p.error(f"unknown --train-shapes {','.join(unknown)} (known: {','.join(VARIED_TRAIN_SHAPES)})")
+    if not 0 < a.train_min_size < 0.28:
+        p.error(f"--train-min-size must be in (0, 0.28), got {a.train_min_size}")
+    if not a.train_max_spin >= 0:
+        p.error(f"--train-max-spin must be >= 0, got {a.train_max_spin}")
     torch.set_num_threads(a.threads)
     work = Path(a.work)
     data = work / f"data_{a.material}_3d"
-    if not (data / "metadata.json").is_file():
+    if (data / "metadata.json").is_file():
+        meta = json.loads((data / "metadata.json").read_text())
+        made = (meta.get("train_shapes"), meta.get("train_max_spin", 0.0),
+                meta.get("train_size_range", [0.15, 0.28]))  # a shape dataset's training drops
+        if "train_shapes" in meta and made != (list(shapes), a.train_max_spin, [a.train_min_size, 0.28]):
+            p.error(f"{data.name} in --work was made with other training drops (shapes, spin, sizes {made}); "
+                    "choose another --work")
+    else:
         generate_shape_dataset(a.material, data, n_train=a.trajectories, n_valid=2, n_test=4,
-                               n_frames=a.frames)
+                               n_frames=a.frames, train_shapes=shapes, train_size_range=(a.train_min_size, 0.28),
+                               train_max_spin=a.train_max_spin)
     ensure_gravity(data, not a.no_gravity_prior)
     decay = a.lr_decay_steps or max(1, a.steps // 2)
     contact = None

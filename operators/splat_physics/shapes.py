@@ -26,6 +26,9 @@ DEFAULT_SPACING = 0.02
 #: Shapes seen in training, and shapes held out for evaluation.
 TRAIN_SHAPES = ("box", "sphere", "ellipsoid", "cylinder")
 HELD_OUT_SHAPES = ("torus", "capsule")
+#: A more varied training set (none of them held out): the training shapes plus a cone, an
+#: octahedron, a flat disc and a bar.
+VARIED_TRAIN_SHAPES = TRAIN_SHAPES + ("cone", "octahedron", "disc", "rod")
 
 
 def _sdf(shape: str, p: np.ndarray) -> np.ndarray:
@@ -39,12 +42,20 @@ def _sdf(shape: str, p: np.ndarray) -> np.ndarray:
         return np.sqrt((x / 0.5) ** 2 + (y / 0.3) ** 2 + (z / 0.4) ** 2) - 1.0
     if shape == "cylinder":
         return np.maximum(np.hypot(x, z) - 0.35, np.abs(y) - 0.5)
+    if shape == "cone":  # apex up, base radius 0.5
+        return np.maximum(np.hypot(x, z) - 0.5 * (0.5 - y), np.abs(y) - 0.5)
+    if shape == "octahedron":
+        return np.abs(p).sum(axis=1) - 0.5
+    if shape == "disc":
+        return np.maximum(np.hypot(x, z) - 0.5, np.abs(y) - 0.2)
+    if shape == "rod":
+        return np.maximum(np.abs(x) - 0.5, np.maximum(np.abs(y), np.abs(z)) - 0.2)
     if shape == "torus":
         return np.hypot(np.hypot(x, z) - 0.33, y) - 0.17
     if shape == "capsule":
         yc = np.clip(y, -0.25, 0.25)
         return np.sqrt(x ** 2 + (y - yc) ** 2 + z ** 2) - 0.25
-    raise ValueError(f"unknown shape {shape!r}; choose one of {sorted(TRAIN_SHAPES + HELD_OUT_SHAPES)}")
+    raise ValueError(f"unknown shape {shape!r}; choose one of {sorted(VARIED_TRAIN_SHAPES + HELD_OUT_SHAPES)}")
 
 
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
@@ -58,7 +69,8 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
 
 def shape_scene(shape: str, size: float, spacing: float = DEFAULT_SPACING,
                 rotation: np.ndarray | None = None, bottom: float = 0.3,
-                velocity=(0.0, 0.0, 0.0), seed: int = 0, wall: float = 0.05) -> SceneInit:
+                velocity=(0.0, 0.0, 0.0), seed: int = 0, wall: float = 0.05,
+                spin=(0.0, 0.0, 0.0)) -> SceneInit:
     """Fill one shape with particles at ``spacing`` and place it in the unit box.
 
     Args:
@@ -70,6 +82,7 @@ def shape_scene(shape: str, size: float, spacing: float = DEFAULT_SPACING,
         velocity: initial velocity ``[3]`` in m/s (all particles).
         seed: seed of the Sobol scrambling.
         wall: wall position (particles are kept clear of it).
+        spin: initial angular velocity ``[3]`` in rad/s about the particles' centroid.
 
     Returns:
         SceneInit with ``info`` holding the shape parameters.
@@ -91,22 +104,32 @@ def shape_scene(shape: str, size: float, spacing: float = DEFAULT_SPACING,
     pts[:, 1] += wall + bottom - pts[:, 1].min()
     if pts.max() > 1 - wall or pts.min() < wall:
         raise ValueError(f"shape {shape!r} of size {size} at bottom {bottom} leaves the box")
-    vel = np.broadcast_to(np.asarray(velocity, dtype=np.float64), pts.shape)
+    omega = np.asarray(spin, dtype=np.float64)
+    if omega.shape != (3,) or not np.isfinite(omega).all():
+        raise ValueError(f"spin must be 3 finite numbers (rad/s), got {spin!r}")
+    vel = np.asarray(velocity, dtype=np.float64) + np.cross(omega, pts - pts.mean(axis=0))
     vol = spacing ** 3
     info = {"shape": shape, "size": float(size), "bottom": float(bottom),
-            "velocity": [float(v) for v in np.asarray(velocity)], "rotation": rot.tolist()}
+            "velocity": [float(v) for v in np.asarray(velocity)], "rotation": rot.tolist(),
+            "spin": omega.tolist()}
     return SceneInit(torch.from_numpy(pts).float(), torch.from_numpy(vel.copy()).float(), vol,
                      spacing, info)
 
 
 def random_shape_scene(shape: str, seed: int, spacing: float = DEFAULT_SPACING,
-                       size_range=(0.15, 0.28)) -> SceneInit:
-    """A randomised drop of ``shape``: size, orientation, height and velocity from ``seed``."""
+                       size_range=(0.15, 0.28), max_spin: float = 0.0) -> SceneInit:
+    """A randomised drop of ``shape``: size, orientation, height and velocity from ``seed``;
+    with ``max_spin > 0`` also a spin about a random axis, up to ``max_spin`` rad/s (drawn after
+    the rest, so the other draws of a seed do not depend on it)."""
     rng = np.random.default_rng(seed)
     size = rng.uniform(*size_range)
     velocity = [rng.uniform(-1, 1), rng.uniform(-1.5, 0.5), rng.uniform(-1, 1)]
-    return shape_scene(shape, size, spacing, random_rotation(rng), bottom=rng.uniform(0.05, 0.35),
-                       velocity=velocity, seed=seed)
+    rotation, bottom = random_rotation(rng), rng.uniform(0.05, 0.35)
+    spin = np.zeros(3)
+    if max_spin > 0:
+        axis = rng.normal(size=3)
+        spin = axis / np.linalg.norm(axis) * rng.uniform(0.0, max_spin)
+    return shape_scene(shape, size, spacing, rotation, bottom=bottom, velocity=velocity, seed=seed, spin=spin)
 
 
 def gravity_per_frame(config=None, dim: int = 3) -> list[float]:
@@ -129,6 +152,7 @@ def generate_shape_dataset(material: str, out_dir: str | os.PathLike, n_train: i
                            n_valid: int = 2, n_test: int = 4, n_frames: int = 60,
                            spacing: float = DEFAULT_SPACING, seed: int = 0,
                            train_shapes=TRAIN_SHAPES, test_shapes=HELD_OUT_SHAPES,
+                           train_size_range=(0.15, 0.28), train_max_spin: float = 0.0,
                            progress: bool = True) -> Path:
     """Simulate randomised drops of several shapes with MPM into a GNS-layout dataset.
 
@@ -145,6 +169,9 @@ def generate_shape_dataset(material: str, out_dir: str | os.PathLike, n_train: i
         spacing: particle spacing in box units.
         seed: base seed (trajectory ``i`` of a split uses ``seed * 1000 + offset + i``).
         train_shapes, test_shapes: shape names.
+        train_size_range, train_max_spin: sizes and largest initial spin (rad/s) of the train and
+            valid drops (:func:`random_shape_scene`); the test drops keep the defaults, so the
+            held-out split of a seed is the same whatever the training variety.
         progress: show a progress bar.
 
     Returns:
@@ -168,12 +195,14 @@ def generate_shape_dataset(material: str, out_dir: str | os.PathLike, n_train: i
     splits: dict[str, list] = {"train": [], "valid": [], "test": []}
     bounds = None
     for split, shape, offset in tqdm(plan, desc=f"{material} shapes", disable=not progress):
-        init = random_shape_scene(shape, seed * 1000 + offset, spacing)
+        variety = {} if split == "test" else {"size_range": train_size_range, "max_spin": train_max_spin}
+        init = random_shape_scene(shape, seed * 1000 + offset, spacing, **variety)
         traj = simulate(material, init, dim=3, n_frames=n_frames, config=config, progress=False)
         bounds = traj.bounds
         splits[split].append((traj.positions.numpy(), traj.particle_type.numpy()))
     extra = {"material": material, "scene": "shape_drops", "seed": seed, "particle_spacing": spacing,
              "external_acceleration": gravity_per_frame(config),
              "train_shapes": list(train_shapes), "test_shapes": list(test_shapes),
+             "train_size_range": [float(v) for v in train_size_range], "train_max_spin": float(train_max_spin),
              "n_grid": config.n_grid, "generator": "operators.splat_physics.shapes"}
     return write_dataset(out, splits, dt=config.frame_dt, bounds=bounds, extra=extra)
