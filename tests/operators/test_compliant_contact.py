@@ -9,23 +9,7 @@ from operators.compliant_contact import CompliantContact, compliant_prior_rollou
 from operators.contact import contact_from_dict, contact_rollout
 from operators.rigid_contact import best_rotation, rigid_prior_rollout, rotation_matrix, rotation_vector
 
-BOUNDS = torch.tensor([[0.0, 1.0]] * 3)
-G = torch.tensor([0.0, -1e-3, 0.0])
-
-
-def cube(centre, n=4, size=0.1):
-    g = torch.linspace(-size / 2, size / 2, n)
-    pts = torch.stack(torch.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
-    return pts + torch.tensor(centre)
-
-
-def start(centre, velocity=(0.0, 0.0, 0.0), omega=(0.0, 0.0, 0.0)):
-    """Two frames of a cube moving rigidly: [2, N, 3]."""
-    prev = cube(centre)
-    c = prev.mean(0)
-    rot = rotation_matrix(torch.tensor(omega, dtype=torch.float64)).float()
-    last = (prev - c) @ rot.T + c + torch.tensor(velocity)
-    return torch.stack([prev, last])
+from rigid_frames import BOUNDS, G, cube, start
 
 
 def test_free_flight_is_an_exact_parabola_with_constant_spin():

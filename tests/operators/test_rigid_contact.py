@@ -1,7 +1,5 @@
 """The object-level (rigid) contact prior: free flight, bounces, fitting, config."""
 
-import math
-
 import pytest
 import torch
 
@@ -9,23 +7,7 @@ from operators.contact import WallContact
 from operators.rigid_contact import (RigidContact, best_rotation, contact_from_dict, fit_rigid_contact,
                                      rigid_prior_rollout, rotation_matrix, rotation_vector)
 
-BOUNDS = torch.tensor([[0.0, 1.0]] * 3)
-G = torch.tensor([0.0, -1e-3, 0.0])
-
-
-def cube(centre, n=4, size=0.1):
-    g = torch.linspace(-size / 2, size / 2, n)
-    pts = torch.stack(torch.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
-    return pts + torch.tensor(centre)
-
-
-def start(centre, velocity=(0.0, 0.0, 0.0), omega=(0.0, 0.0, 0.0)):
-    """Two frames of a cube moving rigidly: [2, N, 3]."""
-    prev = cube(centre)
-    c = prev.mean(0)
-    rot = rotation_matrix(torch.tensor(omega, dtype=torch.float64)).float()
-    last = (prev - c) @ rot.T + c + torch.tensor(velocity)
-    return torch.stack([prev, last])
+from rigid_frames import BOUNDS, G, cube, start
 
 
 def test_rotation_helpers_round_trip():
