@@ -194,14 +194,22 @@ def compliant_prior_rollout(initial_positions: Tensor, n_steps: int, external: T
     return rigid_prior_rollout(initial_positions, n_steps, external, bounds, contact, clamp=True)
 
 
-#: Where :func:`fit_compliant_contact`'s coordinate search starts.
+#: Where :func:`fit_compliant_contact`'s coordinate search starts first.
 DEFAULT_START = {"stiffness": 2.0, "damping": 0.15, "friction": 0.25, "offset": 0.02, "inertia_scale": 1.0,
                  "carry": 1.0}
+
+#: Its second start: the constants fitted on the jelly drops of four shapes (docs/giorom.md, (b3)).
+SHAPE_DROPS_START = {"stiffness": 4.0, "damping": 0.0, "friction": 0.0, "offset": 0.03, "inertia_scale": 2.0,
+                     "carry": 0.0}
+
+#: The starts searched by default; the one that ends with the lowest training error wins.
+DEFAULT_STARTS = (DEFAULT_START, SHAPE_DROPS_START)
 
 
 def fit_compliant_contact(trajectories: list[Tensor], external, bounds, n_steps: int = 50,
                           grid: dict | None = None, search: str = "coordinate",
-                          start: dict | None = None) -> tuple[CompliantContact, float]:
+                          start: dict | None = None,
+                          starts: list[dict] | tuple[dict, ...] | None = None) -> tuple[CompliantContact, float]:
     """Search the constants that make the compliant prior roll out closest to the data.
 
     Same protocol as :func:`operators.contact.fit_wall_contact`: each trajectory starts from
@@ -209,7 +217,9 @@ def fit_compliant_contact(trajectories: list[Tensor], external, bounds, n_steps:
     learned simulators (:func:`compliant_prior_rollout`), the score is the mean relative RMSE. The
     prior costs more than the others (sub-steps near the walls), so by default the grid is
     searched one constant at a time (:func:`operators.contact.coordinate_search_prior`, two
-    rounds from ``start``) rather than over all its combinations (``search="grid"``).
+    rounds from a start) rather than over all its combinations (``search="grid"``). That search
+    finds a local best, so it runs from each of ``starts`` (sharing the scores of the
+    combinations already seen) and keeps the result with the lowest training error.
 
     Args:
         trajectories: positions ``[T, N, 3]`` (e.g. a dataset's training split).
@@ -219,8 +229,10 @@ def fit_compliant_contact(trajectories: list[Tensor], external, bounds, n_steps:
         grid: values per field of :class:`CompliantContact` (default :data:`DEFAULT_GRID`;
             ``substeps`` keeps its default unless given).
         search: ``"coordinate"`` (coordinate descent over the grid) or ``"grid"`` (every combination).
-        start: first value of each grid field for the coordinate search (default :data:`DEFAULT_START`,
-            else the first grid value).
+        start: one start point (a value per grid field) instead of ``starts``.
+        starts: start points of the coordinate search (default :data:`DEFAULT_STARTS`); each
+            value is moved to the nearest value of its field's grid, a field a start does not
+            name begins at its first grid value, and starts that coincide are searched once.
 
     Returns:
         (best CompliantContact, its mean relative RMSE)
@@ -240,6 +252,21 @@ def fit_compliant_contact(trajectories: list[Tensor], external, bounds, n_steps:
         return grid_search_prior(trajectories, external, bounds, n_steps, grid, make, compliant_prior_rollout, what)
     if search != "coordinate":
         raise ValueError(f"search must be 'coordinate' or 'grid', got {search!r}")
-    first = {k: (start or DEFAULT_START).get(k, v[0]) for k, v in grid.items()}
-    return coordinate_search_prior(trajectories, external, bounds, n_steps, grid, first, make,
-                                   compliant_prior_rollout, what)
+    if start is not None and starts is not None:
+        raise ValueError("give start or starts, not both")
+    points = [start] if start is not None else list(DEFAULT_STARTS if starts is None else starts)
+    if not points:
+        raise ValueError("the coordinate search of the compliant contact needs at least one start")
+    firsts = []
+    for point in points:
+        first = {k: (min(v, key=lambda g: abs(float(g) - float(point[k]))) if k in point else v[0])
+                 for k, v in grid.items()}
+        if first not in firsts:
+            firsts.append(first)
+    cache, best = {}, None
+    for first in firsts:
+        found = coordinate_search_prior(trajectories, external, bounds, n_steps, grid, first, make,
+                                        compliant_prior_rollout, what, cache=cache)
+        if best is None or found[1] < best[1]:
+            best = found
+    return best

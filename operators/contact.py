@@ -252,7 +252,7 @@ def grid_search_prior(trajectories: list[Tensor], external, bounds, n_steps: int
 
 
 def coordinate_search_prior(trajectories: list[Tensor], external, bounds, n_steps: int, grid: dict, start: dict,
-                            make, rollout_fn, what: str, passes: int = 2):
+                            make, rollout_fn, what: str, passes: int = 2, cache: dict | None = None):
     """Coordinate descent over a grid: from ``start``, each field in turn is searched over its
     grid values with the others fixed (:func:`grid_search_prior`), for ``passes`` rounds.
 
@@ -263,6 +263,7 @@ def coordinate_search_prior(trajectories: list[Tensor], external, bounds, n_step
         grid: ordered ``{name: values}``, named as the fields of the models ``make`` builds.
         start: a value per grid field to begin from.
         passes: rounds over all fields (it stops early when a round changes nothing).
+        cache: scores by combination, read and filled (share it across searches from several starts).
         (the others as in :func:`grid_search_prior`)
 
     Returns:
@@ -272,7 +273,7 @@ def coordinate_search_prior(trajectories: list[Tensor], external, bounds, n_step
     if missing:
         raise ValueError(f"coordinate search of {what} needs a start value for {sorted(missing)}")
     current = {k: start[k] for k in grid}
-    cache, best = {}, None
+    cache, best = ({} if cache is None else cache), None
     for _ in range(passes):
         before = dict(current)
         for name in grid:

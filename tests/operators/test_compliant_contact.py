@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from operators.compliant_contact import CompliantContact, compliant_prior_rollout, fit_compliant_contact
+from operators.compliant_contact import (DEFAULT_GRID, DEFAULT_STARTS, CompliantContact, compliant_prior_rollout,
+                                        fit_compliant_contact)
 from operators.contact import contact_from_dict, contact_rollout
 from operators.rigid_contact import best_rotation, rigid_prior_rollout, rotation_matrix, rotation_vector
 
@@ -122,6 +123,35 @@ def test_fit_recovers_the_constants_of_its_own_rollouts():
     assert err < 1e-5
     with pytest.raises(ValueError, match="unknown compliant contact grid keys"):
         fit_compliant_contact(truth, G, BOUNDS, grid={"stifness": (1.0,)})
+
+
+@pytest.mark.slow
+def test_fit_from_several_starts_keeps_the_lowest_training_error():
+    # two drops made with two different constant sets: the coordinate search has two local bests
+    truth = [compliant_prior_rollout(start((0.5, 0.14, 0.5), (0.004, -0.004, 0.0), (0.0, 0.0, 0.03)), 25, G,
+                                     BOUNDS, CompliantContact(8.0, 0.0, 0.5, 0.03)),
+             compliant_prior_rollout(start((0.4, 0.14, 0.6), (-0.003, -0.005, 0.002), (0.02, 0.0, 0.0)), 25, G,
+                                     BOUNDS, CompliantContact(1.0, 0.5, 0.0, 0.01))]
+    grid = {"stiffness": (1.0, 2.0, 4.0, 8.0), "damping": (0.0, 0.5), "friction": (0.0, 0.5),
+            "offset": (0.01, 0.03), "inertia_scale": (1.0,), "carry": (1.0,)}
+    soft = {"stiffness": 1.0, "damping": 0.5, "friction": 0.0, "offset": 0.01}
+    stiff = {"stiffness": 7.0, "damping": 0.1, "friction": 0.5, "offset": 0.03}  # moved onto the grid: 8, 0
+    singles = [fit_compliant_contact(truth, G, BOUNDS, n_steps=25, grid=grid, start=s) for s in (stiff, soft)]
+    assert singles[0][1] != pytest.approx(singles[1][1], rel=1e-3)  # the two starts end apart
+    best, err = fit_compliant_contact(truth, G, BOUNDS, n_steps=25, grid=grid, starts=[stiff, soft])
+    assert err <= min(e for _, e in singles)
+    assert (best, err) == min(singles, key=lambda r: r[1])  # the later start wins here
+    assert best.stiffness in grid["stiffness"] and best.damping in grid["damping"]
+    with pytest.raises(ValueError, match="not both"):
+        fit_compliant_contact(truth, G, BOUNDS, grid=grid, start=soft, starts=[soft])
+    with pytest.raises(ValueError, match="at least one start"):
+        fit_compliant_contact(truth, G, BOUNDS, grid=grid, starts=[])
+
+
+def test_default_starts_are_distinct_points_of_the_default_grid():
+    assert len(DEFAULT_STARTS) >= 2 and DEFAULT_STARTS[0] != DEFAULT_STARTS[1]
+    for point in DEFAULT_STARTS:
+        assert set(point) == set(DEFAULT_GRID) and all(point[k] in DEFAULT_GRID[k] for k in point)
 
 
 def test_config_dict_validation_and_batched_prior():
