@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from operators.contact import check_constants, coordinate_search_prior, grid_search_prior
-from operators.rigid_contact import rigid_motion, rigid_prior_rollout, rotation_matrix, rotation_vector
+from operators.rigid_contact import ObjectContactPrior, rigid_motion, rigid_prior_rollout, rotation_matrix, rotation_vector
 
 #: Grid searched by :func:`fit_compliant_contact` (stiffness and damping per particle and frame
 #: squared / frame, friction, offset in box units, factor on the moment of inertia, carried deformation).
@@ -38,7 +38,7 @@ DEFAULT_GRID = {"stiffness": (1.0, 2.0, 4.0, 8.0), "damping": (0.0, 0.05, 0.15, 
 
 
 @dataclass
-class CompliantContact:
+class CompliantContact(ObjectContactPrior):
     """Rigid body pushed out of the walls by per-particle spring-dampers.
 
     Attributes:
@@ -159,20 +159,6 @@ class CompliantContact:
             a, alpha = self._accelerations(body, lo, hi, ext, inertia, centre, rot, v, omega)
             v, omega = v + 0.5 * h * a, omega + 0.5 * h * alpha
         return centre, rot, v, omega
-
-    def acceleration(self, position_sequence: Tensor, external: Tensor, bounds: Tensor) -> Tensor:
-        """Prior acceleration per frame squared (same contract as ``WallContact.acceleration``).
-
-        Args:
-            position_sequence: Tensor,  # [N, W, 3]
-            external: Tensor,  # [3]
-            bounds: Tensor,  # [3, 2]
-
-        Returns:
-            Tensor,  # [N, 3]
-        """
-        last, prev = position_sequence[:, -1], position_sequence[:, -2]
-        return self.step(prev, last, external, bounds) - 2 * last + prev
 
 
 def compliant_prior_rollout(initial_positions: Tensor, n_steps: int, external: Tensor, bounds: Tensor,

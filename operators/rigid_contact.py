@@ -90,8 +90,30 @@ def rigid_motion(prev: Tensor, last: Tensor) -> RigidMotion:
     return RigidMotion(c1, c1 - c0, rotation_vector(step_rot), step_rot, r, r - r0 @ step_rot.T, inertia)
 
 
+class ObjectContactPrior:
+    """What every object-level contact prior shares: its acceleration is read from ``step``.
+
+    A subclass defines ``step(prev, last, external, bounds)``: the object's next positions
+    from its last two frames.
+    """
+
+    def acceleration(self, position_sequence: Tensor, external: Tensor, bounds: Tensor) -> Tensor:
+        """Prior acceleration per frame squared (same contract as ``WallContact.acceleration``).
+
+        Args:
+            position_sequence: Tensor,  # [N, W, 3]
+            external: Tensor,  # [3]
+            bounds: Tensor,  # [3, 2]
+
+        Returns:
+            Tensor,  # [N, 3]
+        """
+        last, prev = position_sequence[:, -1], position_sequence[:, -2]
+        return self.step(prev, last, external, bounds) - 2 * last + prev
+
+
 @dataclass
-class RigidContact:
+class RigidContact(ObjectContactPrior):
     """Rigid-body response of the box walls, applied to the whole object.
 
     Attributes:
@@ -170,20 +192,6 @@ class RigidContact:
         # keep the object inside the (offset) walls by moving it, not deforming it
         shift = (lo - new.min(0).values).clamp_min(0) - (new.max(0).values - hi).clamp_min(0)
         return (new + shift + carried).to(dtype)
-
-    def acceleration(self, position_sequence: Tensor, external: Tensor, bounds: Tensor) -> Tensor:
-        """Prior acceleration per frame squared (same contract as ``WallContact.acceleration``).
-
-        Args:
-            position_sequence: Tensor,  # [N, W, 3]
-            external: Tensor,  # [3]
-            bounds: Tensor,  # [3, 2]
-
-        Returns:
-            Tensor,  # [N, 3]
-        """
-        last, prev = position_sequence[:, -1], position_sequence[:, -2]
-        return self.step(prev, last, external, bounds) - 2 * last + prev
 
 
 @torch.no_grad()
