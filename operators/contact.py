@@ -41,9 +41,10 @@ def check_constants(contact, names, what: str) -> None:
 def contact_models() -> dict:
     """Wall-contact prior classes by the ``"model"`` name of a config dict."""
     from operators.compliant_contact import CompliantContact
+    from operators.granular_contact import GranularContact
     from operators.rigid_contact import RigidContact
 
-    return {"particle": WallContact, "rigid": RigidContact, "compliant": CompliantContact}
+    return {"particle": WallContact, "rigid": RigidContact, "compliant": CompliantContact, "granular": GranularContact}
 
 
 def contact_from_dict(config: dict):
@@ -65,9 +66,11 @@ def fit_contact(model: str, trajectories: list[Tensor], external, bounds, n_step
     """Fit the constants of the wall-contact prior ``model`` (``"particle"``, ``"rigid"`` or
     ``"compliant"``) on ``trajectories``; returns (contact, its mean relative RMSE)."""
     from operators.compliant_contact import fit_compliant_contact
+    from operators.granular_contact import fit_granular_contact
     from operators.rigid_contact import fit_rigid_contact
 
-    fits = {"particle": fit_wall_contact, "rigid": fit_rigid_contact, "compliant": fit_compliant_contact}
+    fits = {"particle": fit_wall_contact, "rigid": fit_rigid_contact, "compliant": fit_compliant_contact,
+            "granular": fit_granular_contact}
     if model not in fits:
         raise ValueError(f"unknown wall contact model {model!r} (expected one of {sorted(fits)})")
     return fits[model](trajectories, external, bounds, n_steps=n_steps, grid=grid)
