@@ -40,11 +40,13 @@ def check_constants(contact, names, what: str) -> None:
 
 def contact_models() -> dict:
     """Wall-contact prior classes by the ``"model"`` name of a config dict."""
+    from operators.affine_contact import AffineContact
     from operators.compliant_contact import CompliantContact
     from operators.granular_contact import GranularContact
     from operators.rigid_contact import RigidContact
 
-    return {"particle": WallContact, "rigid": RigidContact, "compliant": CompliantContact, "granular": GranularContact}
+    return {"particle": WallContact, "rigid": RigidContact, "compliant": CompliantContact, "granular": GranularContact,
+            "affine": AffineContact}
 
 
 def contact_from_dict(config: dict):
@@ -65,12 +67,13 @@ def fit_contact(model: str, trajectories: list[Tensor], external, bounds, n_step
                 grid: dict | None = None):
     """Fit the constants of the wall-contact prior ``model`` (``"particle"``, ``"rigid"`` or
     ``"compliant"``) on ``trajectories``; returns (contact, its mean relative RMSE)."""
+    from operators.affine_contact import fit_affine_contact
     from operators.compliant_contact import fit_compliant_contact
     from operators.granular_contact import fit_granular_contact
     from operators.rigid_contact import fit_rigid_contact
 
     fits = {"particle": fit_wall_contact, "rigid": fit_rigid_contact, "compliant": fit_compliant_contact,
-            "granular": fit_granular_contact}
+            "granular": fit_granular_contact, "affine": fit_affine_contact}
     if model not in fits:
         raise ValueError(f"unknown wall contact model {model!r} (expected one of {sorted(fits)})")
     return fits[model](trajectories, external, bounds, n_steps=n_steps, grid=grid)
@@ -87,6 +90,10 @@ def contact_rollout(initial_positions: Tensor, n_steps: int, external: Tensor, b
 
     if isinstance(contact, CompliantContact):
         return compliant_prior_rollout(initial_positions, n_steps, external, bounds, contact)
+    from operators.affine_contact import AffineContact, affine_prior_rollout
+
+    if isinstance(contact, AffineContact):  # on the window of the frames given, with the wall clamp
+        return affine_prior_rollout(initial_positions, n_steps, external, bounds, contact)
 
     return rigid_prior_rollout(initial_positions, n_steps, external, bounds, contact)
 
