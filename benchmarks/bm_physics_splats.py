@@ -3,7 +3,7 @@ shapes, GNS vs GIOROM at the same training budget.
 
     python benchmarks/bm_physics_splats.py [--sizes 1000 10000 100000] [--gaussians 100000]
                                       [--data-dir /tmp/splatphys] [--rigid-contact] [--compliant-contact]
-                                      [--json PATH]
+                                      [--contact-model granular ...] [--json PATH]
 
 (a) Per frame, at N MPM particles filling a splat ball of G Gaussians: MPM
     (median substep x substeps per frame) against the GIOROM preview (one
@@ -17,7 +17,10 @@ shapes, GNS vs GIOROM at the same training budget.
     position RMSE over all particles as a fraction of the object size, after
     50 frames and averaged over them, and the Chamfer distance at frame 50,
     for GIOROM and GNS trained with the same budget (steps x batch); seconds
-    per rollout step of each.
+    per rollout step of each. ``--contact-model NAME`` also fits any registered
+    wall-contact prior (``operators.contact.contact_models``) on the training
+    split, scores it on both splits and times its step at ``--prior-sizes``
+    particles.
 (c) The bundled splat objects dropped through the whole pipeline
     (``run_splat_physics``): MPM vs preview ms per frame and the Gaussian-centre
     RMSE after 50 frames.
@@ -203,10 +206,29 @@ def _errors(predictions, truths) -> dict:
             "rmse_frac_per_frame": curves}
 
 
-def object_contact_rows(material: str, data_dir: Path, meta: dict, test: list, model: str) -> list[dict]:
-    """An object-level contact prior (``model``: ``"rigid"``, ``operators.rigid_contact``, or
-    ``"compliant"``, ``operators.compliant_contact``): constants fitted on the training split,
-    then the prior alone and each checkpoint's unchanged networks over it."""
+def prior_step_ms(contact, external: torch.Tensor, bounds: torch.Tensor, sizes, repeats: int = 5) -> dict:
+    """Median wall-clock ms of one ``contact.step`` at each particle count: a block of grains at the
+    dataset spacing landing on the floor (every grain in contact), as ``{N: ms}``."""
+    out = {}
+    for n in sizes:
+        side = max(2, round(n ** (1 / 3)))
+        g = torch.arange(side, dtype=torch.float32) * COARSE
+        block = torch.stack(torch.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
+        block = block - block.mean(0) + torch.tensor([0.5, 0.0, 0.5])
+        block[:, 1] += float(bounds[1, 0]) + 0.01 - float(block[:, 1].min())
+        block = block + 0.002 * torch.rand(block.shape, generator=torch.Generator().manual_seed(0))
+        prev, last = block + torch.tensor([0.0, 0.01, 0.0]), block
+        ms, _ = median_ms(lambda: contact.step(prev, last, external, bounds), repeats=repeats)
+        out[int(block.shape[0])] = ms
+        print(f"    prior step at {block.shape[0]} particles: {ms:.1f} ms", flush=True)
+    return out
+
+
+def object_contact_rows(material: str, data_dir: Path, meta: dict, test: list, model: str,
+                        prior_sizes=()) -> list[dict]:
+    """A wall-contact prior ``model`` of :func:`operators.contact.fit_contact` (e.g. ``"rigid"``,
+    ``"compliant"``, ``"granular"``): constants fitted on the training split, then the prior alone
+    and each checkpoint's unchanged networks over it; with ``prior_sizes``, the prior's ms per frame."""
     import dataclasses
 
     from operators.contact import fit_contact
@@ -226,7 +248,8 @@ def object_contact_rows(material: str, data_dir: Path, meta: dict, test: list, m
     truths = [tr.positions[:W + n_steps] for tr in test]
     rows = [{"material": material, "model": f"prior: gravity + {model} contact", "steps": 0, "batch": 0,
              "budget_windows": 0, "frames": n_steps, **_errors(preds, truths), "wall_contact": fitted.as_dict(),
-             "fit_seconds": fit_s, "fit_train_rmse_frac": train_err}]
+             "fit_seconds": fit_s, "fit_train_rmse_frac": train_err,
+             **({"prior_ms_per_frame": prior_step_ms(fitted, ext, bounds, prior_sizes)} if prior_sizes else {})}]
     print(f"  {material} {rows[-1]['model']}: mean RMSE {100 * rows[-1]['rmse_frac_mean']:.1f} %", flush=True)
     for net in ("giorom", "gns"):
         path = _trained_checkpoint(data_dir, net, material)
@@ -249,9 +272,10 @@ def _trained_checkpoint(data_dir: Path, model: str, material: str) -> Path:
     return run / "best.pt" if (run / "best.pt").is_file() else run / "checkpoint.pt"
 
 
-def rollout_errors(material: str, data_dir: Path, contacts: tuple = ()) -> list[dict]:
+def rollout_errors(material: str, data_dir: Path, contacts: tuple = (), prior_sizes=()) -> list[dict]:
     """(b) the trained models of ``data_dir`` and the priors alone on the held-out shapes; ``contacts``:
-    object-level priors (``"rigid"``, ``"compliant"``) also fitted on the training split and measured."""
+    wall-contact priors (``"rigid"``, ``"compliant"``, ...) also fitted on the training split and measured;
+    the checkpoint's own prior is also scored on the training split (``train_rmse_frac_mean``)."""
     from operators.datasets import read_metadata, read_split
     from operators.rollout import rollout
 
@@ -301,12 +325,16 @@ def rollout_errors(material: str, data_dir: Path, contacts: tuple = ()) -> list[
         wall = contact_from_dict(wc) if wc else None
         preds = [contact_rollout(tr.positions[:W], n_steps, ext, bounds, wall) for tr in test]
         truths = [tr.positions[:W + n_steps] for tr in test]
+        train = [tr.positions for tr in read_split(data, "train", meta)]
+        train_err = float(np.mean([float(_errors([contact_rollout(t[:W], n_steps, ext, bounds, wall)],
+                                                  [t[:W + n_steps]])["rmse_frac_mean"]) for t in train]))
         rows.append({"material": material, "model": name, "steps": 0, "batch": 0, "budget_windows": 0,
                      "held_out_shapes": meta.get("test_shapes"), "frames": n_steps,
-                     **_errors(preds, truths), "wall_contact": wc})
-        print(f"  {material} {name}: mean RMSE {100 * rows[-1]['rmse_frac_mean']:.1f} %", flush=True)
+                     **_errors(preds, truths), "wall_contact": wc, "train_rmse_frac_mean": train_err})
+        print(f"  {material} {name}: mean RMSE {100 * rows[-1]['rmse_frac_mean']:.1f} % "
+              f"(train {100 * train_err:.1f} %)", flush=True)
     for model in contacts:
-        rows += object_contact_rows(material, data_dir, meta, test, model)
+        rows += object_contact_rows(material, data_dir, meta, test, model, prior_sizes)
     return rows
 
 
@@ -376,9 +404,19 @@ def main(argv=None) -> int:
     p.add_argument("--compliant-contact", action="store_true",
                    help="(b) also fit the compliant object-level contact prior (operators.compliant_contact) "
                         "on the training split and roll it out")
+    p.add_argument("--contact-model", nargs="+", default=[], metavar="NAME",
+                   help="(b) also fit these registered wall-contact priors (operators.contact.contact_models, "
+                        "e.g. granular) on the training split and roll them out")
+    p.add_argument("--prior-sizes", type=int, nargs="*", default=[1000, 10000],
+                   help="(b) particle counts at which each --contact-model prior's step is timed")
     p.add_argument("--json", help="write the results here")
     p.add_argument("--figure", help="write rendered MPM / GIOROM frames of two objects here (PNG)")
     a = p.parse_args(argv)
+    from operators.contact import contact_models
+
+    unknown = sorted(set(a.contact_model) - set(contact_models()))
+    if unknown:
+        p.error(f"--contact-model: unknown wall contact models {unknown} (expected some of {sorted(contact_models())})")
     torch.set_num_threads(a.threads)
     out = {"machine": "2-core CPU, no GPU, shared with other jobs", "torch_threads": a.threads}
     if "frame" not in a.skip:
@@ -392,9 +430,12 @@ def main(argv=None) -> int:
     if "rollout" not in a.skip:
         print("(b) rollout error on held-out shapes, same training budget")
         contacts = tuple(m for m, on in (("rigid", a.rigid_contact), ("compliant", a.compliant_contact)) if on)
-        out["rollout"] = [r for m in a.materials for r in rollout_errors(m, Path(a.data_dir), contacts)]
+        contacts += tuple(m for m in a.contact_model if m not in contacts)
+        sizes = a.prior_sizes if a.contact_model else ()
+        out["rollout"] = [r for m in a.materials for r in rollout_errors(m, Path(a.data_dir), contacts, sizes)]
         print(table(out["rollout"], ["material", "model", "steps_trained", "steps", "batch", "frames", "rmse_frac_last",
-                                     "rmse_frac_mean", "chamfer_frac_last", "ms_per_step", "cpu_ms_per_step"]))
+                                     "rmse_frac_mean", "train_rmse_frac_mean", "fit_train_rmse_frac",
+                                     "chamfer_frac_last", "ms_per_step", "cpu_ms_per_step", "prior_ms_per_frame"]))
     if "objects" not in a.skip:
         print("(c) bundled splat objects through the pipeline")
         out["objects"] = splat_objects(a.materials, a.frames, a.figure)

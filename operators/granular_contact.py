@@ -15,10 +15,10 @@ their own friction. The velocity is what the projection leaves (``new - last``).
 It is stateless per window, like the other priors: the last two frames are the
 state. A stateless solver cannot remember each pair's rest distance, and a
 filled shape has pairs well inside the contact distance, so a pair is pushed
-only back to its distance in the last frame plus the fraction ``recovery`` of
-what it lacks (0: never closer than now, 1: all the way to the contact
-distance); a falling object therefore keeps its shape, and a pile packs no
-tighter than its grains allow. Neighbours come from a k-d tree
+back only while it is being pressed together, and only to its distance in the
+last frame plus the fraction ``recovery`` of what it lacks (0: never closer
+than now, 1: all the way to the contact distance); an object in free flight
+therefore keeps its shape, and a pile packs no tighter than its grains allow. Neighbours come from a k-d tree
 (``scipy.spatial.cKDTree``) and the projection is vectorised in torch.
 Constants are fitted on the training split (:func:`fit_granular_contact`).
 """
@@ -41,14 +41,14 @@ DATASET_SPACING = 0.02
 #: Grid searched by :func:`fit_granular_contact` (contact distance as a fraction of the spacing,
 #: friction between grains and at the walls, wall offset in box units, recovery, Jacobi
 #: relaxation, mass scaling along gravity, velocity smoothing).
-DEFAULT_GRID = {"distance": (0.5, 0.6, 0.7, 0.8, 0.9, 1.0), "friction": (0.0, 0.1, 0.25, 0.5, 1.0),
+DEFAULT_GRID = {"distance": (0.6, 0.8, 0.9, 1.0, 1.1, 1.2), "friction": (0.0, 0.1, 0.25, 0.5, 1.0),
                 "wall_friction": (0.0, 0.1, 0.25, 0.5), "offset": (0.0, 0.01, 0.02),
-                "recovery": (0.0, 0.1, 0.3, 1.0), "relaxation": (0.5, 1.0, 1.5),
+                "recovery": (0.1, 0.3, 0.6, 1.0), "iterations": (2, 4, 8), "relaxation": (1.0, 1.5, 2.0),
                 "stacking": (0.0, 1.0, 3.0), "viscosity": (0.0, 0.1, 0.3, 0.6)}
 
 #: Where :func:`fit_granular_contact`'s coordinate search starts.
-DEFAULT_START = {"distance": 0.7, "friction": 0.25, "wall_friction": 0.25, "offset": 0.02, "recovery": 0.1,
-                 "relaxation": 1.0, "stacking": 0.0, "viscosity": 0.0}
+DEFAULT_START = {"distance": 1.0, "friction": 0.25, "wall_friction": 0.25, "offset": 0.02, "recovery": 1.0,
+                 "iterations": 4, "relaxation": 1.5, "stacking": 0.0, "viscosity": 0.3}
 
 
 @dataclass
@@ -75,6 +75,9 @@ class GranularContact(ObjectContactPrior):
             ``viscosity_radius`` spacings, linear weights) taken off after the projection
             (XSPH-like; keeps the mean velocity and a rigid translation).
         viscosity_radius: that neighbourhood, in spacings.
+        pressed_only: push a pair back towards the contact distance only while it is being
+            pressed together (closer in the prediction than in the last frame), so an object in
+            free flight keeps its shape whatever its fill; False: whenever it is too close.
     """
 
     spacing: float = DATASET_SPACING
@@ -88,6 +91,7 @@ class GranularContact(ObjectContactPrior):
     stacking: float = 0.0
     viscosity: float = 0.0
     viscosity_radius: float = 1.5
+    pressed_only: bool = True
 
     def __post_init__(self):
         check_constants(self, ("distance", "friction", "wall_friction", "offset", "recovery", "relaxation",
@@ -96,6 +100,8 @@ class GranularContact(ObjectContactPrior):
             raise ValueError(f"granular contact spacing must be a number > 0, got {self.spacing!r}")
         if not isinstance(self.iterations, int) or isinstance(self.iterations, bool) or self.iterations < 1:
             raise ValueError(f"granular contact iterations must be an int >= 1, got {self.iterations!r}")
+        if not isinstance(self.pressed_only, bool):
+            raise ValueError(f"granular contact pressed_only must be True or False, got {self.pressed_only!r}")
         if self.recovery > 1 or self.viscosity > 1:
             raise ValueError(f"granular contact recovery and viscosity must be in [0, 1], "
                              f"got {self.recovery} and {self.viscosity}")
@@ -151,7 +157,12 @@ class GranularContact(ObjectContactPrior):
         contact = gap < d
         ci, cj = i[contact], j[contact]
         now = (last[ci] - last[cj]).norm(dim=-1)
-        target = torch.where(now < d, now + self.recovery * (d - now), torch.full_like(now, d))
+        push = now + self.recovery * (d - now)
+        if self.pressed_only:  # pushed back only while the pair is being pressed together (or crosses over)
+            ahead = ((x[ci] - x[cj]) * (last[ci] - last[cj])).sum(-1)
+            pressed = (gap[contact] < now - 1e-4 * self.spacing) | (ahead <= 0)
+            push = torch.where(pressed, push, now)
+        target = torch.where(now < d, push, torch.full_like(now, d))
         share = torch.full_like(now, 0.5)
         g = ext.norm()
         if self.stacking > 0 and float(g) > 0 and ci.numel():
@@ -246,7 +257,8 @@ def fit_granular_contact(trajectories: list[Tensor], external, bounds, n_steps: 
     names = list(grid)
 
     def make(*values):
-        return GranularContact(**{k: (int(v) if k == "iterations" else float(v)) for k, v in zip(names, values)})
+        kinds = {"iterations": int, "pressed_only": bool}
+        return GranularContact(**{k: kinds.get(k, float)(v) for k, v in zip(names, values)})
 
     point = {**DEFAULT_START, **(start or {})}
     first = {k: (min(v, key=lambda g: abs(float(g) - float(point[k]))) if k in point else v[0])
