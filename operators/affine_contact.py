@@ -14,13 +14,14 @@ density, in box units per frame squared, :func:`material_moduli`), times a fitte
 ``elastic``. A flat landing stops many particles at once and squashes the body little;
 a corner or a rim stops a few and stores and returns energy through the deformation.
 
-Stateless per window like the others: the deformation is measured from the latest
-frame of the window in which no particle touches a contact spring (the shape before
-the contact; the window's first frame if the contact has lasted longer than the
-window), the velocity of ``c`` and ``B`` at the last frame is the one from which a
-frame integrated backwards lands on the frame before (as in the compliant contact), and
-an object farther from every wall than it can travel in a frame moves rigidly (the
-exact parabola, spin kept).
+Stateless per window like the others, though it reads the whole window (``acceleration``
+of a simulator window, :func:`affine_prior_rollout`): the deformation is measured from the
+latest frame of the window in which no particle touches a contact spring (the shape before
+the contact), the centre's velocity at the last frame is the one from which a frame
+integrated backwards lands on the frame before (as in the compliant contact), an object
+that no spring reaches in the window or the next frame moves rigidly (the exact parabola,
+spin kept), and a contact that began before the window (resting, sliding: no undeformed
+shape is in view) is the compliant contact's rigid body on the same springs.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from torch import Tensor
 
 from operators.compliant_contact import CompliantContact
 from operators.contact import check_constants, coordinate_search_prior
-from operators.rigid_contact import ObjectContactPrior, rigid_motion, rotation_matrix
+from operators.rigid_contact import ObjectContactPrior, best_rotation, rigid_motion, rotation_matrix
 
 
 def material_moduli(material: str = "jelly", frame_dt: float = 0.01, box: float = 1.0) -> tuple[float, float]:
@@ -83,11 +84,13 @@ def corotated_energy(F: Tensor, shear: float, bulk: float) -> Tensor:
     return shear * ((F - u @ fix @ vh) ** 2).sum() + 0.5 * bulk * (torch.det(F) - 1) ** 2
 
 
-def affine_fit(source: Tensor, target: Tensor, ridge: float = 1e-9) -> Tensor:
-    """Least-squares ``G`` with ``target ≈ source @ G.T`` (both centred ``[N, 3]``), ``[3, 3]``."""
-    cov = source.T @ source
-    scale = cov.diagonal().mean().clamp_min(1e-30)
-    return torch.linalg.solve(cov + ridge * scale * torch.eye(3, dtype=cov.dtype), source.T @ target).T
+def affine_fit(source: Tensor, target: Tensor, ridge: float = 0.0) -> Tensor:
+    """``G`` with ``target ≈ source @ G.T`` (both centred ``[N, 3]``), ``[3, 3]``: the best rotation
+    plus the least-squares rest, the rest Tikhonov-regularised by ``ridge`` (a flat or thin source
+    then keeps the rotation across its thickness), ``[3, 3]``."""
+    rot = best_rotation(source, target)
+    cov = source.T @ source + ridge * torch.eye(3, dtype=source.dtype)
+    return rot + torch.linalg.lstsq(cov, source.T @ (target - source @ rot.T)).solution.T
 
 
 @dataclass
@@ -101,6 +104,8 @@ class AffineContact(ObjectContactPrior):
         offset: how far inside the reported walls the springs start (box units).
         elastic: factor on the material's moduli ``shear`` and ``bulk``.
         elastic_damping: damping rate of the deformation's rate of change (per frame).
+        inertia_scale: factor on the generalised mass of ``B`` (its rotation and deformation
+            modes; the compliant contact's factor on the moment of inertia).
         substeps: integration sub-steps per frame (velocity Verlet).
         shooting: fixed-point passes that read the velocity at the last frame from the last two.
         carry: fraction of the non-affine part of the last frame's shape (relative to the
@@ -115,6 +120,7 @@ class AffineContact(ObjectContactPrior):
     offset: float = 0.02
     elastic: float = 1.0
     elastic_damping: float = 0.0
+    inertia_scale: float = 1.0
     substeps: int = 8
     shooting: int = 3
     carry: float = 0.0
@@ -124,6 +130,8 @@ class AffineContact(ObjectContactPrior):
     def __post_init__(self):
         check_constants(self, ("stiffness", "damping", "friction", "offset", "elastic", "elastic_damping", "carry",
                                "shear", "bulk"), "affine contact")
+        if not isinstance(self.inertia_scale, (int, float)) or not self.inertia_scale > 0:
+            raise ValueError(f"affine contact inertia_scale must be a number > 0, got {self.inertia_scale!r}")
         for name in ("substeps", "shooting"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < (1 if name == "substeps" else 0):
@@ -145,13 +153,12 @@ class AffineContact(ObjectContactPrior):
         """Next positions from two frames only (the shape before a contact is then ``prev`` or ``last``)."""
         return self.step_window(torch.stack([prev, last]), external, bounds)
 
-    def reference(self, window: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
+    def reference(self, window: Tensor, lo: Tensor, hi: Tensor) -> Tensor | None:
         """The shape the deformation is measured from, one frame of ``window`` ``[W, N, 3]``: the
         latest frame in which no particle reaches a contact spring and after which one does (the
         shape before the latest contact); the last frame when no frame of the window is in
-        contact, or when the contact is over and began before the window; else (the contact began
-        before the window) the frame whose particles spread over the largest volume (``det`` of
-        their second moment: the least squashed one)."""
+        contact, or when the contact is over and began before the window; None while a contact
+        that began before the window lasts (resting or sliding: no undeformed shape is known)."""
         free = ((window > lo) & (window < hi)).flatten(1).all(1)  # [W]
         if bool(free.all()):
             return window[-1]
@@ -159,10 +166,13 @@ class AffineContact(ObjectContactPrior):
         before = free[:latest].nonzero()
         if before.numel():
             return window[int(before[-1])]
-        if bool(free[-1]):
-            return window[-1]
-        centred = window - window.mean(1, keepdim=True)
-        return window[int(torch.linalg.det(centred.transpose(1, 2) @ centred).argmax())]
+        return window[-1] if bool(free[-1]) else None
+
+    def rigid_body(self) -> CompliantContact:
+        """The rigid body on the same springs (:class:`CompliantContact`) that moves the object
+        while a contact lasts longer than the window."""
+        return CompliantContact(self.stiffness, self.damping, self.friction, self.offset, self.substeps,
+                                self.inertia_scale, self.shooting, self.carry)
 
     def step_window(self, window: Tensor, external: Tensor, bounds: Tensor) -> Tensor:
         """Next positions from the last frames.
@@ -192,21 +202,23 @@ class AffineContact(ObjectContactPrior):
         if bool(((win > lo) & (win < hi)).all() & (rigid > lo).all() & (rigid < hi).all()):
             return rigid.to(dtype)  # no spring acts in the window nor in the next frame: free flight too
         ref = self.reference(win, lo, hi)
+        if ref is None:
+            return self.rigid_body().step(prev, last, external, bounds).to(dtype)
         rest = ref - ref.mean(0)
-        g = affine_fit(rest, m.arm)  # the deformation (and rotation) since the shape before the contact
+        count = rest.shape[0]
+        # each particle a cube of side ``spacing`` (the median nearest-neighbour distance): its own
+        # second moment joins the body's, so flat or thin bodies keep a finite mass across
+        own = count * float(torch.cdist(rest, rest).topk(min(2, count), largest=False).values[:, -1].median()) ** 2 / 12
+        g = affine_fit(rest, m.arm, own)  # the deformation (and rotation) since the shape before the contact
         body = rest @ g.T
         body = body + self.carry * (m.arm - body)  # the particles' arms at the last frame, s_i
-        count = body.shape[0]
-        # generalised mass of B: the arms' second moment plus each particle's own (a cube of side
-        # ``spacing``, the median nearest-neighbour distance), unit mass per particle
-        spacing = float(torch.cdist(rest, rest).topk(2, largest=False).values[:, 1].median())
-        mass = body.T @ body + count * spacing ** 2 / 12 * torch.eye(3, dtype=torch.float64)
+        mass = self.inertia_scale * (body.T @ body + own * torch.eye(3, dtype=torch.float64))  # of B
         inv_mass = torch.linalg.inv(mass)
-        spread = float(mass.diagonal().mean()) / count  # mean squared arm per axis
+        spread = float(mass.diagonal().mean()) / count  # mean squared arm per axis (times inertia_scale)
         near = ((last - lo).min(-1).values < reach) | ((hi - last).min(-1).values < reach)
         state = (body[near], count, inv_mass, spread, g, self._substeps(count, mass))
         r0 = prev - prev.mean(0)
-        h_prev = affine_fit(m.arm, r0)  # B one frame before (relative to the last frame)
+        h_prev = affine_fit(m.arm, r0, own)  # B one frame before (relative to the last frame)
         eye = torch.eye(3, dtype=torch.float64)
         a, b_acc = self._accelerations(state, m.centre, eye, m.velocity, eye - h_prev, lo, hi, ext)
         v, b_dot = m.velocity + 0.5 * a, (eye - h_prev) + 0.5 * b_acc
@@ -283,13 +295,14 @@ def affine_prior_rollout(initial_positions: Tensor, n_steps: int, external: Tens
 
 
 #: Grid searched by :func:`fit_affine_contact` (one field at a time).
-DEFAULT_GRID = {"stiffness": (1.0, 2.0, 4.0, 8.0, 16.0), "damping": (0.0, 0.1, 0.3, 1.0),
-                "offset": (0.01, 0.02, 0.03), "elastic": (0.25, 0.5, 1.0, 2.0, 4.0),
+DEFAULT_GRID = {"stiffness": (1.0, 2.0, 4.0, 8.0), "damping": (0.0, 0.1, 0.3, 1.0),
+                "offset": (0.01, 0.02, 0.03), "elastic": (0.5, 1.0, 2.0, 4.0), "inertia_scale": (1.0, 2.0, 4.0),
                 "elastic_damping": (0.0, 0.1, 0.3), "friction": (0.0, 0.25)}
 
-#: Where its coordinate search starts: the material's own moduli, no damping.
-DEFAULT_START = {"stiffness": 2.0, "damping": 0.0, "offset": 0.03, "elastic": 1.0, "elastic_damping": 0.0,
-                 "friction": 0.0}
+#: Where its coordinate search starts: the material's own moduli, the compliant contact's
+#: stiffness, offset and inertia factor fitted on the varied drops, some contact damping.
+DEFAULT_START = {"stiffness": 2.0, "damping": 0.3, "offset": 0.03, "elastic": 1.0, "inertia_scale": 2.0,
+                 "elastic_damping": 0.0, "friction": 0.0}
 
 
 def fit_affine_contact(trajectories: list[Tensor], external, bounds, n_steps: int = 50, grid: dict | None = None,
