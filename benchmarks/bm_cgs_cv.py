@@ -15,6 +15,7 @@ folds, parameters, training time of all candidates, and the candidates chosen.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import sys
@@ -28,6 +29,7 @@ import torch  # noqa: E402
 
 from graph.cgs.compare import classification_cv  # noqa: E402
 from graph.cgs.crossval import CONTRACTIONS  # noqa: E402
+from graph.cgs.model import CGSConfig  # noqa: E402
 from graph.cgs.tasks.classification import classification_sets  # noqa: E402
 from splat.io.atomic import write_json_atomic  # noqa: E402
 
@@ -35,13 +37,14 @@ DATASETS = ("marked_distance", "sbm_communities", "mice")
 
 
 def run(datasets, splits: int, folds: int, epochs: int | None, seed: int,
-        models=("cgs", "gin", "gcn"), contractions=CONTRACTIONS) -> list[dict]:
+        models=("cgs", "gin", "gcn"), contractions=CONTRACTIONS,
+        cgs_options: dict | None = None) -> list[dict]:
     """``classification_cv`` per dataset; prints each model's row as it finishes."""
     records = []
     for name in datasets:
         for r in classification_cv(seed=seed, folds=folds, epochs=epochs, dataset=name,
                                    splits=splits, models=tuple(models),
-                                   contractions=contractions):
+                                   contractions=contractions, cgs_options=cgs_options):
             records.append(r)
             print(row(r), flush=True)
     return records
@@ -53,6 +56,31 @@ def row(r: dict) -> str:
     return (f"| {r['dataset']} | {r['model']} | {100 * r['value']:.1f} +- {100 * r['std']:.1f} | "
             f"{len(r['fold_accuracies'])} | {r['parameters']} | {r['train_seconds']:.0f} | "
             f"{its} | {chosen} |")
+
+
+def parse_options(items: list[str], parser: argparse.ArgumentParser) -> dict:
+    """``FIELD=VALUE`` strings -> CGSConfig overrides (numbers, ``None`` and
+    ``true``/``false`` converted; ``pool`` as comma-separated names)."""
+    fields = {f.name for f in dataclasses.fields(CGSConfig)}
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in fields:
+            parser.error(f"--cgs-option {item!r}: expected FIELD=VALUE with FIELD one of "
+                         f"the CGSConfig fields")
+        if key == "pool":
+            out[key] = tuple(value.split(","))
+        elif value.lower() in ("none", "true", "false"):
+            out[key] = {"none": None, "true": True, "false": False}[value.lower()]
+        else:
+            try:
+                out[key] = int(value)
+            except ValueError:
+                try:
+                    out[key] = float(value)
+                except ValueError:
+                    out[key] = value
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--contractions", nargs="+", default=None, metavar="GMAX:INIT",
                         help="CGS (gamma_max, init_contraction) pairs searched "
                              "(default: " + " ".join(f"{g}:{c}" for g, c in CONTRACTIONS) + ")")
+    parser.add_argument("--cgs-option", nargs="+", default=[], metavar="FIELD=VALUE",
+                        help="CGSConfig fields replacing the classification defaults, "
+                             "e.g. encoder_aggr=mean readout=pool (GIN/GCN are re-sized)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
@@ -83,15 +114,17 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     contractions = (CONTRACTIONS if args.contractions is None else
                     tuple(tuple(float(v) for v in p.split(":")) for p in args.contractions))
+    cgs_options = parse_options(args.cgs_option, parser)
     records = run(args.datasets, splits, args.folds, epochs, args.seed, args.models,
-                  contractions)
+                  contractions, cgs_options)
     total = time.perf_counter() - start
     print(f"\ntotal {total:.0f} s")
     if args.json is not None:
         write_json_atomic(args.json, {
             "machine": {"cpu_count": os.cpu_count(), "threads": args.threads,
                         "platform": platform.platform(), "torch": torch.__version__},
-            "splits": splits, "folds": args.folds, "contractions": contractions, "total_seconds": total, "records": records})
+            "splits": splits, "folds": args.folds, "contractions": contractions,
+            "cgs_options": cgs_options, "total_seconds": total, "records": records})
         print(f"wrote {args.json}")
     return 0
 

@@ -92,7 +92,8 @@ def classification_cv(seed: int = 0, folds: int = 4, epochs: int | None = None,
                       models: tuple[str, ...] = ("cgs", "gin", "gcn"), graphs=None,
                       splits: int = 1, batch_size: int | None = None,
                       lrs: tuple[float, ...] = LEARNING_RATES,
-                      contractions: tuple = CONTRACTIONS, val_fraction: float = 0.25) -> list[dict]:
+                      contractions: tuple = CONTRACTIONS, val_fraction: float = 0.25,
+                      cgs_options: dict | None = None) -> list[dict]:
     """Repeated k-fold accuracy of CGS and same-size GIN / GCN on the same folds.
 
     Every model's candidates (:func:`~graph.cgs.crossval.model_grid`: each
@@ -114,6 +115,9 @@ def classification_cv(seed: int = 0, folds: int = 4, epochs: int | None = None,
         lrs: learning rates searched for every model.
         contractions: CGS ``(gamma_max, init_contraction)`` settings searched.
         val_fraction: share of each class of the training folds used for selection.
+        cgs_options: :class:`~graph.cgs.model.CGSConfig` fields replacing those of
+            ``ClassificationExperiment().model`` (e.g. ``{"encoder_aggr": "mean"}``);
+            GIN and GCN are sized to the resulting CGS.
 
     Returns:
         One record per model (see :func:`~graph.cgs.crossval.repeated_cv`): ``value``
@@ -129,7 +133,8 @@ def classification_cv(seed: int = 0, folds: int = 4, epochs: int | None = None,
     tcfg = replace(tcfg, **({} if epochs is None else {"epochs": epochs}),
                    **({} if batch_size is None else {"batch_size": batch_size}))
     cgs_cfg = replace(ClassificationExperiment().model, node_dim=graphs[0].num_node_features,
-                      edge_dim=graphs[0].edge_attr.shape[1], out_dim=num_classes)
+                      edge_dim=graphs[0].edge_attr.shape[1], out_dim=num_classes,
+                      **(cgs_options or {}))
     target = count_parameters(CGS(cgs_cfg))
     node_dim = graphs[0].num_node_features
     gin = _matched(lambda h: GIN(node_dim, num_classes, h), target).hidden

@@ -25,8 +25,9 @@ from .model import count_parameters
 from .tasks.classification import stratified_folds
 from .training import TrainConfig, predict, train
 
-# CGS contraction settings searched: (gamma_max, init_contraction)
-CONTRACTIONS = ((0.9, 0.5), (0.99, 0.9))
+# CGS contraction settings searched: (gamma_max, init_contraction); chosen on a separate
+# draw of marked_distance (seed 7), where the weaker (0.9, 0.5) rarely left chance
+CONTRACTIONS = ((0.99, 0.9), (0.999, 0.97))
 LEARNING_RATES = (3e-3, 1e-2)
 
 

@@ -13,9 +13,11 @@ from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_poo
 from .checks import check_graph
 from .fixed_point import SOLVERS, BlockSparse, SolveInfo, solve_fixed_point, solve_unrolled
 from .layers import CGSAttentionConv, EdgeMLPConv, mlp
+from .layers.edge_mlp_conv import AGGRS
 
 GRADIENTS = ("implicit", "unrolled")
 READOUT_NORMS = (None, "batch", "layer")
+READOUTS = ("pool", "node")
 POOLS = {"sum": global_add_pool, "mean": global_mean_pool, "max": global_max_pool}
 
 
@@ -50,6 +52,16 @@ class CGSConfig:
         init_contraction: initial ``gamma / gamma_max`` and node gates ``s``
             (their output biases start at its logit), in (0, 1); near 1 lets
             information travel far from the first step.
+        encoder_aggr: aggregation of the encoder's :class:`EdgeMLPConv` layers,
+            ``"mean"`` or ``"sum"``. ``"sum"`` (GIN-style) lets degree and
+            structure reach the embedding, hence ``A`` and ``b``, even when
+            every node has the same input feature; ``"mean"`` cannot tell such
+            nodes apart.
+        readout: graph-level decoder. ``"pool"``: pool ``H`` (and, with
+            ``readout_skip``, the encoder embedding), then an MLP. ``"node"``:
+            an MLP on ``[H_i, embedding_i]`` per node first (non-linear in the
+            fixed point before pooling; ``readout_skip`` is implied), then the
+            ``pool`` operators, then a linear head.
     """
 
     node_dim: int
@@ -69,6 +81,8 @@ class CGSConfig:
     pool: tuple = ("mean", "max")
     readout_skip: bool = False
     readout_norm: str | None = None
+    encoder_aggr: str = "mean"
+    readout: str = "pool"
 
     def __post_init__(self):
         for name in ("node_dim", "edge_dim", "out_dim", "hidden", "heads", "max_iter",
@@ -97,6 +111,10 @@ class CGSConfig:
                              f"got {self.readout_norm!r}")
         if not self.tol > 0:
             raise ValueError(f"tol must be positive, got {self.tol}")
+        if self.encoder_aggr not in AGGRS:
+            raise ValueError(f"encoder_aggr must be one of {AGGRS}, got {self.encoder_aggr!r}")
+        if self.readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {self.readout!r}")
 
 
 class CGS(nn.Module):
@@ -107,8 +125,9 @@ class CGS(nn.Module):
     (``||A||_inf <= 1``) and an input-dependent ``gamma = gamma_max * sigmoid(.)``
     per graph and head, so ``||gamma A||_inf < gamma_max < 1``: the fixed point
     exists and is unique. It is found by iteration (or a sparse LU solve) and
-    differentiated implicitly; an MLP decodes it per node, or after mean/max
-    pooling per graph.
+    differentiated implicitly; an MLP decodes it per node, or per graph after
+    pooling (``readout="pool"``), or per node on ``[H_i, embedding_i]`` before
+    pooling and a linear head (``readout="node"``).
 
     Args:
         config: a :class:`CGSConfig`.
@@ -128,13 +147,21 @@ class CGS(nn.Module):
         c = self.config = config
         self.node_embed = mlp([c.node_dim, c.hidden, c.hidden])
         self.edge_embed = mlp([c.edge_dim, c.hidden, c.hidden])
-        self.encoder = nn.ModuleList(EdgeMLPConv(c.hidden, c.hidden, c.hidden)
+        self.encoder = nn.ModuleList(EdgeMLPConv(c.hidden, c.hidden, c.hidden, c.encoder_aggr)
                                      for _ in range(c.enc_layers))
         self.transition = CGSAttentionConv(c.hidden, c.hidden, c.heads, c.hidden)
         self.gamma_head = mlp([c.hidden, c.hidden, c.heads])
-        node_out = c.heads + (c.hidden if c.readout_skip else 0)
-        dec_in = len(c.pool) * node_out if c.graph_level else c.heads
-        self.decoder = mlp([dec_in, c.hidden, c.hidden, c.out_dim])
+        self.node_decoder = None
+        if c.graph_level and c.readout == "node":
+            # per node: [H_i, embedding_i] -> hidden, pooled, then a linear head
+            self.node_decoder = nn.Sequential(mlp([c.heads + c.hidden, c.hidden, c.hidden]),
+                                              nn.SiLU())
+            dec_in = len(c.pool) * c.hidden
+            self.decoder = nn.Sequential(nn.Linear(dec_in, c.out_dim))
+        else:
+            node_out = c.heads + (c.hidden if c.readout_skip else 0)
+            dec_in = len(c.pool) * node_out if c.graph_level else c.heads
+            self.decoder = mlp([dec_in, c.hidden, c.hidden, c.out_dim])
         if c.graph_level and c.readout_norm is not None:
             norm = nn.BatchNorm1d(dec_in) if c.readout_norm == "batch" else nn.LayerNorm(dec_in)
             self.decoder = nn.Sequential(norm, *self.decoder)
@@ -199,8 +226,10 @@ class CGS(nn.Module):
         if c.graph_level:
             if batch is None:
                 batch = x.new_zeros(x.shape[0], dtype=torch.long)
-            if c.readout_skip:
+            if c.readout_skip or self.node_decoder is not None:
                 h = torch.cat([h, emb], dim=-1)
+            if self.node_decoder is not None:
+                h = self.node_decoder(h)
             h = torch.cat([POOLS[p](h, batch) for p in c.pool], dim=-1)
         return self.decoder(h), info
 

@@ -24,6 +24,9 @@ def reset_linears(module: nn.Module) -> None:
             m.reset_parameters()
 
 
+AGGRS = ("mean", "sum")
+
+
 class EdgeMLPConv(MessagePassing):
     r"""Edge-conditioned residual message passing (Gilmer et al., "Neural Message
     Passing for Quantum Chemistry", ICML 2017), as the encoder of CGS uses it.
@@ -33,10 +36,18 @@ class EdgeMLPConv(MessagePassing):
         \mathbf{x}_i' = \mathbf{x}_i + \phi_n\big(\mathbf{x}_i \,\|\,
             \tfrac{1}{|\mathcal{N}(i)|}\textstyle\sum_{j \in \mathcal{N}(i)} \mathbf{m}_{ij}\big)
 
+    With ``aggr="sum"`` the messages are summed instead of averaged
+    (:math:`\sum_j \mathbf{m}_{ij}`), as in GIN / GINE (Xu et al., ICLR 2019;
+    Hu et al., ICLR 2020): the MLP update of :math:`\mathbf{x}_i` and the
+    summed messages can then count neighbours, so degree and structure reach
+    the embedding even when every node has the same input feature (a mean of
+    identical messages is the same for every degree).
+
     Args:
         channels: node feature size C (kept).
         edge_dim: edge feature size D.
         hidden: hidden width of :math:`\phi_e` and :math:`\phi_n`.
+        aggr: ``"mean"`` or ``"sum"`` over the incoming edges.
 
     Shapes:
         - **input:** node features :math:`(N, C)`, edge index :math:`(2, E)`,
@@ -44,9 +55,11 @@ class EdgeMLPConv(MessagePassing):
         - **output:** node features :math:`(N, C)`
     """
 
-    def __init__(self, channels: int, edge_dim: int, hidden: int = 64):
-        super().__init__(aggr="mean")
-        self.channels, self.edge_dim = channels, edge_dim
+    def __init__(self, channels: int, edge_dim: int, hidden: int = 64, aggr: str = "mean"):
+        if aggr not in AGGRS:
+            raise ValueError(f"aggr must be one of {AGGRS}, got {aggr!r}")
+        super().__init__(aggr="add" if aggr == "sum" else "mean")
+        self.channels, self.edge_dim, self.aggregation = channels, edge_dim, aggr
         self.edge_mlp = mlp([2 * channels + edge_dim, hidden, channels])
         self.node_mlp = mlp([2 * channels, hidden, channels])
         self.reset_parameters()
@@ -66,4 +79,5 @@ class EdgeMLPConv(MessagePassing):
         return x + self.node_mlp(torch.cat([x, aggr_out], dim=-1))
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self.channels}, edge_dim={self.edge_dim})"
+        extra = "" if self.aggregation == "mean" else f", aggr={self.aggregation!r}"
+        return f"{self.__class__.__name__}({self.channels}, edge_dim={self.edge_dim}{extra})"
