@@ -157,7 +157,7 @@ def test_fit_recovers_the_constants_of_its_own_rollouts():
         v = torch.tensor([0.004 - shift / 20, -0.01, 0.002])
         trajectories.append(granular_prior_rollout(torch.stack([blob - v, blob]), 33, G, BOUNDS, truth_contact)[1:])
     grid = {"distance": (0.5, 1.0), "friction": (0.0, 0.5), "wall_friction": (0.1, 0.5), "offset": (0.0,),
-            "recovery": (1.0,), "relaxation": (1.0,), "stacking": (0.0,), "viscosity": (0.0,)}
+            "recovery": (1.0,), "iterations": (4,), "relaxation": (1.0,), "stacking": (0.0,), "viscosity": (0.0,)}
     best, err = fit_granular_contact(trajectories, G, BOUNDS, n_steps=25, grid=grid,
                                      start={"distance": 0.5, "friction": 0.0, "wall_friction": 0.5})
     assert (best.distance, best.friction, best.wall_friction) == (1.0, 0.5, 0.1)
