@@ -3,7 +3,8 @@ shapes, GNS vs GIOROM at the same training budget.
 
     python benchmarks/bm_physics_splats.py [--sizes 1000 10000 100000] [--gaussians 100000]
                                       [--data-dir /tmp/splatphys] [--rigid-contact] [--compliant-contact]
-                                      [--contact-model granular ...] [--json PATH]
+                                      [--contact-model granular ...] [--contact-json JSON] [--fit-drops N]
+                                      [--json PATH]
 
 (a) Per frame, at N MPM particles filling a splat ball of G Gaussians: MPM
     (median substep x substeps per frame) against the GIOROM preview (one
@@ -225,10 +226,12 @@ def prior_step_ms(contact, external: torch.Tensor, bounds: torch.Tensor, sizes, 
 
 
 def object_contact_rows(material: str, data_dir: Path, meta: dict, test: list, model: str,
-                        prior_sizes=()) -> list[dict]:
+                        prior_sizes=(), constants: dict | None = None, fit_drops: int | None = None) -> list[dict]:
     """A wall-contact prior ``model`` of :func:`operators.contact.fit_contact` (e.g. ``"rigid"``,
-    ``"compliant"``, ``"granular"``): constants fitted on the training split, then the prior alone
-    and each checkpoint's unchanged networks over it; with ``prior_sizes``, the prior's ms per frame."""
+    ``"compliant"``, ``"granular"``, ``"affine"``): constants fitted on the training split (on every
+    k-th of its drops for ``fit_drops`` of them; ``constants`` given: no fit), scored on the whole
+    training split and the test split, then each checkpoint's unchanged networks over it; with
+    ``prior_sizes``, the prior's ms per frame."""
     import dataclasses
 
     from operators.contact import fit_contact
@@ -239,18 +242,30 @@ def object_contact_rows(material: str, data_dir: Path, meta: dict, test: list, m
     ext = torch.tensor(meta.get("external_acceleration") or [0.0] * 3, dtype=torch.float32)
     bounds = torch.tensor(meta["bounds"], dtype=torch.float32)
     n_steps = min(50, test[0].positions.shape[0] - W)
+    train = [t.positions for t in read_split(data, "train", meta)]
+    subset = train[::max(1, len(train) // fit_drops)][:fit_drops] if fit_drops else train
     t0 = time.perf_counter()
-    fitted, train_err = fit_contact(model, [t.positions for t in read_split(data, "train", meta)], ext, bounds)
+    if constants is None:
+        fitted, fit_err = fit_contact(model, subset, ext, bounds)
+    else:
+        fitted, fit_err = contact_from_dict({"model": model, **constants}), None
     fit_s = time.perf_counter() - t0
-    print(f"  {material} {model} contact fitted on the training split in {fit_s:.0f} s: {fitted.as_dict()} "
-          f"(train {100 * train_err:.1f} %)", flush=True)
+    train_scores = _errors([contact_rollout(t[:W], n_steps, ext, bounds, fitted) for t in train],
+                           [t[:W + n_steps] for t in train])
+    print(f"  {material} {model} contact {'given' if constants is not None else 'fitted'} on "
+          f"{len(subset)} training drops in {fit_s:.0f} s: {fitted.as_dict()} (whole training split "
+          f"{100 * train_scores['rmse_frac_mean']:.1f} %)", flush=True)
     preds = [contact_rollout(tr.positions[:W], n_steps, ext, bounds, fitted) for tr in test]
     truths = [tr.positions[:W + n_steps] for tr in test]
     rows = [{"material": material, "model": f"prior: gravity + {model} contact", "steps": 0, "batch": 0,
              "budget_windows": 0, "frames": n_steps, **_errors(preds, truths), "wall_contact": fitted.as_dict(),
-             "fit_seconds": fit_s, "fit_train_rmse_frac": train_err,
+             "fit_seconds": fit_s, "fit_train_rmse_frac": fit_err, "fit_drops": len(subset),
+             "constants_given": constants is not None, "train_rmse_frac_mean": train_scores["rmse_frac_mean"],
+             "train_rmse_frac_per_trajectory": train_scores["rmse_frac_per_trajectory"],
              **({"prior_ms_per_frame": prior_step_ms(fitted, ext, bounds, prior_sizes)} if prior_sizes else {})}]
-    print(f"  {material} {rows[-1]['model']}: mean RMSE {100 * rows[-1]['rmse_frac_mean']:.1f} %", flush=True)
+    per_drop = " / ".join(f"{100 * e:.1f}" for e in rows[-1]["rmse_frac_per_trajectory"])
+    print(f"  {material} {rows[-1]['model']}: mean RMSE {100 * rows[-1]['rmse_frac_mean']:.1f} % "
+          f"(per test drop {per_drop} %; train {100 * train_scores['rmse_frac_mean']:.1f} %)", flush=True)
     for net in ("giorom", "gns"):
         path = _trained_checkpoint(data_dir, net, material)
         if not path.is_file():
@@ -272,10 +287,12 @@ def _trained_checkpoint(data_dir: Path, model: str, material: str) -> Path:
     return run / "best.pt" if (run / "best.pt").is_file() else run / "checkpoint.pt"
 
 
-def rollout_errors(material: str, data_dir: Path, contacts: tuple = (), prior_sizes=()) -> list[dict]:
+def rollout_errors(material: str, data_dir: Path, contacts: tuple = (), prior_sizes=(),
+                   constants: dict | None = None, fit_drops: int | None = None) -> list[dict]:
     """(b) the trained models of ``data_dir`` and the priors alone on the held-out shapes; ``contacts``:
     wall-contact priors (``"rigid"``, ``"compliant"``, ...) also fitted on the training split and measured;
-    the checkpoint's own prior is also scored on the training split (``train_rmse_frac_mean``)."""
+    the checkpoint's own prior is also scored on the training split (``train_rmse_frac_mean``);
+    ``constants``: ``{model: {field: value}}`` used instead of a fit; ``fit_drops``: fit on that many."""
     from operators.datasets import read_metadata, read_split
     from operators.rollout import rollout
 
@@ -334,7 +351,8 @@ def rollout_errors(material: str, data_dir: Path, contacts: tuple = (), prior_si
         print(f"  {material} {name}: mean RMSE {100 * rows[-1]['rmse_frac_mean']:.1f} % "
               f"(train {100 * train_err:.1f} %)", flush=True)
     for model in contacts:
-        rows += object_contact_rows(material, data_dir, meta, test, model, prior_sizes)
+        rows += object_contact_rows(material, data_dir, meta, test, model, prior_sizes,
+                                    (constants or {}).get(model), fit_drops)
     return rows
 
 
@@ -409,6 +427,12 @@ def main(argv=None) -> int:
                         "e.g. granular) on the training split and roll them out")
     p.add_argument("--prior-sizes", type=int, nargs="*", default=[1000, 10000],
                    help="(b) particle counts at which each --contact-model prior's step is timed")
+    p.add_argument("--contact-json", default=None, metavar="JSON",
+                   help="(b) constants per contact model used instead of fitting them, "
+                        "e.g. '{\"compliant\": {\"stiffness\": 2.0, ...}}'")
+    p.add_argument("--fit-drops", type=int, default=None, metavar="N",
+                   help="(b) fit the contact priors on N evenly spaced training drops (every k-th) instead of all; "
+                        "they are still scored on the whole training split")
     p.add_argument("--json", help="write the results here")
     p.add_argument("--figure", help="write rendered MPM / GIOROM frames of two objects here (PNG)")
     a = p.parse_args(argv)
@@ -417,6 +441,15 @@ def main(argv=None) -> int:
     unknown = sorted(set(a.contact_model) - set(contact_models()))
     if unknown:
         p.error(f"--contact-model: unknown wall contact models {unknown} (expected some of {sorted(contact_models())})")
+    try:
+        constants = json.loads(a.contact_json) if a.contact_json else None
+    except json.JSONDecodeError as e:
+        p.error(f"--contact-json is not valid JSON: {e}")
+    if constants is not None and not (isinstance(constants, dict)
+                                      and all(isinstance(v, dict) for v in constants.values())):
+        p.error("--contact-json must map contact model names to {field: value} objects")
+    if a.fit_drops is not None and a.fit_drops < 1:
+        p.error(f"--fit-drops must be >= 1, got {a.fit_drops}")
     torch.set_num_threads(a.threads)
     out = {"machine": "2-core CPU, no GPU, shared with other jobs", "torch_threads": a.threads}
     if "frame" not in a.skip:
@@ -432,7 +465,8 @@ def main(argv=None) -> int:
         contacts = tuple(m for m, on in (("rigid", a.rigid_contact), ("compliant", a.compliant_contact)) if on)
         contacts += tuple(m for m in a.contact_model if m not in contacts)
         sizes = a.prior_sizes if a.contact_model else ()
-        out["rollout"] = [r for m in a.materials for r in rollout_errors(m, Path(a.data_dir), contacts, sizes)]
+        out["rollout"] = [r for m in a.materials
+                          for r in rollout_errors(m, Path(a.data_dir), contacts, sizes, constants, a.fit_drops)]
         print(table(out["rollout"], ["material", "model", "steps_trained", "steps", "batch", "frames", "rmse_frac_last",
                                      "rmse_frac_mean", "train_rmse_frac_mean", "fit_train_rmse_frac",
                                      "chamfer_frac_last", "ms_per_step", "cpu_ms_per_step", "prior_ms_per_frame"]))
