@@ -93,6 +93,16 @@ def affine_fit(source: Tensor, target: Tensor, ridge: float = 0.0) -> Tensor:
     return rot + torch.linalg.lstsq(cov, source.T @ (target - source @ rot.T)).solution.T
 
 
+def particle_spacing(points: Tensor) -> float:
+    """Median distance from each of ``points`` ``[N, 3]`` to its nearest neighbour (0 for one point)."""
+    if points.shape[0] < 2:
+        return 0.0
+    from scipy.spatial import cKDTree
+
+    dist, _ = cKDTree(points.detach().cpu().numpy()).query(points.detach().cpu().numpy(), k=2)
+    return float(torch.as_tensor(dist[:, 1]).median())
+
+
 @dataclass
 class AffineContact(ObjectContactPrior):
     """Affine body (12 DOF) with the jelly's elasticity, pushed out of the walls per particle.
@@ -208,7 +218,7 @@ class AffineContact(ObjectContactPrior):
         count = rest.shape[0]
         # each particle a cube of side ``spacing`` (the median nearest-neighbour distance): its own
         # second moment joins the body's, so flat or thin bodies keep a finite mass across
-        own = count * float(torch.cdist(rest, rest).topk(min(2, count), largest=False).values[:, -1].median()) ** 2 / 12
+        own = count * particle_spacing(rest) ** 2 / 12
         g = affine_fit(rest, m.arm, own)  # the deformation (and rotation) since the shape before the contact
         body = rest @ g.T
         body = body + self.carry * (m.arm - body)  # the particles' arms at the last frame, s_i
@@ -295,9 +305,9 @@ def affine_prior_rollout(initial_positions: Tensor, n_steps: int, external: Tens
 
 
 #: Grid searched by :func:`fit_affine_contact` (one field at a time).
-DEFAULT_GRID = {"stiffness": (1.0, 2.0, 4.0, 8.0), "damping": (0.0, 0.1, 0.3, 1.0),
-                "offset": (0.01, 0.02, 0.03), "elastic": (0.5, 1.0, 2.0, 4.0), "inertia_scale": (1.0, 2.0, 4.0),
-                "elastic_damping": (0.0, 0.1, 0.3), "friction": (0.0, 0.25)}
+DEFAULT_GRID = {"stiffness": (1.0, 2.0, 4.0, 8.0), "damping": (0.0, 0.1, 0.3, 1.0, 3.0),
+                "offset": (0.01, 0.02, 0.03), "elastic": (0.5, 1.0, 2.0, 4.0, 8.0),
+                "inertia_scale": (1.0, 2.0, 4.0, 8.0), "elastic_damping": (0.0, 0.1, 0.3), "friction": (0.0, 0.25)}
 
 #: Where its coordinate search starts: the material's own moduli, the compliant contact's
 #: stiffness, offset and inertia factor fitted on the varied drops, some contact damping.
