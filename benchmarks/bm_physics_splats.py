@@ -252,14 +252,15 @@ def object_contact_rows(material: str, data_dir: Path, meta: dict, test: list, m
     fit_s = time.perf_counter() - t0
     train_scores = _errors([contact_rollout(t[:W], n_steps, ext, bounds, fitted) for t in train],
                            [t[:W + n_steps] for t in train])
-    print(f"  {material} {model} contact {'given' if constants is not None else 'fitted'} on "
-          f"{len(subset)} training drops in {fit_s:.0f} s: {fitted.as_dict()} (whole training split "
+    how = "given" if constants is not None else f"fitted on {len(subset)} training drops in {fit_s:.0f} s"
+    print(f"  {material} {model} contact {how}: {fitted.as_dict()} (whole training split "
           f"{100 * train_scores['rmse_frac_mean']:.1f} %)", flush=True)
     preds = [contact_rollout(tr.positions[:W], n_steps, ext, bounds, fitted) for tr in test]
     truths = [tr.positions[:W + n_steps] for tr in test]
     rows = [{"material": material, "model": f"prior: gravity + {model} contact", "steps": 0, "batch": 0,
              "budget_windows": 0, "frames": n_steps, **_errors(preds, truths), "wall_contact": fitted.as_dict(),
-             "fit_seconds": fit_s, "fit_train_rmse_frac": fit_err, "fit_drops": len(subset),
+             "fit_seconds": fit_s, "fit_train_rmse_frac": fit_err,
+             "fit_drops": None if constants is not None else len(subset),
              "constants_given": constants is not None, "train_rmse_frac_mean": train_scores["rmse_frac_mean"],
              "train_rmse_frac_per_trajectory": train_scores["rmse_frac_per_trajectory"],
              **({"prior_ms_per_frame": prior_step_ms(fitted, ext, bounds, prior_sizes)} if prior_sizes else {})}]

@@ -40,7 +40,7 @@ def test_given_constants_are_scored_on_both_splits_without_a_fit(bench, toy):
     rows = bench.object_contact_rows("toy", root, meta, test, "affine",
                                      constants={"stiffness": 4.0, "offset": 0.01, "elastic": 2.0})
     row = rows[0]
-    assert row["constants_given"] and row["fit_train_rmse_frac"] is None
+    assert row["constants_given"] and row["fit_train_rmse_frac"] is None and row["fit_drops"] is None
     assert row["wall_contact"]["model"] == "affine" and row["wall_contact"]["elastic"] == 2.0
     assert len(row["train_rmse_frac_per_trajectory"]) == 3 and len(row["rmse_frac_per_trajectory"]) == 1
     assert row["train_rmse_frac_mean"] == pytest.approx(sum(row["train_rmse_frac_per_trajectory"]) / 3)
