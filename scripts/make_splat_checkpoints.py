@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from operators.checkpoints import BUNDLED_DIR, load_checkpoint, save_checkpoint  # noqa: E402
-from operators.contact import contact_from_dict, fit_contact  # noqa: E402
+from operators.contact import contact_from_dict, contact_models, fit_contact  # noqa: E402
 from operators.datasets import read_metadata, read_split  # noqa: E402
 from operators.rollout import rollout  # noqa: E402
 from operators.splat_physics.shapes import (HELD_OUT_SHAPES, TRAIN_SHAPES, VARIED_TRAIN_SHAPES,  # noqa: E402
@@ -127,10 +127,11 @@ def main(argv=None) -> int:
     p.add_argument("--wall-contact", action="store_true",
                    help="fit a wall response (restitution, friction, offset) on the training split and "
                         "learn the residual over it (operators.contact)")
-    p.add_argument("--contact-model", choices=["particle", "rigid", "compliant"], default="particle",
+    p.add_argument("--contact-model", choices=sorted(contact_models()), default="particle",
                    help="with --wall-contact: per-particle response (operators.contact), one impulse on the "
-                        "object's rigid motion (operators.rigid_contact) or a rigid body on spring-dampers "
-                        "(operators.compliant_contact)")
+                        "object's rigid motion (operators.rigid_contact), a rigid body on spring-dampers "
+                        "(operators.compliant_contact), position-based grains (operators.granular_contact) "
+                        "or another registered model (operators.contact.contact_models)")
     p.add_argument("--contact-json", default=None,
                    help="with --wall-contact: the prior's constants as a JSON dict (e.g. fitted before on the "
                         "same training split) instead of fitting them here")
