@@ -46,8 +46,8 @@ DEFAULT_GRID = {"distance": (0.6, 0.8, 0.9, 1.0, 1.1, 1.2), "friction": (0.0, 0.
                 "recovery": (0.1, 0.3, 0.6, 1.0), "iterations": (4, 8, 16), "relaxation": (1.0, 1.5, 2.0),
                 "stacking": (0.0, 1.0, 3.0), "viscosity": (0.0, 0.1, 0.3, 0.6)}
 
-#: Where :func:`fit_granular_contact`'s coordinate search starts (the constants it found on the
-#: sand drops of four shapes, docs/giorom.md).
+#: Where :func:`fit_granular_contact`'s coordinate search starts (what a first search over a
+#: narrower grid found on the sand drops of four shapes, docs/giorom.md).
 DEFAULT_START = {"distance": 1.0, "friction": 0.5, "wall_friction": 0.25, "offset": 0.02, "recovery": 1.0,
                  "iterations": 8, "relaxation": 2.0, "stacking": 0.0, "viscosity": 0.3}
 
@@ -55,6 +55,8 @@ DEFAULT_START = {"distance": 1.0, "friction": 0.5, "wall_friction": 0.25, "offse
 @dataclass
 class GranularContact(ObjectContactPrior):
     """Grains as position-based particles: neighbour non-penetration, Coulomb friction, walls.
+
+    The defaults are the constants fitted on the sand drops of four shapes (docs/giorom.md).
 
     Attributes:
         spacing: particle spacing of the point set (box units; the shape datasets fill at 0.02,
@@ -82,15 +84,15 @@ class GranularContact(ObjectContactPrior):
     """
 
     spacing: float = DATASET_SPACING
-    distance: float = 0.7
-    friction: float = 0.25
+    distance: float = 1.0
+    friction: float = 0.5
     wall_friction: float = 0.25
-    offset: float = 0.02
-    recovery: float = 0.1
-    iterations: int = 4
-    relaxation: float = 1.0
+    offset: float = 0.03
+    recovery: float = 1.0
+    iterations: int = 8
+    relaxation: float = 2.0
     stacking: float = 0.0
-    viscosity: float = 0.0
+    viscosity: float = 0.3
     viscosity_radius: float = 1.5
     pressed_only: bool = True
 

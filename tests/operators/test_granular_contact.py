@@ -11,6 +11,8 @@ from operators.granular_contact import GranularContact, fit_granular_contact, gr
 BOUNDS = torch.tensor([[0.0, 1.0]] * 3)
 G = torch.tensor([0.0, -1e-3, 0.0])
 NO_G = torch.zeros(3)
+#: One undamped, unrelaxed projection (the defaults are the fitted sand constants).
+EXACT = dict(iterations=4, relaxation=1.0, viscosity=0.0)
 
 
 def frames(prev, last):
@@ -18,19 +20,20 @@ def frames(prev, last):
 
 
 def test_two_grains_closer_than_the_contact_distance_are_pushed_apart_to_it():
-    c = GranularContact(spacing=0.02, distance=1.0, recovery=1.0, friction=0.0, offset=0.0, pressed_only=False)
+    c = GranularContact(spacing=0.02, distance=1.0, recovery=1.0, friction=0.0, offset=0.0, pressed_only=False,
+                        **EXACT)
     pair = [[0.5, 0.5, 0.5], [0.51, 0.5, 0.5]]  # 0.01 apart, at rest, contact distance 0.02
     nxt = c.step(*frames(pair, pair), NO_G, BOUNDS)
     assert float((nxt[1] - nxt[0]).norm()) == pytest.approx(0.02, abs=1e-6)
     assert torch.allclose(nxt.mean(0), torch.tensor([0.505, 0.5, 0.5]), atol=1e-6)  # pushed symmetrically
     # by default only a pair being pressed together is pushed: at rest it stays, approaching it is pushed
-    pressed = GranularContact(spacing=0.02, distance=1.0, recovery=1.0, friction=0.0, offset=0.0)
+    pressed = GranularContact(spacing=0.02, distance=1.0, recovery=1.0, friction=0.0, offset=0.0, **EXACT)
     assert torch.allclose(pressed.step(*frames(pair, pair), NO_G, BOUNDS), torch.tensor(pair), atol=1e-7)
     approaching = frames([[0.49, 0.5, 0.5], [0.52, 0.5, 0.5]], [[0.5, 0.5, 0.5], [0.51, 0.5, 0.5]])
     nxt = pressed.step(*approaching, NO_G, BOUNDS)
     assert float((nxt[1] - nxt[0]).norm()) == pytest.approx(0.02, abs=1e-6)
     # without recovery an overlapping pair is only kept from getting closer
-    still = GranularContact(spacing=0.02, distance=1.0, recovery=0.0, offset=0.0)
+    still = GranularContact(spacing=0.02, distance=1.0, recovery=0.0, offset=0.0, **EXACT)
     nxt = still.step(*approaching, NO_G, BOUNDS)
     assert float((nxt[1] - nxt[0]).norm()) == pytest.approx(0.01, abs=1e-6)
     # grains farther apart than the distance pass freely
@@ -96,7 +99,8 @@ def test_friction_between_grains_stops_their_relative_slip():
     normal, pen = pred / pred.norm(), 0.02 - float(pred.norm())
 
     def slip(mu):  # relative displacement over the frame across the contact normal
-        nxt = GranularContact(friction=mu, spacing=0.02, distance=1.0, recovery=1.0, offset=0.0, pressed_only=False).step(
+        nxt = GranularContact(friction=mu, spacing=0.02, distance=1.0, recovery=1.0, offset=0.0, pressed_only=False,
+                              **EXACT).step(
             prev, last, NO_G, BOUNDS)
         rel = (nxt[1] - nxt[0]) - (last[1] - last[0])
         return float((rel - (rel @ normal) * normal).norm())
@@ -150,7 +154,7 @@ def test_config_dict_registry_and_batched_prior_match_single_calls():
 
 def test_fit_recovers_the_constants_of_its_own_rollouts():
     torch.manual_seed(1)
-    truth_contact = GranularContact(distance=1.0, friction=0.5, wall_friction=0.1, offset=0.0, recovery=1.0)
+    truth_contact = GranularContact(distance=1.0, friction=0.5, wall_friction=0.1, offset=0.0, recovery=1.0, **EXACT)
     trajectories = []
     for shift in (0.0, 0.1):
         blob = lattice(3, 3, 3, floor=0.15 + shift) + 0.002 * torch.rand(27, 3)
