@@ -99,9 +99,9 @@ def test_friction_between_grains_stops_their_relative_slip():
     normal, pen = pred / pred.norm(), 0.02 - float(pred.norm())
 
     def slip(mu):  # relative displacement over the frame across the contact normal
-        nxt = GranularContact(friction=mu, spacing=0.02, distance=1.0, recovery=1.0, offset=0.0, pressed_only=False,
-                              **EXACT).step(
-            prev, last, NO_G, BOUNDS)
+        c = GranularContact(friction=mu, spacing=0.02, distance=1.0, recovery=1.0, offset=0.0, pressed_only=False,
+                            **EXACT)
+        nxt = c.step(prev, last, NO_G, BOUNDS)
         rel = (nxt[1] - nxt[0]) - (last[1] - last[0])
         return float((rel - (rel @ normal) * normal).norm())
 
