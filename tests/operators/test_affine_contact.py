@@ -12,6 +12,8 @@ from operators.rigid_contact import rotation_matrix
 
 from rigid_frames import BOUNDS, G, cube
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def window(points, frames=6):
     """An object at rest for ``frames`` frames: ``[frames, N, 3]``."""
