@@ -309,19 +309,30 @@ DEFAULT_GRID = {"stiffness": (1.0, 2.0, 4.0, 8.0), "damping": (0.0, 0.1, 0.3, 1.
                 "offset": (0.01, 0.02, 0.03), "elastic": (0.5, 1.0, 2.0, 4.0, 8.0),
                 "inertia_scale": (1.0, 2.0, 4.0, 8.0), "elastic_damping": (0.0, 0.1, 0.3), "friction": (0.0, 0.25)}
 
-#: Where its coordinate search starts: the material's own moduli, the compliant contact's
+#: Where its coordinate search starts first: the material's own moduli, the compliant contact's
 #: stiffness, offset and inertia factor fitted on the varied drops, some contact damping.
 DEFAULT_START = {"stiffness": 2.0, "damping": 0.3, "offset": 0.03, "elastic": 1.0, "inertia_scale": 2.0,
                  "elastic_damping": 0.0, "friction": 0.0}
 
+#: Its second start: the compliant contact's constants fitted on the varied drops (no damping) on a
+#: body near the rigid limit (the stiffest elasticity of the grid).
+RIGID_LIMIT_START = {"stiffness": 2.0, "damping": 0.0, "offset": 0.03, "elastic": 8.0, "inertia_scale": 2.0,
+                     "elastic_damping": 0.0, "friction": 0.0}
+
+#: The starts searched by default; the one that ends with the lowest training error wins.
+DEFAULT_STARTS = (DEFAULT_START, RIGID_LIMIT_START)
+
 
 def fit_affine_contact(trajectories: list[Tensor], external, bounds, n_steps: int = 50, grid: dict | None = None,
-                       start: dict | None = None, passes: int = 2) -> tuple[AffineContact, float]:
+                       start: dict | None = None, passes: int = 2,
+                       starts: list[dict] | tuple[dict, ...] | None = None) -> tuple[AffineContact, float]:
     """Search the constants that make the affine prior roll out closest to the data.
 
     Same protocol as the other contact fits (each trajectory from its first
     ``INPUT_SEQUENCE_LENGTH`` frames, mean relative RMSE), searched one constant at a time over
-    ``grid`` (:func:`operators.contact.coordinate_search_prior`) from ``start``.
+    ``grid`` (:func:`operators.contact.coordinate_search_prior`) from each of ``starts``, sharing
+    the scores of the combinations already seen, keeping the lowest training error (as
+    :func:`operators.compliant_contact.fit_compliant_contact`).
 
     Args:
         trajectories: positions ``[T, N, 3]`` (e.g. a dataset's training split).
@@ -329,9 +340,11 @@ def fit_affine_contact(trajectories: list[Tensor], external, bounds, n_steps: in
         bounds: ``[3, 2]`` walls.
         n_steps: predicted frames scored.
         grid: values per field of :class:`AffineContact` (default :data:`DEFAULT_GRID`).
-        start: a value per grid field (default :data:`DEFAULT_START`; fields it does not name
-            start at their first grid value).
-        passes: rounds of the coordinate search.
+        start: one start instead of ``starts``.
+        passes: rounds of each coordinate search.
+        starts: start points (default :data:`DEFAULT_STARTS`); a field a start does not name
+            begins at :data:`DEFAULT_START`'s value, else at its grid's first, and each value moves
+            to the nearest one of its grid; starts that coincide are searched once.
 
     Returns:
         (best AffineContact, its mean relative RMSE)
@@ -340,14 +353,28 @@ def fit_affine_contact(trajectories: list[Tensor], external, bounds, n_steps: in
     unknown = set(grid) - set(AffineContact.__dataclass_fields__)
     if unknown:
         raise ValueError(f"unknown affine contact grid keys {sorted(unknown)}")
+    if start is not None and starts is not None:
+        raise ValueError("give start or starts, not both")
+    points = [start] if start is not None else list(DEFAULT_STARTS if starts is None else starts)
+    if not points:
+        raise ValueError("the coordinate search of the affine contact needs at least one start")
     names = list(grid)
-    point = {**DEFAULT_START, **(start or {})}
-    first = {k: (min(v, key=lambda x: abs(float(x) - float(point[k]))) if k in point else v[0])
-             for k, v in grid.items()}
 
     def make(*values):
         kw = dict(zip(names, values))
         return AffineContact(**{k: (int(v) if k in ("substeps", "shooting") else float(v)) for k, v in kw.items()})
 
-    return coordinate_search_prior(trajectories, external, bounds, n_steps, grid, first, make, affine_prior_rollout,
-                                   "the affine contact", passes=passes)
+    firsts = []
+    for point in points:
+        point = {**DEFAULT_START, **point}
+        first = {k: (min(v, key=lambda x: abs(float(x) - float(point[k]))) if k in point else v[0])
+                 for k, v in grid.items()}
+        if first not in firsts:
+            firsts.append(first)
+    cache, best = {}, None
+    for first in firsts:
+        found = coordinate_search_prior(trajectories, external, bounds, n_steps, grid, first, make,
+                                        affine_prior_rollout, "the affine contact", passes=passes, cache=cache)
+        if best is None or found[1] < best[1]:
+            best = found
+    return best

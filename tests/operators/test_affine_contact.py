@@ -161,5 +161,15 @@ def test_fit_recovers_the_constants_of_its_own_rollouts():
                                      start={"stiffness": 2.0, "damping": 0.0})
     assert (fitted.stiffness, fitted.damping) == (4.0, 0.3)
     assert err == pytest.approx(0.0, abs=1e-6)
+    # from two starts: the lower of the two searches' errors, each search's own result kept as found
+    one = {"stiffness": 2.0, "damping": 0.0}
+    two = {"stiffness": 2.0, "damping": 0.3}
+    grid1 = {**grid, "stiffness": (2.0, 4.0, 8.0)}
+    results = [fit_affine_contact(trajectories, G, BOUNDS, n_steps=24, grid=grid1, start=p, passes=1)
+               for p in (one, two)]
+    both = fit_affine_contact(trajectories, G, BOUNDS, n_steps=24, grid=grid1, starts=[one, two], passes=1)
+    assert both[1] == pytest.approx(min(r[1] for r in results))
     with pytest.raises(ValueError, match="unknown affine contact grid keys"):
         fit_affine_contact(trajectories, G, BOUNDS, grid={"spring": (1.0,)})
+    with pytest.raises(ValueError, match="start or starts"):
+        fit_affine_contact(trajectories, G, BOUNDS, start=one, starts=[two])
