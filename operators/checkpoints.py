@@ -144,7 +144,7 @@ def build_models(model: str, model_config: dict, metadata: dict,
     r_sparse = cfg.sparse_radius(r, dim)
     net = GIOROMNet(node_in, edge_in, dim, bounds, cfg)
     sim = LearnedSimulator(net, dim, r_sparse, bounds, stats, external_acceleration=ext,
-                           **cfg.simulator_kwargs())
+                           **cfg.sparse_simulator_kwargs(dim))
     query = DenseQuery(dim, k=cfg.query_k, hidden=cfg.query_hidden, scale=0.5 * r_sparse)
     return sim, query
 

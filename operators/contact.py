@@ -63,6 +63,44 @@ def contact_from_dict(config: dict):
     return models[model](**config)
 
 
+def contact_for_point_set(config: dict | None, spacing_factor: float) -> dict | None:
+    """The wall prior of a model config for a point set ``spacing_factor`` times sparser than the data.
+
+    A prior with a ``spacing`` field (the granular one) measures its contacts in particle spacings;
+    a simulator that steps a subset of the particles (GIOROM's sparse graph keeps a fraction ``f``,
+    so ``spacing_factor = (1/f)**(1/d)``) needs the spacing of that subset. Other priors are
+    returned unchanged.
+
+    Args:
+        config: a ``wall_contact`` dict (as in a model config) or None.
+        spacing_factor: the point set's spacing over the data's (> 0).
+
+    Returns:
+        the dict with ``spacing`` scaled (the prior's default spacing when the dict omits it), or
+        ``config`` itself when the prior has no spacing.
+
+    >>> contact_for_point_set({"model": "granular", "spacing": 0.02}, 2.0)["spacing"]
+    0.04
+    """
+    if isinstance(spacing_factor, bool) or not isinstance(spacing_factor, (int, float)) or not spacing_factor > 0:
+        raise ValueError(f"spacing_factor must be a number > 0, got {spacing_factor!r}")
+    spacing = prior_spacing(config)
+    if spacing is None or spacing_factor == 1:
+        return config
+    return {**config, "spacing": spacing * float(spacing_factor)}
+
+
+def prior_spacing(config: dict | None) -> float | None:
+    """The particle spacing a ``wall_contact`` dict's prior measures its contacts in (its default when
+    the dict omits it), or None for a prior without one."""
+    if config is None:
+        return None
+    fields = getattr(contact_models().get(config.get("model", "particle")), "__dataclass_fields__", {})
+    if "spacing" not in fields:
+        return None
+    return float(config.get("spacing", fields["spacing"].default))
+
+
 def fit_contact(model: str, trajectories: list[Tensor], external, bounds, n_steps: int = 50,
                 grid: dict | None = None):
     """Fit the constants of the wall-contact prior ``model`` (``"particle"``, ``"rigid"`` or

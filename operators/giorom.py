@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from graph.build import fps, knn, radius
 from graph.conv import InteractionNetwork, KernelIntegral, make_mlp
+from operators.contact import contact_for_point_set
 from operators.fno import FNO, grid_spacing, regular_grid
 from operators.prior_options import PriorOptions
 
@@ -68,10 +69,23 @@ class GIOROMConfig(PriorOptions):
             raise ValueError(f"grid_size >= 2, modes >= 1 and latent >= 1 are required, got "
                              f"{self.grid_size}, {self.modes}, {self.latent}")
 
+    def sparse_spacing_factor(self, dim: int) -> float:
+        """Particle spacing of the sparse graph over the dense one: ``(1/sparse_fraction)**(1/d)``
+        (each sparse node stands for ``1/sparse_fraction`` particles' volume)."""
+        return (1.0 / self.sparse_fraction) ** (1.0 / dim)
+
     def sparse_radius(self, dense_radius: float, dim: int) -> float:
         """Connectivity radius of the sparse graph."""
-        factor = self.radius_factor or (1.0 / self.sparse_fraction) ** (1.0 / dim)
+        factor = self.radius_factor or self.sparse_spacing_factor(dim)
         return dense_radius * factor
+
+    def sparse_simulator_kwargs(self, dim: int) -> dict:
+        """:meth:`simulator_kwargs` for the time-stepper on the sparse graph: a prior that
+        measures contacts in particle spacings (the granular one) gets the sparse spacing
+        (:func:`operators.contact.contact_for_point_set`)."""
+        kwargs = self.simulator_kwargs()
+        kwargs["wall_contact"] = contact_for_point_set(kwargs["wall_contact"], self.sparse_spacing_factor(dim))
+        return kwargs
 
 
 def sample_sparse(positions: Tensor, fraction: float, sampler: str = "fps",

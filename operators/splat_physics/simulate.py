@@ -9,6 +9,7 @@ and the motion carried to every Gaussian (centres and covariances), rendered.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import tempfile
@@ -218,6 +219,20 @@ def load_preview_checkpoint(material: str, checkpoint: str | os.PathLike | None 
     return ckpt
 
 
+def at_fill_spacing(ckpt, spacing: float):
+    """``ckpt`` with a prior that measures contacts in particle spacings (the granular one) set to the
+    spacing the object was filled at (the model then scales it to its sparse graph,
+    :meth:`operators.giorom.GIOROMConfig.sparse_simulator_kwargs`); other checkpoints unchanged."""
+    from operators.contact import contact_for_point_set, prior_spacing
+
+    contact = ckpt.model_config.get("wall_contact")
+    trained = prior_spacing(contact)
+    if trained is None or trained == spacing:
+        return ckpt
+    config = {**ckpt.model_config, "wall_contact": contact_for_point_set(contact, spacing / trained)}
+    return dataclasses.replace(ckpt, model_config=config)
+
+
 def preview_object(obj: SplatObject, material: str = "jelly", frames: int = 100, *,
                    checkpoint: str | os.PathLike | None = None, window: Tensor | None = None,
                    progress: bool = False) -> SplatMotion:
@@ -238,7 +253,7 @@ def preview_object(obj: SplatObject, material: str = "jelly", frames: int = 100,
 
     if isinstance(frames, bool) or not isinstance(frames, int) or frames < W:
         raise ValueError(f"frames must be an int >= {W}, got {frames!r}")
-    ckpt = load_preview_checkpoint(material, checkpoint)
+    ckpt = at_fill_spacing(load_preview_checkpoint(material, checkpoint), obj.spacing)
     types = [t for t in ckpt.metadata["particle_types"] if t != 3]
     simulator, query = models_from_checkpoint(ckpt)
     n = obj.particles.shape[0]

@@ -170,3 +170,58 @@ def test_fit_recovers_the_constants_of_its_own_rollouts():
     assert err2 == pytest.approx(err) and via_registry == best
     with pytest.raises(ValueError, match="unknown granular contact grid keys"):
         fit_granular_contact(trajectories, G, BOUNDS, grid={"frction": (0.1,)})
+
+
+def test_giorom_applies_the_granular_prior_at_the_spacing_of_its_sparse_graph():
+    from operators.checkpoints import build_models
+    from operators.contact import contact_for_point_set
+    from operators.features import Normalization
+    from operators.rollout import simulate
+
+    meta = {"dim": 3, "bounds": BOUNDS.tolist(), "default_connectivity_radius": 0.05,
+            "external_acceleration": G.tolist()}
+    zero = torch.zeros(3)
+    stats = Normalization(zero, torch.full((3,), 0.01), zero, torch.full((3,), 1e-3))
+    prior = GranularContact().as_dict()  # fitted at the datasets' spacing, 0.02
+    giorom, _ = build_models("giorom", dict(latent=8, mp_before=1, mp_after=1, grid_size=4, modes=2,
+                                            sparse_fraction=0.5, wall_contact=prior, residual_scale=0.0),
+                             meta, stats)
+    gns, _ = build_models("gns", dict(latent=8, mp_steps=1, wall_contact=prior), meta, stats)
+    sparse = 0.02 * 2 ** (1 / 3)  # half the particles: each stands for twice the volume
+    assert giorom.wall_contact.spacing == pytest.approx(sparse)
+    assert gns.wall_contact.spacing == 0.02  # GNS steps every particle
+    assert giorom.wall_contact.distance == prior["distance"] and prior["spacing"] == 0.02  # config kept
+    # a resting pile of the sparse points (GIOROM's prior alone: residual scale 0) stays put: not pushed
+    # apart, and not collapsing as it does under the prior at the dense spacing
+    pile = lattice(d=sparse, floor=GranularContact().offset)
+    with torch.no_grad():
+        out = simulate(giorom, pile[None].repeat(6, 1, 1), torch.zeros(pile.shape[0], dtype=torch.long), 30)
+    assert float((out - pile).norm(dim=-1).max()) < sparse / 5
+    assert float(out[-1, :, 1].max()) > float(pile[:, 1].max()) - sparse / 5
+    dense = granular_prior_rollout(torch.stack([pile, pile]), 30, G, BOUNDS, GranularContact())
+    assert float(dense[-1, :, 1].max()) < float(pile[:, 1].max()) - sparse / 3
+    # other priors carry no spacing and are left as they are
+    assert contact_for_point_set({"restitution": 0.0, "friction": 0.25}, 2.0) == {"restitution": 0.0,
+                                                                                 "friction": 0.25}
+    assert contact_for_point_set(None, 2.0) is None
+    assert contact_for_point_set({"model": "granular"}, 2.0)["spacing"] == pytest.approx(0.04)
+    with pytest.raises(ValueError, match="spacing_factor must be a number > 0"):
+        contact_for_point_set(prior, 0.0)
+
+
+def test_splat_preview_sets_the_granular_prior_to_the_fill_spacing():
+    from operators.checkpoints import bundled_checkpoint, load_checkpoint, models_from_checkpoint
+    from operators.splat_physics.simulate import at_fill_spacing
+
+    ckpt = load_checkpoint(bundled_checkpoint("sand", 3, "giorom"))
+    ckpt.model_config["wall_contact"] = GranularContact().as_dict()
+    assert at_fill_spacing(ckpt, 0.02) is ckpt  # filled at the data's spacing: as trained
+    coarse = at_fill_spacing(ckpt, 0.03)
+    assert coarse.model_config["wall_contact"]["spacing"] == pytest.approx(0.03)
+    assert ckpt.model_config["wall_contact"]["spacing"] == 0.02  # the loaded checkpoint is not changed
+    simulator, _ = models_from_checkpoint(coarse)  # and GIOROM steps half of those particles
+    frac = coarse.model_config["sparse_fraction"]
+    assert simulator.wall_contact.spacing == pytest.approx(0.03 * (1 / frac) ** (1 / 3))
+    per_particle = dict(ckpt.model_config, wall_contact={"restitution": 0.0, "friction": 0.25, "offset": 0.02})
+    ckpt.model_config = per_particle
+    assert at_fill_spacing(ckpt, 0.03) is ckpt
