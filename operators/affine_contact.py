@@ -72,8 +72,9 @@ def corotated_stress(F: Tensor, shear: float, bulk: float) -> Tensor:
     d = torch.sign(torch.det(u @ vh))
     fix = torch.diag(torch.stack([torch.ones_like(d), torch.ones_like(d), torch.where(d == 0, 1.0, d)]))
     rot = u @ fix @ vh
-    j = torch.det(F)
-    return 2 * shear * (F - rot) + bulk * (j - 1) * j * torch.linalg.inv(F).T
+    f0, f1, f2 = F[:, 0], F[:, 1], F[:, 2]
+    cofactor = torch.stack([torch.linalg.cross(f1, f2), torch.linalg.cross(f2, f0), torch.linalg.cross(f0, f1)], 1)
+    return 2 * shear * (F - rot) + bulk * (torch.det(F) - 1) * cofactor  # det F * F^-T, defined when singular
 
 
 def corotated_energy(F: Tensor, shear: float, bulk: float) -> Tensor:
