@@ -120,7 +120,7 @@ def per_frame(material: str, sizes: list[int], n_gaussians: int, data_dir: Path,
     from operators.scenes import SceneInit
 
     def checkpoint(model: str):
-        run = data_dir / f"run_{model}_{material}_3d" / "checkpoint.pt"
+        run = _trained_checkpoint(data_dir, model, material)
         return load_checkpoint(run if from_runs and run.is_file() else bundled_checkpoint(material, 3, model))
 
     ckpt = checkpoint("giorom")
@@ -373,14 +373,20 @@ def figure(runs: list, frames: int, path: str) -> None:
     print(f"  wrote {path}: frames {picks}, rows MPM / GIOROM per run")
 
 
-def splat_objects(materials: list[str], frames: int, figure_path: str | None = None) -> list[dict]:
+def splat_objects(materials: list[str], frames: int, figure_path: str | None = None,
+                  data_dir: Path | None = None) -> list[dict]:
+    """(c) the bundled splat objects, MPM against the preview of the bundled GIOROM checkpoint (or, with
+    ``data_dir``, of its ``make_splat_checkpoints`` run of the material when there)."""
     from operators.splat_physics.pipeline import run_splat_physics
     from splatops_assets import asset_path
 
     rows, shown = [], []
     for ply in sorted(asset_path("objects").glob("*.ply")):
         for material in materials:
-            run = run_splat_physics(ply, material, None, frames=frames, preview="giorom", video=False)
+            run_ckpt = _trained_checkpoint(data_dir, "giorom", material) if data_dir is not None else None
+            ckpt = run_ckpt if run_ckpt is not None and run_ckpt.is_file() else None
+            run = run_splat_physics(ply, material, None, frames=frames, preview="giorom", video=False,
+                                    checkpoint=ckpt)
             if (ply.stem, material) in (("ball", "jelly"), ("crate", "sand")):
                 shown.append(run)
             s = run.summary
@@ -388,7 +394,8 @@ def splat_objects(materials: list[str], frames: int, figure_path: str | None = N
                          "particles": s["particles"], "sparse_points": s["preview_info"]["sparse_points"],
                          "mpm_ms": s["mpm_ms_per_frame"], "preview_ms": s["preview_ms_per_frame"],
                          "deform_ms": s["deform_ms_per_frame"], "rmse_frac_last": s["rmse_fraction_last"],
-                         "rmse_frac_mean": s["rmse_fraction_mean"]})
+                         "rmse_frac_mean": s["rmse_fraction_mean"],
+                         "checkpoint": str(ckpt) if ckpt is not None else "bundled"})
             r = rows[-1]
             print(f"  {ply.stem} {material}: MPM {r['mpm_ms']:.0f} ms/frame, preview {r['preview_ms']:.0f}, "
                   f"RMSE@{frames} {100 * r['rmse_frac_last']:.1f} %", flush=True)
@@ -417,6 +424,9 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--frame-from-runs", action="store_true",
                    help="(a) time the checkpoints of --data-dir's runs, when there, instead of the bundled ones")
+    p.add_argument("--objects-from-runs", action="store_true",
+                   help="(c) preview with the GIOROM checkpoint of --data-dir's run, when there, instead of the "
+                        "bundled one")
     p.add_argument("--no-gns", action="store_true", help="(a) leave out the GNS step on all particles")
     p.add_argument("--rigid-contact", action="store_true",
                    help="(b) also fit the object-level contact prior on the training split and roll it out")
@@ -473,7 +483,8 @@ def main(argv=None) -> int:
                                      "chamfer_frac_last", "ms_per_step", "cpu_ms_per_step", "prior_ms_per_frame"]))
     if "objects" not in a.skip:
         print("(c) bundled splat objects through the pipeline")
-        out["objects"] = splat_objects(a.materials, a.frames, a.figure)
+        out["objects"] = splat_objects(a.materials, a.frames, a.figure,
+                                       Path(a.data_dir) if a.objects_from_runs else None)
         print(table(out["objects"], ["object", "material", "gaussians", "particles", "sparse_points", "mpm_ms",
                                      "preview_ms", "deform_ms", "rmse_frac_last"]))
     if a.json:
