@@ -49,3 +49,29 @@ def test_per_frame_cli_writes_the_gns_columns(bench, tmp_path, capsys):
 def test_per_frame_without_gns_has_no_gns_columns(bench, tmp_path):
     (row,) = bench.per_frame("jelly", [200], n_gaussians=300, data_dir=tmp_path, gns=False)
     assert row["preview_cpu_ms"] > 0 and "gns_ms" not in row
+
+
+def test_splat_objects_preview_the_runs_valid_selected_giorom(bench, tmp_path, monkeypatch):
+    import types
+
+    import operators.splat_physics.pipeline as pipeline
+
+    seen = []
+
+    def fake_run(ply, material, box, frames, preview, video, checkpoint=None):
+        seen.append((Path(ply).stem, material, checkpoint))
+        summary = {"gaussians_simulated": 1, "particles": 2, "preview_info": {"sparse_points": 1},
+                   "mpm_ms_per_frame": 1.0, "preview_ms_per_frame": 1.0, "deform_ms_per_frame": 1.0,
+                   "rmse_fraction_last": 0.1, "rmse_fraction_mean": 0.05}
+        return types.SimpleNamespace(summary=summary)
+
+    monkeypatch.setattr(pipeline, "run_splat_physics", fake_run)
+    run = tmp_path / "run_giorom_sand_3d"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(b"")
+    (run / "best.pt").write_bytes(b"")
+    rows = bench.splat_objects(["sand", "jelly"], 5, data_dir=tmp_path)
+    assert rows and {r["checkpoint"] for r in rows if r["material"] == "sand"} == {str(run / "best.pt")}
+    assert {r["checkpoint"] for r in rows if r["material"] == "jelly"} == {"bundled"}  # no run: bundled
+    assert all(c is None for _, m, c in seen if m == "jelly")
+    assert {r["checkpoint"] for r in bench.splat_objects(["sand"], 5)} == {"bundled"}
