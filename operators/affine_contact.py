@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from operators.compliant_contact import CompliantContact
-from operators.contact import check_constants, coordinate_search_prior
+from operators.contact import check_constants, checked_grid, multi_start_search
 from operators.rigid_contact import ObjectContactPrior, best_rotation, rigid_motion, rotation_matrix
 
 
@@ -350,32 +350,15 @@ def fit_affine_contact(trajectories: list[Tensor], external, bounds, n_steps: in
     Returns:
         (best AffineContact, its mean relative RMSE)
     """
-    grid = {**DEFAULT_GRID, **(grid or {})}
-    unknown = set(grid) - set(AffineContact.__dataclass_fields__)
-    if unknown:
-        raise ValueError(f"unknown affine contact grid keys {sorted(unknown)}")
+    grid = checked_grid(DEFAULT_GRID, grid, AffineContact, "affine contact")
     if start is not None and starts is not None:
         raise ValueError("give start or starts, not both")
     points = [start] if start is not None else list(DEFAULT_STARTS if starts is None else starts)
-    if not points:
-        raise ValueError("the coordinate search of the affine contact needs at least one start")
     names = list(grid)
 
     def make(*values):
         kw = dict(zip(names, values))
         return AffineContact(**{k: (int(v) if k in ("substeps", "shooting") else float(v)) for k, v in kw.items()})
 
-    firsts = []
-    for point in points:
-        point = {**DEFAULT_START, **point}
-        first = {k: (min(v, key=lambda x: abs(float(x) - float(point[k]))) if k in point else v[0])
-                 for k, v in grid.items()}
-        if first not in firsts:
-            firsts.append(first)
-    cache, best = {}, None
-    for first in firsts:
-        found = coordinate_search_prior(trajectories, external, bounds, n_steps, grid, first, make,
-                                        affine_prior_rollout, "the affine contact", passes=passes, cache=cache)
-        if best is None or found[1] < best[1]:
-            best = found
-    return best
+    return multi_start_search(trajectories, external, bounds, n_steps, grid, [{**DEFAULT_START, **p} for p in points],
+                              make, affine_prior_rollout, "the affine contact", passes=passes)

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from operators.contact import check_constants, coordinate_search_prior, grid_search_prior
+from operators.contact import check_constants, checked_grid, grid_search_prior, multi_start_search
 from operators.rigid_contact import ObjectContactPrior, rigid_motion, rigid_prior_rollout, rotation_matrix, rotation_vector
 
 #: Grid searched by :func:`fit_compliant_contact` (stiffness and damping per particle and frame
@@ -223,10 +223,7 @@ def fit_compliant_contact(trajectories: list[Tensor], external, bounds, n_steps:
     Returns:
         (best CompliantContact, its mean relative RMSE)
     """
-    grid = {**DEFAULT_GRID, **(grid or {})}
-    unknown = set(grid) - set(CompliantContact.__dataclass_fields__)
-    if unknown:
-        raise ValueError(f"unknown compliant contact grid keys {sorted(unknown)}")
+    grid = checked_grid(DEFAULT_GRID, grid, CompliantContact, "compliant contact")
     names = list(grid)
 
     def make(*values):
@@ -241,18 +238,5 @@ def fit_compliant_contact(trajectories: list[Tensor], external, bounds, n_steps:
     if start is not None and starts is not None:
         raise ValueError("give start or starts, not both")
     points = [start] if start is not None else list(DEFAULT_STARTS if starts is None else starts)
-    if not points:
-        raise ValueError("the coordinate search of the compliant contact needs at least one start")
-    firsts = []
-    for point in points:
-        first = {k: (min(v, key=lambda g: abs(float(g) - float(point[k]))) if k in point else v[0])
-                 for k, v in grid.items()}
-        if first not in firsts:
-            firsts.append(first)
-    cache, best = {}, None
-    for first in firsts:
-        found = coordinate_search_prior(trajectories, external, bounds, n_steps, grid, first, make,
-                                        compliant_prior_rollout, what, cache=cache)
-        if best is None or found[1] < best[1]:
-            best = found
-    return best
+    return multi_start_search(trajectories, external, bounds, n_steps, grid, points, make, compliant_prior_rollout,
+                              what)

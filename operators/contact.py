@@ -50,7 +50,8 @@ def contact_models() -> dict:
 
 
 def contact_from_dict(config: dict):
-    """The wall prior of a model config: ``{"model": "rigid" | "compliant", ...}`` or a per-particle one."""
+    """The wall prior of a model config: ``{"model": NAME, ...}`` with NAME one of
+    :func:`contact_models` (per particle when the dict names none)."""
     config = dict(config)
     model = config.pop("model", "particle")
     models = contact_models()
@@ -103,8 +104,8 @@ def prior_spacing(config: dict | None) -> float | None:
 
 def fit_contact(model: str, trajectories: list[Tensor], external, bounds, n_steps: int = 50,
                 grid: dict | None = None):
-    """Fit the constants of the wall-contact prior ``model`` (``"particle"``, ``"rigid"`` or
-    ``"compliant"``) on ``trajectories``; returns (contact, its mean relative RMSE)."""
+    """Fit the constants of the wall-contact prior ``model`` (a name of :func:`contact_models`) on
+    ``trajectories``; returns (contact, its mean relative RMSE)."""
     from operators.affine_contact import fit_affine_contact
     from operators.compliant_contact import fit_compliant_contact
     from operators.granular_contact import fit_granular_contact
@@ -330,4 +331,40 @@ def coordinate_search_prior(trajectories: list[Tensor], external, bounds, n_step
             current = {k: getattr(best[0], k) for k in grid}  # the model's fields are named as the grid
         if current == before:
             break
+    return best
+
+
+def checked_grid(defaults: dict, grid: dict | None, model_cls, name: str) -> dict:
+    """``defaults`` updated by ``grid``, every key a field of ``model_cls`` (``name`` in the error)."""
+    grid = {**defaults, **(grid or {})}
+    unknown = set(grid) - set(model_cls.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown {name} grid keys {sorted(unknown)}")
+    return grid
+
+
+def multi_start_search(trajectories: list[Tensor], external, bounds, n_steps: int, grid: dict, starts: list[dict],
+                       make, rollout_fn, what: str, passes: int = 2):
+    """:func:`coordinate_search_prior` from each start, keeping the lowest training error.
+
+    Each start moves to the nearest grid values (a field it does not name begins at its grid's
+    first value); starts that coincide are searched once, and the scores are shared between them.
+
+    Returns:
+        (best contact model, its mean relative RMSE)
+    """
+    if not starts:
+        raise ValueError(f"the coordinate search of {what} needs at least one start")
+    firsts = []
+    for point in starts:
+        first = {k: (min(v, key=lambda g: abs(float(g) - float(point[k]))) if k in point else v[0])
+                 for k, v in grid.items()}
+        if first not in firsts:
+            firsts.append(first)
+    cache, best = {}, None
+    for first in firsts:
+        found = coordinate_search_prior(trajectories, external, bounds, n_steps, grid, first, make, rollout_fn, what,
+                                        passes=passes, cache=cache)
+        if best is None or found[1] < best[1]:
+            best = found
     return best

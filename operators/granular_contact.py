@@ -32,7 +32,7 @@ import torch
 from scipy.spatial import cKDTree
 from torch import Tensor
 
-from operators.contact import check_constants, coordinate_search_prior
+from operators.contact import check_constants, checked_grid, multi_start_search
 from operators.rigid_contact import ObjectContactPrior, rigid_prior_rollout
 
 #: Particle spacing of the shape datasets (``operators.splat_physics.shapes.DEFAULT_SPACING``).
@@ -253,18 +253,12 @@ def fit_granular_contact(trajectories: list[Tensor], external, bounds, n_steps: 
     Returns:
         (best GranularContact, its mean relative RMSE)
     """
-    grid = {**DEFAULT_GRID, **(grid or {})}
-    unknown = set(grid) - set(GranularContact.__dataclass_fields__)
-    if unknown:
-        raise ValueError(f"unknown granular contact grid keys {sorted(unknown)}")
+    grid = checked_grid(DEFAULT_GRID, grid, GranularContact, "granular contact")
     names = list(grid)
 
     def make(*values):
         kinds = {"iterations": int, "pressed_only": bool}
         return GranularContact(**{k: kinds.get(k, float)(v) for k, v in zip(names, values)})
 
-    point = {**DEFAULT_START, **(start or {})}
-    first = {k: (min(v, key=lambda g: abs(float(g) - float(point[k]))) if k in point else v[0])
-             for k, v in grid.items()}
-    return coordinate_search_prior(trajectories, external, bounds, n_steps, grid, first, make,
-                                   granular_prior_rollout, "the granular contact", passes=passes)
+    return multi_start_search(trajectories, external, bounds, n_steps, grid, [{**DEFAULT_START, **(start or {})}],
+                              make, granular_prior_rollout, "the granular contact", passes=passes)
