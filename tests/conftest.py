@@ -1,5 +1,8 @@
 """Shared test configuration: seeds, one-thread runs, and skipping CUDA tests without a GPU."""
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -31,3 +34,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(saved)
+
+
+@pytest.fixture(scope="session")
+def bm_physics_splats():
+    """``benchmarks/bm_physics_splats.py`` loaded as a module (benchmarks are scripts, not a package)."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bm_physics_splats.py"
+    spec = importlib.util.spec_from_file_location("_bm_physics_splats", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,7 +1,6 @@
 """``benchmarks/bm_physics_splats.py`` contact priors with given constants (``--contact-json``) or
 fitted on a subset of the training drops (``--fit-drops``), scored on both splits."""
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -13,18 +12,14 @@ from operators.datasets import read_metadata, read_split
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "bm_physics_splats.py"
 sys.path.insert(0, str(ROOT / "tests" / "operators"))
 
 from toy_data import write_toy_dataset  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("_bench_physics_splats_contact_json", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(bm_physics_splats):
+    return bm_physics_splats
 
 
 @pytest.fixture(scope="module")

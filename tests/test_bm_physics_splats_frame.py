@@ -1,22 +1,17 @@
 """The per-frame part of ``benchmarks/bm_physics_splats.py`` at a tiny size: MPM, the
 GIOROM preview and the GNS step on all particles each give a row with positive timings."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bm_physics_splats.py"
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("_bench_physics_splats_frame", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(bm_physics_splats):
+    return bm_physics_splats
 
 
 def test_per_frame_rows_time_mpm_giorom_and_gns(bench, tmp_path):

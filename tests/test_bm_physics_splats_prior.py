@@ -1,24 +1,17 @@
 """The prior timing of ``benchmarks/bm_physics_splats.py --contact-model``: one step of a fitted
 wall-contact prior on a landing block of grains, at the requested particle counts."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
 from operators.granular_contact import GranularContact
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bm_physics_splats.py"
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("_bench_physics_splats_prior", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(bm_physics_splats):
+    return bm_physics_splats
 
 
 def test_prior_step_is_timed_at_each_particle_count(bench):
