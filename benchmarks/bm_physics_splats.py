@@ -47,7 +47,7 @@ from operators.checkpoints import bundled_checkpoint, load_checkpoint, models_fr
 from operators.contact import contact_from_dict, contact_rollout  # noqa: E402
 from operators.features import INPUT_SEQUENCE_LENGTH as W  # noqa: E402
 from operators.giorom import sample_sparse  # noqa: E402
-from operators.splat_physics.deform import interpolation_plan, transform_covariances  # noqa: E402
+from operators.splat_physics.deform import transform_covariances  # noqa: E402
 from operators.splat_physics.particles import fill_particles  # noqa: E402
 from operators.splat_physics.shapes import DEFAULT_SPACING as COARSE  # noqa: E402  (training data's)
 from splat.io.atomic import write_text_atomic  # noqa: E402

@@ -62,16 +62,21 @@ def material_moduli(material: str = "jelly", frame_dt: float = 0.01, box: float 
 JELLY_SHEAR, JELLY_BULK = material_moduli("jelly")
 
 
+def rotation_of(F: Tensor) -> Tensor:
+    """The rotation of the polar decomposition of ``F`` ``[3, 3]`` (a proper rotation, det +1)."""
+    u, _, vh = torch.linalg.svd(F)
+    d = torch.sign(torch.det(u @ vh))
+    fix = torch.diag(torch.stack([torch.ones_like(d), torch.ones_like(d), torch.where(d == 0, 1.0, d)]))
+    return u @ fix @ vh
+
+
 def corotated_stress(F: Tensor, shear: float, bulk: float) -> Tensor:
     """First Piola stress over density of the fixed-corotated energy
     ``shear |F - R|^2 + bulk / 2 (det F - 1)^2`` (``R`` the rotation of ``F``), ``[3, 3]``.
     Zero for any rotation."""
     if not bool(torch.isfinite(F).all()):
         return torch.full_like(F, float("nan"))
-    u, _, vh = torch.linalg.svd(F)
-    d = torch.sign(torch.det(u @ vh))
-    fix = torch.diag(torch.stack([torch.ones_like(d), torch.ones_like(d), torch.where(d == 0, 1.0, d)]))
-    rot = u @ fix @ vh
+    rot = rotation_of(F)
     f0, f1, f2 = F[:, 0], F[:, 1], F[:, 2]
     cofactor = torch.stack([torch.linalg.cross(f1, f2), torch.linalg.cross(f2, f0), torch.linalg.cross(f0, f1)], 1)
     return 2 * shear * (F - rot) + bulk * (torch.det(F) - 1) * cofactor  # det F * F^-T, defined when singular
@@ -79,10 +84,7 @@ def corotated_stress(F: Tensor, shear: float, bulk: float) -> Tensor:
 
 def corotated_energy(F: Tensor, shear: float, bulk: float) -> Tensor:
     """The energy of :func:`corotated_stress` per unit mass (a scalar tensor)."""
-    u, _, vh = torch.linalg.svd(F)
-    d = torch.sign(torch.det(u @ vh))
-    fix = torch.diag(torch.stack([torch.ones_like(d), torch.ones_like(d), torch.where(d == 0, 1.0, d)]))
-    return shear * ((F - u @ fix @ vh) ** 2).sum() + 0.5 * bulk * (torch.det(F) - 1) ** 2
+    return shear * ((F - rotation_of(F)) ** 2).sum() + 0.5 * bulk * (torch.det(F) - 1) ** 2
 
 
 def affine_fit(source: Tensor, target: Tensor, ridge: float = 0.0) -> Tensor:
