@@ -4,7 +4,10 @@ Every dataset runs ``splits`` stratified k-fold splits; in every outer fold
 each model's candidates (learning rates; CGS also ``gamma_max`` /
 ``init_contraction``; GIN and GCN as many restarts) train on the same inner
 part of the training folds, and the best on the inner validation part is
-scored on the test fold (``graph.cgs.compare.classification_cv``). Prints one
+scored on the test fold (``graph.cgs.compare.classification_cv``). Every
+candidate keeps the weights of its best epoch on the inner validation part
+(the same rule for every model; ``--last-epoch`` keeps the last epoch
+instead, the earlier protocol). Prints one
 table row per dataset and model: mean +- std of the test accuracy over all
 folds, parameters, training time of all candidates, and the candidates chosen.
 
@@ -38,13 +41,14 @@ DATASETS = ("marked_distance", "sbm_communities", "mice")
 
 def run(datasets, splits: int, folds: int, epochs: int | None, seed: int,
         models=("cgs", "gin", "gcn"), contractions=CONTRACTIONS,
-        cgs_options: dict | None = None) -> list[dict]:
+        cgs_options: dict | None = None, epoch_selection: bool = True) -> list[dict]:
     """``classification_cv`` per dataset; prints each model's row as it finishes."""
     records = []
     for name in datasets:
         for r in classification_cv(seed=seed, folds=folds, epochs=epochs, dataset=name,
                                    splits=splits, models=tuple(models),
-                                   contractions=contractions, cgs_options=cgs_options):
+                                   contractions=contractions, cgs_options=cgs_options,
+                                   epoch_selection=epoch_selection):
             records.append(r)
             print(row(r), flush=True)
     return records
@@ -99,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cgs-option", nargs="+", default=[], metavar="FIELD=VALUE",
                         help="CGSConfig fields replacing the classification defaults, "
                              "e.g. encoder_aggr=mean readout=pool (GIN/GCN are re-sized)")
+    parser.add_argument("--last-epoch", action="store_true",
+                        help="score every candidate after its last epoch (no epoch selection "
+                             "on the inner validation part)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
@@ -107,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     splits = args.splits or (1 if args.quick else 3)
     epochs = args.epochs or (10 if args.quick else None)
     torch.set_num_threads(args.threads)
-    print(f"{splits} split(s) x {args.folds} folds, {args.threads} thread(s)")
+    selection = "last epoch" if args.last_epoch else "best epoch on the inner validation"
+    print(f"{splits} split(s) x {args.folds} folds, {args.threads} thread(s), {selection}")
     print("| dataset | model | accuracy % (mean +- std over folds) | folds | parameters | "
           "train s (all candidates) | CGS iterations (test) | chosen |")
     print("|---|---|---|---|---|---|---|---|")
@@ -116,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                     tuple(tuple(float(v) for v in p.split(":")) for p in args.contractions))
     cgs_options = parse_options(args.cgs_option, parser)
     records = run(args.datasets, splits, args.folds, epochs, args.seed, args.models,
-                  contractions, cgs_options)
+                  contractions, cgs_options, not args.last_epoch)
     total = time.perf_counter() - start
     print(f"\ntotal {total:.0f} s")
     if args.json is not None:
@@ -124,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             "machine": {"cpu_count": os.cpu_count(), "threads": args.threads,
                         "platform": platform.platform(), "torch": torch.__version__},
             "splits": splits, "folds": args.folds, "contractions": contractions,
-            "cgs_options": cgs_options, "total_seconds": total, "records": records})
+            "cgs_options": cgs_options, "epoch_selection": not args.last_epoch,
+            "total_seconds": total, "records": records})
         print(f"wrote {args.json}")
     return 0
 

@@ -93,7 +93,8 @@ def classification_cv(seed: int = 0, folds: int = 4, epochs: int | None = None,
                       splits: int = 1, batch_size: int | None = None,
                       lrs: tuple[float, ...] = LEARNING_RATES,
                       contractions: tuple = CONTRACTIONS, val_fraction: float = 0.25,
-                      cgs_options: dict | None = None) -> list[dict]:
+                      cgs_options: dict | None = None,
+                      epoch_selection: bool = False) -> list[dict]:
     """Repeated k-fold accuracy of CGS and same-size GIN / GCN on the same folds.
 
     Every model's candidates (:func:`~graph.cgs.crossval.model_grid`: each
@@ -118,6 +119,8 @@ def classification_cv(seed: int = 0, folds: int = 4, epochs: int | None = None,
         cgs_options: :class:`~graph.cgs.model.CGSConfig` fields replacing those of
             ``ClassificationExperiment().model`` (e.g. ``{"encoder_aggr": "mean"}``);
             GIN and GCN are sized to the resulting CGS.
+        epoch_selection: every model's candidates keep their best epoch on the
+            inner validation part (:func:`~graph.cgs.crossval.select_model`).
 
     Returns:
         One record per model (see :func:`~graph.cgs.crossval.repeated_cv`): ``value``
@@ -148,7 +151,7 @@ def classification_cv(seed: int = 0, folds: int = 4, epochs: int | None = None,
     return repeated_cv(graphs, {m: builders[m] for m in models},
                        {m: model_grid(m, lrs, contractions) for m in models}, tcfg,
                        splits=splits, folds=folds, seed=seed, val_fraction=val_fraction,
-                       dataset=dataset)
+                       dataset=dataset, epoch_selection=epoch_selection)
 
 
 def _porous_solve_exact(d) -> np.ndarray:

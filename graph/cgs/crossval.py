@@ -5,13 +5,16 @@ rates, CGS contraction settings, restarts) are trained on an inner part of
 the training folds and scored on the rest of them (a stratified inner
 validation split, the same for every model); the candidate with the best
 validation accuracy (then the lower validation loss) is the one scored on the
-test fold. The test fold is never seen before that last step: the selection is
+test fold. With ``epoch_selection`` every candidate is also scored on the
+inner validation part after every epoch and keeps the weights of its best
+epoch (same key), the same rule for every model. The test fold is never seen before that last step: the selection is
 a function of the training folds only. Every model gets the same folds, inner
 split, epochs, batch size and number of trained candidates.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
@@ -107,15 +110,52 @@ class Selection:
     candidate: Candidate
     scores: list = field(default_factory=list)  # per candidate: validation accuracy and loss
     seconds: float = 0.0  # training time of all candidates
+    epoch: int | None = None  # the chosen candidate's kept epoch (epoch selection only)
+
+
+class BestEpoch:
+    """``train``'s ``on_epoch`` hook that keeps the weights of the epoch scoring best on ``graphs``.
+
+    The key is :func:`evaluate`'s ``(-accuracy, loss)``; ties keep the earlier
+    epoch. :meth:`restore` loads the kept weights into the model.
+
+    Args:
+        graphs: the validation graphs.
+    """
+
+    def __init__(self, graphs: list[Data]):
+        if not graphs:
+            raise ValueError("graphs must not be empty")
+        self.graphs = graphs
+        self.key, self.epoch, self.state, self.scores = None, 0, None, None
+        self.history: list = []  # per epoch: (accuracy, loss)
+
+    def __call__(self, epoch: int, model: nn.Module) -> None:
+        ev = evaluate(model, self.graphs)
+        self.history.append((ev["accuracy"], ev["loss"]))
+        key = (-ev["accuracy"], ev["loss"])
+        if self.key is None or key < self.key:
+            self.key, self.epoch, self.scores = key, epoch, ev
+            self.state = copy.deepcopy(model.state_dict())
+
+    def restore(self, model: nn.Module) -> dict:
+        """Load the best epoch's weights into ``model``; returns its validation scores."""
+        if self.state is None:
+            raise RuntimeError("no epoch was scored: train with on_epoch=this hook first")
+        model.load_state_dict(self.state)
+        return self.scores
 
 
 def select_model(build: Callable[[Candidate], nn.Module], candidates: list[Candidate],
                  train_graphs: list[Data], config: TrainConfig, seed: int,
-                 val_fraction: float = 0.25) -> Selection:
+                 val_fraction: float = 0.25, epoch_selection: bool = False) -> Selection:
     """Train every candidate on the inner part of ``train_graphs``; keep the best on the rest.
 
     Only ``train_graphs`` are seen. Each candidate starts from
     ``torch.manual_seed(seed + 1000 * restart)`` and sees the batches of the same seed.
+    With ``epoch_selection`` a candidate keeps the weights of its best epoch on
+    the validation part (:class:`BestEpoch`) and is compared by that epoch's
+    scores; otherwise by its last epoch's.
     """
     if not candidates:
         raise ValueError("candidates must not be empty")
@@ -126,20 +166,22 @@ def select_model(build: Callable[[Candidate], nn.Module], candidates: list[Candi
     for cand in candidates:
         torch.manual_seed(seed + 1000 * cand.restart)
         model = build(cand)
+        hook = BestEpoch(val_set) if epoch_selection else None
         seconds += train(model, fit_set, replace(config, lr=cand.lr, progress=False),
-                         seed=seed + 1000 * cand.restart).seconds
-        ev = evaluate(model, val_set)
-        scores.append({"candidate": cand.label, "accuracy": ev["accuracy"], "loss": ev["loss"]})
+                         seed=seed + 1000 * cand.restart, on_epoch=hook).seconds
+        ev = hook.restore(model) if hook else evaluate(model, val_set)
+        scores.append({"candidate": cand.label, "accuracy": ev["accuracy"], "loss": ev["loss"],
+                       **({"epoch": hook.epoch} if hook else {})})
         key = (-ev["accuracy"], ev["loss"])
         if best is None or key < best[0]:
-            best = (key, model, cand)
-    return Selection(best[1], best[2], scores, seconds)
+            best = (key, model, cand, hook.epoch if hook else None)
+    return Selection(best[1], best[2], scores, seconds, best[3])
 
 
 def repeated_cv(graphs: list[Data], builders: dict[str, Callable[[Candidate], nn.Module]],
                 grids: dict[str, list[Candidate]], config: TrainConfig, splits: int = 3,
                 folds: int = 4, seed: int = 0, val_fraction: float = 0.25,
-                dataset: str = "") -> list[dict]:
+                dataset: str = "", epoch_selection: bool = False) -> list[dict]:
     """Repeated stratified k-fold accuracy of every model, candidates chosen in the training folds.
 
     Args:
@@ -153,6 +195,8 @@ def repeated_cv(graphs: list[Data], builders: dict[str, Callable[[Candidate], nn
         seed: base seed of the splits, inner splits and weights.
         val_fraction: share of each class of the training folds held out for selection.
         dataset: name carried in the records.
+        epoch_selection: every candidate keeps its best epoch on the inner
+            validation part (:func:`select_model`).
 
     Returns:
         One record per model: ``value`` (mean test accuracy over all ``splits * folds``
@@ -160,7 +204,8 @@ def repeated_cv(graphs: list[Data], builders: dict[str, Callable[[Candidate], nn
         ``validation`` (all candidates' validation scores per fold), ``parameters``
         (of the first model built), ``train_seconds`` (all candidates), ``iterations``
         (mean CGS fixed-point iterations on the test graphs, None otherwise) and
-        ``folds`` (the test indices, per split).
+        ``folds`` (the test indices, per split), ``epoch_selection`` and
+        ``chosen_epochs`` (the kept epoch per fold; None without epoch selection).
     """
     if splits < 1:
         raise ValueError(f"splits must be >= 1, got {splits}")
@@ -168,7 +213,7 @@ def repeated_cv(graphs: list[Data], builders: dict[str, Callable[[Candidate], nn
     split_folds = [stratified_folds(labels, folds, seed + s) for s in range(splits)]
     records = []
     for name, build in builders.items():
-        accs, chosen, validation, its, seconds = [], [], [], [], 0.0
+        accs, chosen, validation, its, seconds, epochs = [], [], [], [], 0.0, []
         params = count_parameters(build(grids[name][0]))
         start = time.perf_counter()
         for s, split in enumerate(split_folds):
@@ -177,10 +222,12 @@ def repeated_cv(graphs: list[Data], builders: dict[str, Callable[[Candidate], nn
                 train_graphs = [g for i, g in enumerate(graphs) if i not in test]
                 sel = select_model(build, grids[name], train_graphs, config,
                                    seed=seed * 1_000_000 + s * 1000 + k,
-                                   val_fraction=val_fraction)
+                                   val_fraction=val_fraction,
+                                   epoch_selection=epoch_selection)
                 ev = evaluate(sel.model, [graphs[i] for i in test_idx])
                 accs.append(ev["accuracy"])
                 chosen.append(sel.candidate.label)
+                epochs.append(sel.epoch)
                 validation.append(sel.scores)
                 seconds += sel.seconds
                 if ev["iterations"] is not None:
@@ -193,6 +240,7 @@ def repeated_cv(graphs: list[Data], builders: dict[str, Callable[[Candidate], nn
             "wall_seconds": time.perf_counter() - start,
             "iterations": float(np.mean(its)) if its else None,
             "splits": splits, "epochs": config.epochs, "batch_size": config.batch_size,
+            "epoch_selection": epoch_selection, "chosen_epochs": epochs,
             "folds": [[sorted(int(i) for i in f) for f in split] for split in split_folds],
             "chance": 1.0 / (max(labels) + 1)})
     return records

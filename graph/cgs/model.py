@@ -18,6 +18,7 @@ from .layers.edge_mlp_conv import AGGRS
 GRADIENTS = ("implicit", "unrolled")
 READOUT_NORMS = (None, "batch", "layer")
 READOUTS = ("pool", "node")
+NODE_NORMS = (None, "batch", "layer")
 POOLS = {"sum": global_add_pool, "mean": global_mean_pool, "max": global_max_pool}
 
 
@@ -62,6 +63,14 @@ class CGSConfig:
             an MLP on ``[H_i, embedding_i]`` per node first (non-linear in the
             fixed point before pooling; ``readout_skip`` is implied), then the
             ``pool`` operators, then a linear head.
+        node_norm: with ``readout="node"``, normalise ``[H_i, embedding_i]`` per
+            node before the node MLP: ``"batch"`` (``BatchNorm1d`` over the
+            nodes of a batch: every channel standardised with statistics of
+            hundreds of nodes, running statistics at evaluation), ``"layer"``
+            (``LayerNorm`` across a node's channels) or None. The encoder and
+            the fixed point shrink the spread of the node states (default
+            ``nn.Linear`` initialisation), so without it the logits of
+            different graphs start within ~1e-3 of each other.
     """
 
     node_dim: int
@@ -83,6 +92,7 @@ class CGSConfig:
     readout_norm: str | None = None
     encoder_aggr: str = "mean"
     readout: str = "pool"
+    node_norm: str | None = None
 
     def __post_init__(self):
         for name in ("node_dim", "edge_dim", "out_dim", "hidden", "heads", "max_iter",
@@ -115,6 +125,12 @@ class CGSConfig:
             raise ValueError(f"encoder_aggr must be one of {AGGRS}, got {self.encoder_aggr!r}")
         if self.readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}, got {self.readout!r}")
+        if self.node_norm not in NODE_NORMS:
+            raise ValueError(f"node_norm must be one of {NODE_NORMS}, got {self.node_norm!r}")
+        if self.node_norm is not None and not (self.graph_level and self.readout == "node"):
+            raise ValueError(f"node_norm={self.node_norm!r} needs graph_level=True and "
+                             f"readout='node', got graph_level={self.graph_level}, "
+                             f"readout={self.readout!r}")
 
 
 class CGS(nn.Module):
@@ -154,8 +170,10 @@ class CGS(nn.Module):
         self.node_decoder = None
         if c.graph_level and c.readout == "node":
             # per node: [H_i, embedding_i] -> hidden, pooled, then a linear head
-            self.node_decoder = nn.Sequential(mlp([c.heads + c.hidden, c.hidden, c.hidden]),
-                                              nn.SiLU())
+            width = c.heads + c.hidden
+            norm = {None: [], "batch": [nn.BatchNorm1d(width)],
+                    "layer": [nn.LayerNorm(width)]}[c.node_norm]
+            self.node_decoder = nn.Sequential(*norm, mlp([width, c.hidden, c.hidden]), nn.SiLU())
             dec_in = len(c.pool) * c.hidden
             self.decoder = nn.Sequential(nn.Linear(dec_in, c.out_dim))
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -91,9 +92,21 @@ def _schedule(opt: torch.optim.Optimizer, c: TrainConfig, total: int):
 
 
 def train(model: nn.Module, dataset: list[Data], config: TrainConfig | None = None,
-          seed: int = 0, desc: str = "train") -> TrainResult:
+          seed: int = 0, desc: str = "train",
+          on_epoch: Callable[[int, nn.Module], None] | None = None) -> TrainResult:
     """Fit ``model`` to ``dataset`` (each ``Data`` with ``x``, ``edge_index``,
     ``edge_attr`` and ``y``) with Adam.
+
+    Args:
+        model: the network (CGS, GIN, GCN: called as ``model(x, edge_index,
+            edge_attr, batch)``).
+        dataset: the training graphs.
+        config: a :class:`TrainConfig` (default: its defaults).
+        seed: seed of the batch order.
+        desc: progress-bar label.
+        on_epoch: called as ``on_epoch(epoch, model)`` after every epoch
+            (``epoch`` counts from 1); the model is put back in training mode
+            afterwards, so the hook may evaluate it.
 
     Returns:
         A :class:`TrainResult` with the loss per epoch and the wall time.
@@ -112,7 +125,7 @@ def train(model: nn.Module, dataset: list[Data], config: TrainConfig | None = No
     model.train()
     start = time.perf_counter()
     bar = tqdm(total=total, desc=desc, disable=not c.progress, leave=False)
-    for _ in range(c.epochs):
+    for epoch in range(1, c.epochs + 1):
         run = 0.0
         for batch in loader:
             pred, info = _call(model, batch)
@@ -129,6 +142,9 @@ def train(model: nn.Module, dataset: list[Data], config: TrainConfig | None = No
             bar.update()
             bar.set_postfix(loss=f"{float(loss.detach()):.4g}")
         losses.append(run / len(dataset))
+        if on_epoch is not None:
+            on_epoch(epoch, model)
+            model.train()
     bar.close()
     mean_it = float(sum(iters) / len(iters)) if iters else float("nan")
     return TrainResult(losses, time.perf_counter() - start, mean_it)
