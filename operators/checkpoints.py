@@ -145,7 +145,7 @@ def build_models(model: str, model_config: dict, metadata: dict,
     net = GIOROMNet(node_in, edge_in, dim, bounds, cfg)
     sim = LearnedSimulator(net, dim, r_sparse, bounds, stats, external_acceleration=ext,
                            **cfg.sparse_simulator_kwargs(dim))
-    query = DenseQuery(dim, k=cfg.query_k, hidden=cfg.query_hidden, scale=0.5 * r_sparse)
+    query = DenseQuery(dim, k=cfg.query_k, hidden=cfg.query_hidden, scale=0.5 * r_sparse, affine=cfg.query_affine)
     return sim, query
 
 

@@ -43,10 +43,11 @@ def contact_models() -> dict:
     from operators.affine_contact import AffineContact
     from operators.compliant_contact import CompliantContact
     from operators.granular_contact import GranularContact
+    from operators.mpm_prior import ReducedMPM
     from operators.rigid_contact import RigidContact
 
     return {"particle": WallContact, "rigid": RigidContact, "compliant": CompliantContact, "granular": GranularContact,
-            "affine": AffineContact}
+            "affine": AffineContact, "mpm": ReducedMPM}
 
 
 def contact_from_dict(config: dict):
@@ -103,18 +104,24 @@ def prior_spacing(config: dict | None) -> float | None:
 
 
 def fit_contact(model: str, trajectories: list[Tensor], external, bounds, n_steps: int = 50,
-                grid: dict | None = None):
+                grid: dict | None = None, material: str | None = None):
     """Fit the constants of the wall-contact prior ``model`` (a name of :func:`contact_models`) on
-    ``trajectories``; returns (contact, its mean relative RMSE)."""
+    ``trajectories``; returns (contact, its mean relative RMSE). ``material``: the data's MPM
+    material, which the reduced MPM prior (``"mpm"``) needs."""
     from operators.affine_contact import fit_affine_contact
     from operators.compliant_contact import fit_compliant_contact
     from operators.granular_contact import fit_granular_contact
+    from operators.mpm_prior import fit_reduced_mpm
     from operators.rigid_contact import fit_rigid_contact
 
     fits = {"particle": fit_wall_contact, "rigid": fit_rigid_contact, "compliant": fit_compliant_contact,
-            "granular": fit_granular_contact, "affine": fit_affine_contact}
+            "granular": fit_granular_contact, "affine": fit_affine_contact, "mpm": fit_reduced_mpm}
     if model not in fits:
         raise ValueError(f"unknown wall contact model {model!r} (expected one of {sorted(fits)})")
+    if model == "mpm":
+        if material is None:
+            raise ValueError("fitting the reduced MPM prior needs the data's material")
+        return fit_reduced_mpm(trajectories, external, bounds, n_steps=n_steps, grid=grid, material=material)
     return fits[model](trajectories, external, bounds, n_steps=n_steps, grid=grid)
 
 
@@ -133,6 +140,10 @@ def contact_rollout(initial_positions: Tensor, n_steps: int, external: Tensor, b
 
     if isinstance(contact, AffineContact):  # on the window of the frames given, with the wall clamp
         return affine_prior_rollout(initial_positions, n_steps, external, bounds, contact)
+    from operators.mpm_prior import ReducedMPM, mpm_prior_rollout
+
+    if isinstance(contact, ReducedMPM):  # a fresh solver from the window
+        return mpm_prior_rollout(initial_positions, n_steps, external, bounds, contact)
 
     return rigid_prior_rollout(initial_positions, n_steps, external, bounds, contact)
 

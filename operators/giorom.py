@@ -40,6 +40,9 @@ class GIOROMConfig(PriorOptions):
             (``None``: scale by ``(1/sparse_fraction)**(1/d)``).
         query_k: sparse neighbours per dense query point.
         query_hidden: hidden width of the query kernel.
+        query_affine: the dense query carries each sparse neighbour's locally affine
+            motion to the query point (its displacement plus its deformation gradient
+            applied to the offset) instead of its displacement alone (3-D only).
 
     The walls, contact prior and residual options (``clamp_to_bounds``, ``wall_horizon``,
     ``wall_contact``, ``residual``, ``contact_gate``, ``residual_scale``) are those of
@@ -59,8 +62,11 @@ class GIOROMConfig(PriorOptions):
     radius_factor: float | None = None
     query_k: int = 8
     query_hidden: int = 32
+    query_affine: bool = False
 
     def __post_init__(self):
+        if not isinstance(self.query_affine, bool):
+            raise ValueError(f"query_affine must be True or False, got {self.query_affine!r}")
         if not 0.0 < self.sparse_fraction <= 1.0:
             raise ValueError(f"sparse_fraction must be in (0, 1], got {self.sparse_fraction}")
         if self.sampler not in ("fps", "random"):
@@ -200,12 +206,16 @@ class QueryPlan:
         weights: Tensor,  # [E, d]
         n_sparse: number of sparse points.
         n_query: number of query points.
+        sparse_reference: Tensor | None,  # [M, d] kept by an affine query
+        offsets: Tensor | None,  # [E, d] query minus sparse reference position, affine query
     """
 
     edge_index: Tensor
     weights: Tensor
     n_sparse: int
     n_query: int
+    sparse_reference: Tensor | None = None
+    offsets: Tensor | None = None
 
 
 class DenseQuery(nn.Module):
@@ -224,18 +234,27 @@ class DenseQuery(nn.Module):
     only on the reference positions, so :meth:`plan` runs once per point set
     and every frame costs one gather-scale-scatter (:meth:`apply`).
 
+    With ``affine``, each sparse neighbour contributes its locally affine motion
+    at the query point, :math:`\mathbf{u}_j + (\mathbf{F}_j - \mathbf{I})(\mathbf{y} - \mathbf{X}_j)`,
+    with :math:`\mathbf{F}_j` the least-squares deformation gradient of the sparse
+    motion around point :math:`j`; a rotation or a stretch of the sparse points is
+    then carried exactly to query points between or beyond them.
+
     Args:
         dim: 2 or 3.
         k: sparse neighbours per query point.
         hidden: hidden width of the kernel MLP.
         scale: length scale of the kernel (about the sparse spacing).
+        affine: carry the sparse points' locally affine motion (3-D only).
     """
 
-    def __init__(self, dim: int, k: int = 8, hidden: int = 32, scale: float = 1.0):
+    def __init__(self, dim: int, k: int = 8, hidden: int = 32, scale: float = 1.0, affine: bool = False):
         super().__init__()
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        self.dim, self.k = dim, k
+        if affine and dim != 3:
+            raise ValueError(f"an affine dense query needs 3-D points, got dim {dim}")
+        self.dim, self.k, self.affine = dim, k, affine
         self.kernel = KernelIntegral(dim, dim, dim, hidden_channels=hidden, normalize="softmax",
                                      scale=scale, bias=False)
         with torch.no_grad():
@@ -258,16 +277,35 @@ class DenseQuery(nn.Module):
         pairs = knn(sparse_reference, query_reference, self.k)
         edge_index = torch.stack([pairs[1], pairs[0]])
         weights = self.kernel.kernel_weights(sparse_reference, query_reference, edge_index)
-        return QueryPlan(edge_index, weights, sparse_reference.shape[0], query_reference.shape[0])
+        plan = QueryPlan(edge_index, weights, sparse_reference.shape[0], query_reference.shape[0])
+        if self.affine:
+            plan.sparse_reference = sparse_reference
+            plan.offsets = query_reference[edge_index[1]] - sparse_reference[edge_index[0]]
+        return plan
 
     def apply(self, plan: QueryPlan, sparse_displacement: Tensor) -> Tensor:
         """Query displacements ``[Q, d]`` from sparse displacements ``[M, d]``."""
         if sparse_displacement.shape != (plan.n_sparse, self.dim):
             raise ValueError(f"sparse_displacement must be [{plan.n_sparse}, {self.dim}], "
                              f"got {tuple(sparse_displacement.shape)}")
+        if self.affine:
+            return self._apply_affine(plan, sparse_displacement)
         dummy = (sparse_displacement.new_empty(plan.n_sparse, self.dim),
                  sparse_displacement.new_empty(plan.n_query, self.dim))
         return self.kernel(sparse_displacement, dummy, plan.edge_index, weights=plan.weights)
+
+    def _apply_affine(self, plan: QueryPlan, sparse_displacement: Tensor) -> Tensor:
+        from operators.splat_physics.deform import local_deformation_gradients
+
+        if plan.offsets is None:
+            raise ValueError("an affine dense query needs a plan made by an affine query")
+        src, dst = plan.edge_index
+        ref = plan.sparse_reference
+        strain = local_deformation_gradients(ref, ref + sparse_displacement).to(sparse_displacement.dtype)
+        strain = strain - torch.eye(self.dim, dtype=strain.dtype)  # F - I
+        values = sparse_displacement[src] + (strain[src] @ plan.offsets[..., None]).squeeze(-1)  # [E, d]
+        out = sparse_displacement.new_zeros(plan.n_query, self.dim)
+        return out.index_add_(0, dst, plan.weights * self.kernel.value(values))
 
     def forward(self, sparse_reference: Tensor, sparse_positions: Tensor,
                 query_reference: Tensor) -> Tensor:

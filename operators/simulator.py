@@ -182,20 +182,21 @@ class LearnedSimulator(nn.Module):
         per_obj = near.new_zeros(n_obj).scatter_reduce(0, batch, near, reduce="amax", include_self=True)
         return per_obj[batch]
 
-    def integrate(self, normalized_acceleration: Tensor, position_sequence: Tensor,
+    def integrate(self, normalized_acceleration: Tensor | None, position_sequence: Tensor,
                   batch: Tensor | None = None) -> Tensor:
         """Semi-implicit Euler step from a normalised acceleration.
 
         Args:
-            normalized_acceleration: Tensor,  # [N, d]
+            normalized_acceleration: Tensor | None,  # [N, d]; None: the prior alone
             position_sequence: Tensor,  # [N, W, d]
             batch: Tensor | None,  # [N] example index (objects of an object-level prior)
 
         Returns:
             Tensor,  # [N, d] next positions
         """
-        acc = (normalized_acceleration * self.acc_std + self.acc_mean
-               + self.prior_acceleration(position_sequence, batch))
+        acc = self.prior_acceleration(position_sequence, batch)
+        if normalized_acceleration is not None:
+            acc = acc + normalized_acceleration * self.acc_std + self.acc_mean
         last = position_sequence[:, -1]
         velocity = last - position_sequence[:, -2] + acc
         return last + velocity
@@ -227,8 +228,9 @@ class LearnedSimulator(nn.Module):
     def predict_positions(self, position_sequence: Tensor, particle_type: Tensor,
                           batch: Tensor | None = None) -> Tensor:
         """Next positions ``[N, d]`` from a window ``[N, W, d]`` (inside the walls with
-        ``clamp_to_bounds``)."""
-        nxt = self.integrate(self(position_sequence, particle_type, batch), position_sequence, batch)
+        ``clamp_to_bounds``). At ``residual_scale`` 0 the network is not evaluated: the prior alone."""
+        learned = None if self.residual_scale == 0 else self(position_sequence, particle_type, batch)
+        nxt = self.integrate(learned, position_sequence, batch)
         if self.clamp_to_bounds:
             nxt = torch.maximum(torch.minimum(nxt, self.bounds[:, 1]), self.bounds[:, 0])
         return nxt

@@ -130,7 +130,8 @@ def main(argv=None) -> int:
     p.add_argument("--contact-model", choices=sorted(contact_models()), default="particle",
                    help="with --wall-contact: per-particle response (operators.contact), one impulse on the "
                         "object's rigid motion (operators.rigid_contact), a rigid body on spring-dampers "
-                        "(operators.compliant_contact), position-based grains (operators.granular_contact) "
+                        "(operators.compliant_contact), position-based grains (operators.granular_contact), "
+                        "the material's MPM on the stepped points (mpm, operators.mpm_prior) "
                         "or another registered model (operators.contact.contact_models)")
     p.add_argument("--contact-json", default=None,
                    help="with --wall-contact: the prior's constants as a JSON dict (e.g. fitted before on the "
@@ -145,6 +146,12 @@ def main(argv=None) -> int:
                         "with the lowest valid rollout error; 0 keeps only the prior")
     p.add_argument("--select-every", type=int, default=0,
                    help="every N steps roll out the valid split and keep the best checkpoint (0: the last)")
+    p.add_argument("--valid-drops", type=int, default=2,
+                   help="valid drops of the training shapes (checkpoint and residual-scale selection)")
+    p.add_argument("--sparse-fraction", type=float, default=GIOROM_CONFIG["sparse_fraction"],
+                   help="GIOROM: fraction of the particles its time-stepper moves")
+    p.add_argument("--query-affine", action="store_true",
+                   help="GIOROM: the dense query carries the sparse points' locally affine motion")
     p.add_argument("--work", default="/tmp/splatphys")
     p.add_argument("--ship-gns", action="store_true", help="also copy the GNS checkpoint to assets")
     p.add_argument("--no-ship", action="store_true", help="train and evaluate only")
@@ -159,6 +166,10 @@ def main(argv=None) -> int:
         p.error(f"--train-min-size must be in (0, 0.28), got {a.train_min_size}")
     if not a.train_max_spin >= 0:
         p.error(f"--train-max-spin must be >= 0, got {a.train_max_spin}")
+    if a.valid_drops < 1:
+        p.error(f"--valid-drops must be >= 1, got {a.valid_drops}")
+    if not 0 < a.sparse_fraction <= 1:
+        p.error(f"--sparse-fraction must be in (0, 1], got {a.sparse_fraction}")
     torch.set_num_threads(a.threads)
     work = Path(a.work)
     data = work / f"data_{a.material}_3d"
@@ -170,7 +181,7 @@ def main(argv=None) -> int:
             p.error(f"{data.name} in --work was made with other training drops (shapes, spin, sizes {made}); "
                     "choose another --work")
     else:
-        generate_shape_dataset(a.material, data, n_train=a.trajectories, n_valid=2, n_test=4,
+        generate_shape_dataset(a.material, data, n_train=a.trajectories, n_valid=a.valid_drops, n_test=4,
                                n_frames=a.frames, train_shapes=shapes, train_size_range=(a.train_min_size, 0.28),
                                train_max_spin=a.train_max_spin)
     ensure_gravity(data, not a.no_gravity_prior)
@@ -185,12 +196,14 @@ def main(argv=None) -> int:
             contact = contact_from_dict(given).as_dict()  # validated
             print(json.dumps({"wall_contact": contact, "given": True}), flush=True)
         else:
-            fitted, err = fit_contact(a.contact_model, trajs, ext, meta["bounds"])
+            fitted, err = fit_contact(a.contact_model, trajs, ext, meta["bounds"], material=meta.get("material"))
             contact = fitted.as_dict()
             print(json.dumps({"wall_contact": contact, "train_prior_rmse_frac": err}), flush=True)
     for model in a.models.split(","):
         run = work / f"run_{model}_{a.material}_3d"
         cfg = dict(GIOROM_CONFIG if model == "giorom" else GNS_CONFIG)
+        if model == "giorom":
+            cfg.update(sparse_fraction=a.sparse_fraction, query_affine=a.query_affine)
         if contact is not None:
             cfg["wall_contact"] = contact
         cfg["residual"] = a.residual

@@ -117,21 +117,29 @@ class MPMSolver:
         n_grid: cells per axis.
         config: numerical settings.
         walls: apply the box walls (off only for conservation tests).
+        cell_size: grid spacing (default ``1 / n_grid``: the grid covers the unit box).
+        origin: position of grid node 0 on every axis (default 0). With
+            ``cell_size`` it places a grid of any resolution so that its wall
+            layer stops particles at chosen walls (:meth:`for_walls`).
     """
 
     def __init__(self, material: Material, positions: Tensor, velocities: Tensor,
                  particle_volume: float, n_grid: int, config: MPMConfig,
-                 walls: bool = True) -> None:
+                 walls: bool = True, cell_size: float | None = None, origin: float = 0.0) -> None:
         self.material = material
         self.config = config
         dev, dt_ = torch.device(config.device), config.dtype
         n, d = positions.shape
-        self._x = positions.to(dev, dt_).T.contiguous()  # [d, N]
+        self.origin = float(origin)
+        # particles are stored relative to the grid's node 0
+        self._x = (positions.to(dev, dt_) - self.origin).T.contiguous()  # [d, N]
         self._v = velocities.to(dev, dt_).T.contiguous()  # [d, N]
         self.dim = d
         self.n_grid = n_grid
-        self.dx = 1.0 / n_grid
-        self.inv_dx = float(n_grid)
+        self.dx = float(cell_size) if cell_size is not None else 1.0 / n_grid
+        if not self.dx > 0:
+            raise ValueError(f"cell_size must be > 0, got {cell_size!r}")
+        self.inv_dx = 1.0 / self.dx
         self.vol = float(particle_volume)
         self.mass = self.vol * material.density
         self.C = torch.zeros(n, d, d, device=dev, dtype=dt_)  # [N, d, d]
@@ -161,10 +169,28 @@ class MPMSolver:
         self.lo_wall = lo[self.wall_nodes]  # [W, d]
         self.hi_wall = hi[self.wall_nodes]  # [W, d]
 
+    @classmethod
+    def for_walls(cls, material: Material, positions: Tensor, velocities: Tensor, particle_volume: float,
+                  walls: tuple[float, float], cell_size: float, config: MPMConfig) -> "MPMSolver":
+        """A solver whose effective walls are at ``walls = (lo, hi)`` on every axis, on a grid of
+        about ``cell_size`` (adjusted so that a whole number of cells spans the walls).
+
+        The wall layer's innermost node sits on each wall, as :meth:`MPMConfig.wall_bounds` places
+        it for a grid over the unit box, so a coarse grid stops particles where a fine one does.
+        """
+        lo, hi = float(walls[0]), float(walls[1])
+        if not (hi > lo and cell_size > 0):
+            raise ValueError(f"walls must be (lo, hi) with hi > lo and cell_size > 0, got {walls}, {cell_size}")
+        inner = max(2, round((hi - lo) / cell_size))
+        dx = (hi - lo) / inner
+        pad = config.boundary_cells - 1
+        return cls(material, positions, velocities, particle_volume, inner + 2 * pad, config,
+                   cell_size=dx, origin=lo - pad * dx)
+
     @property
     def x(self) -> Tensor:
         """Particle positions,  # [N, d]"""
-        return self._x.T.contiguous()
+        return (self._x + self.origin).T.contiguous()
 
     @property
     def v(self) -> Tensor:
@@ -239,7 +265,7 @@ class MPMSolver:
         C = C * (4.0 * self.inv_dx ** 2)
         self.C = C.permute(2, 0, 1).contiguous()  # [N, d, d]
         # advect; keep every particle's stencil inside the grid
-        self._x = (self._x + dt * self._v).clamp(self.dx, 1.0 - self.dx)
+        self._x = (self._x + dt * self._v).clamp(self.dx, (self.n_grid - 1) * self.dx)
         F_trial = self.F + dt * mm(self.C, self.F)
         self.F, self.tau = self.material.update(F_trial, self.C, dt)
 

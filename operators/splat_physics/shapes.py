@@ -22,6 +22,10 @@ from operators.scenes import SceneInit
 
 #: Default particle spacing (unit box) of the shape datasets and of splat fills.
 DEFAULT_SPACING = 0.02
+#: Effective walls (every axis) of a shape dataset filled at ``DEFAULT_SPACING`` (its MPM grid has
+#: ``1 / (2 * spacing)`` cells), where the bundled checkpoints were trained; splat objects are
+#: simulated between them at any fill spacing.
+BOX_WALLS = (0.08, 0.92)
 #: Shapes seen in training, and shapes held out for evaluation.
 TRAIN_SHAPES = ("box", "sphere", "ellipsoid", "cylinder")
 HELD_OUT_SHAPES = ("torus", "capsule")

@@ -25,7 +25,7 @@ from torch import Tensor
 from operators.splat_physics.deform import (InterpolationPlan, interpolate_motion, interpolation_plan,
                                             local_deformation_gradients, transform_covariances)
 from operators.splat_physics.particles import BoxFrame, fill_particles, frame_object, select_gaussians
-from operators.splat_physics.shapes import DEFAULT_SPACING
+from operators.splat_physics.shapes import BOX_WALLS, DEFAULT_SPACING
 from splat.core.gaussians import Gaussians
 from splat.io.atomic import atomic_path
 
@@ -151,14 +151,16 @@ class SplatMotion:
 def _mpm_run(obj: SplatObject, material: str, frames: int, velocity, progress: bool):
     from tqdm.auto import tqdm
 
-    from operators.mpm import MPMConfig, build_solver
-    from operators.scenes import SceneInit
+    from operators.mpm import MPMConfig, MPMSolver, make_material
 
     n = obj.particles.shape[0]
     vel = torch.as_tensor(np.asarray(velocity, dtype=np.float32)).reshape(1, 3).expand(n, 3).clone()
-    init = SceneInit(obj.particles.clone(), vel, obj.spacing ** 3, obj.spacing, {"source": "splat"})
-    config = MPMConfig(n_grid=max(16, int(round(1.0 / (2.0 * obj.spacing)))))
-    solver, _ = build_solver(material, init, dim=3, config=config)
+    if not torch.isfinite(vel).all():
+        raise ValueError(f"velocity must be finite, got {list(velocity)}")
+    config = MPMConfig()
+    # the walls of the training box at every fill spacing, on a grid of two spacings a cell
+    solver = MPMSolver.for_walls(make_material(material), obj.particles.clone(), vel, obj.spacing ** 3,
+                                 BOX_WALLS, 2.0 * obj.spacing, config)
     substeps = max(1, math.ceil(config.frame_dt / solver.dt - 1e-9))
     solver.dt = config.frame_dt / substeps
     xs = [solver.x.float().clone()]
@@ -172,7 +174,7 @@ def _mpm_run(obj: SplatObject, material: str, frames: int, velocity, progress: b
             if not solver.is_finite():
                 raise ValueError(f"MPM state became NaN/Inf at frame {f + 1}")
             xs.append(solver.x.float().clone())
-    info = {"particles": n, "substeps_per_frame": substeps, "n_grid": config.n_grid,
+    info = {"particles": n, "substeps_per_frame": substeps, "n_grid": solver.n_grid,
             "material": solver.material.name}
     return torch.stack(xs), 1000 * seconds / frames, info
 
@@ -220,16 +222,25 @@ def load_preview_checkpoint(material: str, checkpoint: str | os.PathLike | None 
 
 
 def at_fill_spacing(ckpt, spacing: float):
-    """``ckpt`` with a prior that measures contacts in particle spacings (the granular one) set to the
-    spacing the object was filled at (the model then scales it to its sparse graph,
-    :meth:`operators.giorom.GIOROMConfig.sparse_simulator_kwargs`); other checkpoints unchanged."""
+    """``ckpt`` set up for an object filled at ``spacing``, for a prior that knows the spacing of the
+    data it was fitted on (the granular and reduced MPM ones).
+
+    The time-stepper keeps the density it was trained at: it moves ``sparse_fraction *
+    (spacing / trained) ** 3`` of the fill (all of a coarser one), so a finer fill costs the
+    preview only its dense query, and the prior gets the spacing of the fill (the model then scales
+    it to the points it moves, :meth:`operators.giorom.GIOROMConfig.sparse_simulator_kwargs`).
+    Other checkpoints are returned unchanged (they move ``sparse_fraction`` of any fill).
+    """
     from operators.contact import contact_for_point_set, prior_spacing
 
     contact = ckpt.model_config.get("wall_contact")
     trained = prior_spacing(contact)
     if trained is None or trained == spacing:
         return ckpt
+    fraction = min(1.0, float(ckpt.model_config.get("sparse_fraction", 1.0)) * (spacing / trained) ** 3)
     config = {**ckpt.model_config, "wall_contact": contact_for_point_set(contact, spacing / trained)}
+    if "sparse_fraction" in config:
+        config["sparse_fraction"] = fraction
     return dataclasses.replace(ckpt, model_config=config)
 
 

@@ -60,6 +60,26 @@ def test_untrained_model_with_gravity_falls_freely(model):
         assert not torch.allclose(plain.predict_positions(window, types), nxt, atol=1e-6)
 
 
+def test_residual_scale_zero_is_the_prior_alone_without_the_network():
+    """At residual scale 0 the step is the prior's (the residual's normalisation mean included),
+    and the network is not evaluated."""
+    meta = dict(_meta(), external_acceleration=G)
+    stats = Normalization.from_metadata(meta, 0.0, G)
+    torch.manual_seed(0)
+    sim, _ = build_models("gns", {"latent": 8, "mp_steps": 1, "residual_scale": 0.0}, meta, stats)
+    with torch.no_grad():
+        sim.acc_mean.fill_(1e-4)  # a residual offset the prior alone must not add
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the network ran at residual scale 0")
+
+    sim.network.forward = refuse
+    window, nxt = _free_fall()
+    with torch.no_grad():
+        out = sim.predict_positions(window, torch.full((window.shape[0],), 5))
+    assert torch.allclose(out, nxt, atol=1e-6)  # free fall exactly: gravity, no offset
+
+
 def test_clamp_keeps_rollout_inside_the_walls():
     meta = dict(_meta(), external_acceleration=G)
     stats = Normalization.from_metadata(meta, 0.0, G)
