@@ -52,6 +52,8 @@ OPTIONS = (
     ("sum encoder, node readout", 1e-3, SUM_NODE),
     ("sum encoder, node readout", 1e-2, SUM_NODE),
     ("gin", 1e-2, None),
+    ("sum encoder, node readout, layer norm per node", 3e-3, {**SUM_NODE, "node_norm": "layer"}),
+    ("sum encoder, node readout, batch norm per node", 3e-3, {**SUM_NODE, "node_norm": "batch"}),
 )
 
 
@@ -87,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", nargs="+", default=["marked_distance", "sbm_communities"],
                         choices=["marked_distance", "sbm_communities", "sbm_communities_degree"])
     parser.add_argument("--seed", type=int, default=7, help="draw of the synthetic sets")
+    parser.add_argument("--match", default=None, metavar="TEXT",
+                        help="run only the options whose name contains TEXT")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None, metavar="PATH")
     args = parser.parse_args(argv)
@@ -99,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     records, start = [], time.perf_counter()
     for dataset in args.datasets:
         for name, lr, options in OPTIONS:
+            if args.match is not None and args.match not in name:
+                continue
             r = run_one(dataset, args.seed, name, lr, options)
             records.append(r)
             print(f"| {dataset} | {name} | {lr:g} | {r['parameters']} | "

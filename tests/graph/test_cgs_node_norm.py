@@ -65,3 +65,11 @@ def test_node_norm_errors():
         CGSConfig(node_dim=2, edge_dim=1, graph_level=True, readout="pool", node_norm="layer")
     with pytest.raises(ValueError, match="needs graph_level=True"):
         CGSConfig(node_dim=2, edge_dim=1, node_norm="batch")
+
+
+def test_the_classification_default_normalises_nodes_with_batch_statistics():
+    from graph.cgs.experiments import ClassificationExperiment
+
+    cfg = ClassificationExperiment().model
+    assert (cfg.readout, cfg.node_norm) == ("node", "batch")
+    assert isinstance(CGS(cfg).node_decoder[0], nn.BatchNorm1d)
