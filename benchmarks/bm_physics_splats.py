@@ -24,7 +24,8 @@ shapes, GNS vs GIOROM at the same training budget.
     particles.
 (c) The bundled splat objects dropped through the whole pipeline
     (``run_splat_physics``): MPM vs preview ms per frame and the Gaussian-centre
-    RMSE after 50 frames.
+    RMSE after 50 frames and averaged over them; ``--fill-spacing`` fills them
+    finer for MPM (the preview keeps stepping at its trained density).
 """
 
 from __future__ import annotations
@@ -89,7 +90,9 @@ def gns_frame(ckpt, dense: torch.Tensor, spacing: float, repeats: int) -> dict:
     """
     from graph.build import radius_graph
 
-    simulator, _ = models_from_checkpoint(ckpt)
+    from operators.splat_physics.simulate import at_fill_spacing
+
+    simulator, _ = models_from_checkpoint(at_fill_spacing(ckpt, spacing))  # a spacing-aware prior at the fill's
     simulator.radius = float(ckpt.metadata["default_connectivity_radius"]) * spacing / COARSE
     ptype = torch.full((dense.shape[0],), int(ckpt.metadata["particle_types"][0]))
     window = dense[:, None, :].repeat(1, W, 1).contiguous()
@@ -374,9 +377,11 @@ def figure(runs: list, frames: int, path: str) -> None:
 
 
 def splat_objects(materials: list[str], frames: int, figure_path: str | None = None,
-                  data_dir: Path | None = None) -> list[dict]:
+                  data_dir: Path | None = None, spacing: float = COARSE,
+                  max_particles: int = 20000) -> list[dict]:
     """(c) the bundled splat objects, MPM against the preview of the bundled GIOROM checkpoint (or, with
-    ``data_dir``, of its ``make_splat_checkpoints`` run of the material when there)."""
+    ``data_dir``, of its ``make_splat_checkpoints`` run of the material when there), both filled at
+    ``spacing`` (MPM moves every particle of the fill, the preview steps at its trained density)."""
     from operators.splat_physics.pipeline import run_splat_physics
     from splatops_assets import asset_path
 
@@ -386,19 +391,21 @@ def splat_objects(materials: list[str], frames: int, figure_path: str | None = N
             run_ckpt = _trained_checkpoint(data_dir, "giorom", material) if data_dir is not None else None
             ckpt = run_ckpt if run_ckpt is not None and run_ckpt.is_file() else None
             run = run_splat_physics(ply, material, None, frames=frames, preview="giorom", video=False,
-                                    checkpoint=ckpt)
+                                    checkpoint=ckpt, spacing=spacing, max_particles=max_particles)
             if (ply.stem, material) in (("ball", "jelly"), ("crate", "sand")):
                 shown.append(run)
             s = run.summary
-            rows.append({"object": ply.stem, "material": material, "gaussians": s["gaussians_simulated"],
+            rows.append({"object": ply.stem, "material": material, "fill_spacing": spacing,
+                         "gaussians": s["gaussians_simulated"],
                          "particles": s["particles"], "sparse_points": s["preview_info"]["sparse_points"],
                          "mpm_ms": s["mpm_ms_per_frame"], "preview_ms": s["preview_ms_per_frame"],
                          "deform_ms": s["deform_ms_per_frame"], "rmse_frac_last": s["rmse_fraction_last"],
                          "rmse_frac_mean": s["rmse_fraction_mean"],
                          "checkpoint": str(ckpt) if ckpt is not None else "bundled"})
             r = rows[-1]
-            print(f"  {ply.stem} {material}: MPM {r['mpm_ms']:.0f} ms/frame, preview {r['preview_ms']:.0f}, "
-                  f"RMSE@{frames} {100 * r['rmse_frac_last']:.1f} %", flush=True)
+            print(f"  {ply.stem} {material} ({r['particles']} particles): MPM {r['mpm_ms']:.0f} ms/frame, preview "
+                  f"{r['preview_ms']:.0f} ({r['sparse_points']} points), RMSE@{frames} "
+                  f"{100 * r['rmse_frac_last']:.1f} % (mean {100 * r['rmse_frac_mean']:.1f} %)", flush=True)
     if figure_path and shown:
         figure(shown, frames, figure_path)
     return rows
@@ -428,6 +435,10 @@ def main(argv=None) -> int:
                    help="(c) preview with the GIOROM checkpoint of --data-dir's run, when there, instead of the "
                         "bundled one")
     p.add_argument("--no-gns", action="store_true", help="(a) leave out the GNS step on all particles")
+    p.add_argument("--fill-spacing", type=float, nargs="+", default=[COARSE],
+                   help="(c) particle spacings (box units) the objects are filled at for MPM; the preview "
+                        "steps at its trained density whatever the fill")
+    p.add_argument("--max-particles", type=int, default=20000, help="(c) particle budget of a fill")
     p.add_argument("--rigid-contact", action="store_true",
                    help="(b) also fit the object-level contact prior on the training split and roll it out")
     p.add_argument("--compliant-contact", action="store_true",
@@ -483,10 +494,11 @@ def main(argv=None) -> int:
                                      "chamfer_frac_last", "ms_per_step", "cpu_ms_per_step", "prior_ms_per_frame"]))
     if "objects" not in a.skip:
         print("(c) bundled splat objects through the pipeline")
-        out["objects"] = splat_objects(a.materials, a.frames, a.figure,
-                                       Path(a.data_dir) if a.objects_from_runs else None)
-        print(table(out["objects"], ["object", "material", "gaussians", "particles", "sparse_points", "mpm_ms",
-                                     "preview_ms", "deform_ms", "rmse_frac_last"]))
+        out["objects"] = [r for k, sp in enumerate(a.fill_spacing) for r in splat_objects(
+            a.materials, a.frames, a.figure if k == 0 else None, Path(a.data_dir) if a.objects_from_runs else None,
+            sp, a.max_particles)]
+        print(table(out["objects"], ["object", "material", "fill_spacing", "gaussians", "particles", "sparse_points",
+                                     "mpm_ms", "preview_ms", "deform_ms", "rmse_frac_mean", "rmse_frac_last"]))
     if a.json:
         write_text_atomic(a.json, json.dumps(out, indent=1))
     return 0

@@ -14,9 +14,11 @@ larger substeps.
 
 A solver carries state the window of positions does not hold (the deformation
 gradient, APIC's affine velocity). The prior therefore keeps its solver between
-calls while the frames it is given continue the ones it produced (a rollout):
-frames that differ by a learned residual are taken as given, the difference
-added to the velocity. A window that does not continue them (a training batch,
+calls while the frames it is given continue the ones it produced (a rollout:
+the window's second-last frame is the last one it was given, its last frame is
+within ``continuation_tolerance`` spacings of the one it produced): frames that
+differ by a learned residual are taken as given, the difference added to the
+velocity. A window that does not continue them (a training batch,
 a new rollout) starts a solver at rest shape: velocity from the last two
 frames (moved to the end of the frame by gravity), APIC's affine velocity the
 local velocity gradient over the last frame, deformation gradient the identity.
@@ -75,9 +77,10 @@ class ReducedMPM(ObjectContactPrior):
                 raise ValueError(f"reduced MPM {name} must be a number > 0, got {v!r}")
         if isinstance(self.cfl, bool) or not isinstance(self.cfl, (int, float)) or not 0 < self.cfl <= 1:
             raise ValueError(f"reduced MPM cfl must be in (0, 1], got {self.cfl!r}")
-        self._solver = None  # the running solver, its substeps per frame and the frame it produced last
-        self._substeps = 1
+        self._solver = None  # the running solver, its substeps per frame, the frame it produced last
+        self._substeps = 1  # and the last frame it was given
         self._produced = None
+        self._given = None
 
     def as_dict(self) -> dict:
         return {"model": "mpm", **asdict(self)}
@@ -115,8 +118,12 @@ class ReducedMPM(ObjectContactPrior):
         self._substeps = substeps
         return solver
 
-    def _continues(self, last: Tensor) -> bool:
+    def _continues(self, prev: Tensor, last: Tensor) -> bool:
+        """Whether ``(prev, last)`` is the next window of the rollout the solver runs: ``prev`` the
+        frame it was given last, ``last`` close to the one it produced."""
         if self._solver is None or self._produced is None or self._produced.shape != last.shape:
+            return False
+        if self._given is None or self._given.shape != prev.shape or not torch.equal(prev, self._given):
             return False
         gap = float((last.to(self._produced.dtype) - self._produced).abs().max())
         return gap <= self.continuation_tolerance * self.spacing
@@ -134,7 +141,7 @@ class ReducedMPM(ObjectContactPrior):
         Returns:
             Tensor,  # [N, 3] in ``last``'s dtype
         """
-        if self._continues(last):
+        if self._continues(prev, last):
             solver = self._solver
             given = last.to(self._produced.dtype)
             shift = given - self._produced  # what a learned residual changed
@@ -152,6 +159,7 @@ class ReducedMPM(ObjectContactPrior):
         # the walls the learned simulators clamp to: a frame given back unchanged then continues exactly
         b = torch.as_tensor(bounds, dtype=solver.x.dtype)
         self._produced = torch.maximum(torch.minimum(solver.x, b[:, 1]), b[:, 0])
+        self._given = last.detach().clone()
         return self._produced.to(last.dtype)
 
 

@@ -523,7 +523,7 @@ def simulate_splats(
     frames: int = 100,
     preview: str | None = None,
     box: Any = None,
-    spacing: float = 0.02,
+    spacing: float = 0.01,
     max_particles: int = 20000,
     up: str = "+y",
     checkpoint: PathLike | None = None,
@@ -547,7 +547,8 @@ def simulate_splats(
         frames: frames after the initial one (10 ms each).
         preview: ``"giorom"`` to also run the learned preview (bundled 3-D checkpoint).
         box: world box ``[[min xyz], [max xyz]]`` selecting the Gaussians (None: all).
-        spacing: particle spacing in simulation-box units.
+        spacing: particle spacing of MPM's fill in simulation-box units (the object is 0.25
+            long; the preview steps at its trained density, 0.02, whatever the fill).
         max_particles: particle budget (a larger fill is an error).
         up: the model's up axis (``+y``, ``-y``, ``+z``, ...).
         checkpoint: a 3-D GIOROM checkpoint instead of the bundled one.

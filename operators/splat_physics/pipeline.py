@@ -12,7 +12,7 @@ import numpy as np
 
 from operators.splat_physics.simulate import (SplatMotion, centre_rmse, load_preview_checkpoint, prepare_object,
                                               preview_object, render_motion, simulate_object, write_motion_npz)
-from operators.splat_physics.shapes import DEFAULT_SPACING
+from operators.splat_physics.shapes import SPLAT_FILL_SPACING
 
 PREVIEWS = ("giorom",)
 
@@ -46,7 +46,7 @@ def _write_video(path: Path, frames: list, fps: int) -> Path:
 
 def run_splat_physics(ply: str | os.PathLike, material: str, out_dir: str | os.PathLike | None, *,
                       frames: int = 100, preview: str | None = None, box=None,
-                      spacing: float = DEFAULT_SPACING, max_particles: int = 20000, up: str = "+y",
+                      spacing: float = SPLAT_FILL_SPACING, max_particles: int = 20000, up: str = "+y",
                       velocity=(0.0, 0.0, 0.0), checkpoint: str | os.PathLike | None = None,
                       video: bool = True, width: int = 256, height: int = 256, fps: int = 25,
                       backend: str = "cpu", progress: bool = False) -> SplatRun:

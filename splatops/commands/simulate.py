@@ -35,7 +35,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     splats.add_argument("--preview", choices=["giorom"], help="also run the learned preview")
     splats.add_argument("--box", type=float, nargs=6, metavar=("X0", "Y0", "Z0", "X1", "Y1", "Z1"),
                         help="simulate only the Gaussians inside this world box")
-    splats.add_argument("--spacing", type=float, default=0.02, help="particle spacing (box units)")
+    splats.add_argument("--spacing", type=float, default=0.01,
+                        help="particle spacing of MPM's fill (box units; the object is 0.25 long)")
     splats.add_argument("--max-particles", type=int, default=20000, help="particle budget")
     splats.add_argument("--up", default="+y", choices=["+x", "-x", "+y", "-y", "+z", "-z"],
                         help="the model's up axis")

@@ -106,9 +106,12 @@ def test_a_rollout_carries_the_solver_state_and_a_residual_is_taken_as_given():
     ref.step(x, a, G, BOUNDS)
     c_ref = ref.step(a, b, G, BOUNDS)
     assert torch.allclose((c - c_ref).mean(0), 2 * shift, atol=2e-4)  # moved once, and again by the velocity
-    # a window that does not continue (another object) starts a fresh solver
+    # a window that does not continue (another object, or this one at another time) starts a fresh solver
     prior.step(x + 0.2, x + 0.2, G, BOUNDS)
     assert prior._solver is not solver
+    again = prior._solver
+    prior.step(x - v, x + 0.2, G, BOUNDS)  # last frame close, but not the frame before
+    assert prior._solver is not again
 
 
 def test_started_from_two_frames_it_follows_the_mpm_that_made_them():
