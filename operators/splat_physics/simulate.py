@@ -241,6 +241,8 @@ def at_fill_spacing(ckpt, spacing: float):
     config = {**ckpt.model_config, "wall_contact": contact_for_point_set(contact, spacing / trained)}
     if "sparse_fraction" in config:
         config["sparse_fraction"] = fraction
+        # the sparse graph's radius and the query's kernel width follow the spacing of the points moved
+        config["radius_factor"] = (spacing / trained) * (1.0 / fraction) ** (1.0 / 3.0)
     return dataclasses.replace(ckpt, model_config=config)
 
 

@@ -209,19 +209,29 @@ def test_giorom_applies_the_granular_prior_at_the_spacing_of_its_sparse_graph():
         contact_for_point_set(prior, 0.0)
 
 
-def test_splat_preview_sets_the_granular_prior_to_the_fill_spacing():
+def test_splat_preview_steps_at_the_trained_density_whatever_the_fill():
     from operators.checkpoints import bundled_checkpoint, load_checkpoint, models_from_checkpoint
     from operators.splat_physics.simulate import at_fill_spacing
 
     ckpt = load_checkpoint(bundled_checkpoint("sand", 3, "giorom"))
     ckpt.model_config["wall_contact"] = GranularContact().as_dict()
+    ckpt.model_config["sparse_fraction"] = 0.5
+    trained, _ = models_from_checkpoint(ckpt)
     assert at_fill_spacing(ckpt, 0.02) is ckpt  # filled at the data's spacing: as trained
+    # a fill twice as fine: an eighth as large a fraction, the same points per volume, prior and radius
+    fine = at_fill_spacing(ckpt, 0.01)
+    assert fine.model_config["sparse_fraction"] == pytest.approx(0.5 / 8)
+    simulator, query = models_from_checkpoint(fine)
+    assert simulator.wall_contact.spacing == pytest.approx(trained.wall_contact.spacing)
+    assert simulator.radius == pytest.approx(trained.radius)
+    # a coarser fill than the trained points: all of it is moved, at its own spacing
     coarse = at_fill_spacing(ckpt, 0.03)
+    assert coarse.model_config["sparse_fraction"] == 1.0
     assert coarse.model_config["wall_contact"]["spacing"] == pytest.approx(0.03)
     assert ckpt.model_config["wall_contact"]["spacing"] == 0.02  # the loaded checkpoint is not changed
-    simulator, _ = models_from_checkpoint(coarse)  # and GIOROM steps half of those particles
-    frac = coarse.model_config["sparse_fraction"]
-    assert simulator.wall_contact.spacing == pytest.approx(0.03 * (1 / frac) ** (1 / 3))
+    simulator, _ = models_from_checkpoint(coarse)
+    assert simulator.wall_contact.spacing == pytest.approx(0.03)
+    assert simulator.radius == pytest.approx(trained.radius * 0.03 / (0.02 * 2 ** (1 / 3)))
     per_particle = dict(ckpt.model_config, wall_contact={"restitution": 0.0, "friction": 0.25, "offset": 0.02})
     ckpt.model_config = per_particle
     assert at_fill_spacing(ckpt, 0.03) is ckpt
