@@ -143,11 +143,10 @@ class ReducedMPM(ObjectContactPrior):
         """
         if self._continues(prev, last):
             solver = self._solver
-            given = last.to(self._produced.dtype)
-            shift = given - self._produced  # what a learned residual changed
+            shift = last.to(self._produced.dtype) - self._produced  # what a learned residual changed
             if float(shift.abs().max()) > 0:
-                solver._x = (given - solver.origin).T.contiguous()
-                solver._v = solver._v + shift.T / self.frame_dt
+                # taken as given: from the solver's own positions (the walls may have clamped them)
+                solver.displace(last.to(self._produced.dtype) - solver.x, shift / self.frame_dt)
         else:
             solver = self._solver = self._start(prev, last, external, bounds)
         with solver.config.threads():

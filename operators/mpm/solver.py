@@ -269,6 +269,13 @@ class MPMSolver:
         F_trial = self.F + dt * mm(self.C, self.F)
         self.F, self.tau = self.material.update(F_trial, self.C, dt)
 
+    def displace(self, displacement: Tensor, velocity_change: Tensor) -> None:
+        """Move the particles by ``displacement`` and change their velocities by ``velocity_change``
+        (a correction from outside the solver, both ``[N, d]``); the rest of the state is kept."""
+        like = dict(device=self._x.device, dtype=self._x.dtype)
+        self._x = self._x + displacement.to(**like).T
+        self._v = self._v + velocity_change.to(**like).T
+
     @property
     def last_grid_mass(self) -> float:
         """Total grid mass after the last particle-to-grid transfer."""
