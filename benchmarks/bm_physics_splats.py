@@ -378,7 +378,7 @@ def figure(runs: list, frames: int, path: str) -> None:
 
 def splat_objects(materials: list[str], frames: int, figure_path: str | None = None,
                   data_dir: Path | None = None, spacing: float = COARSE,
-                  max_particles: int = 20000) -> list[dict]:
+                  max_particles: int = 20000, names: list[str] | None = None) -> list[dict]:
     """(c) the bundled splat objects, MPM against the preview of the bundled GIOROM checkpoint (or, with
     ``data_dir``, of its ``make_splat_checkpoints`` run of the material when there), both filled at
     ``spacing`` (MPM moves every particle of the fill, the preview steps at its trained density)."""
@@ -387,6 +387,8 @@ def splat_objects(materials: list[str], frames: int, figure_path: str | None = N
 
     rows, shown = [], []
     for ply in sorted(asset_path("objects").glob("*.ply")):
+        if names and ply.stem not in names:
+            continue
         for material in materials:
             run_ckpt = _trained_checkpoint(data_dir, "giorom", material) if data_dir is not None else None
             ckpt = run_ckpt if run_ckpt is not None and run_ckpt.is_file() else None
@@ -439,6 +441,8 @@ def main(argv=None) -> int:
                    help="(c) particle spacings (box units) the objects are filled at for MPM; the preview "
                         "steps at its trained density whatever the fill")
     p.add_argument("--max-particles", type=int, default=20000, help="(c) particle budget of a fill")
+    p.add_argument("--objects", nargs="+", default=None, metavar="NAME",
+                   help="(c) only these bundled objects (ball, crate, ring; default all)")
     p.add_argument("--rigid-contact", action="store_true",
                    help="(b) also fit the object-level contact prior on the training split and roll it out")
     p.add_argument("--compliant-contact", action="store_true",
@@ -496,7 +500,7 @@ def main(argv=None) -> int:
         print("(c) bundled splat objects through the pipeline")
         out["objects"] = [r for k, sp in enumerate(a.fill_spacing) for r in splat_objects(
             a.materials, a.frames, a.figure if k == 0 else None, Path(a.data_dir) if a.objects_from_runs else None,
-            sp, a.max_particles)]
+            sp, a.max_particles, a.objects)]
         print(table(out["objects"], ["object", "material", "fill_spacing", "gaussians", "particles", "sparse_points",
                                      "mpm_ms", "preview_ms", "deform_ms", "rmse_frac_mean", "rmse_frac_last"]))
     if a.json:

@@ -53,8 +53,8 @@ def test_splat_objects_preview_the_runs_valid_selected_giorom(bench, tmp_path, m
 
     seen = []
 
-    def fake_run(ply, material, box, frames, preview, video, checkpoint=None):
-        seen.append((Path(ply).stem, material, checkpoint))
+    def fake_run(ply, material, box, frames, preview, video, checkpoint=None, spacing=None, max_particles=None):
+        seen.append((Path(ply).stem, material, checkpoint, spacing))
         summary = {"gaussians_simulated": 1, "particles": 2, "preview_info": {"sparse_points": 1},
                    "mpm_ms_per_frame": 1.0, "preview_ms_per_frame": 1.0, "deform_ms_per_frame": 1.0,
                    "rmse_fraction_last": 0.1, "rmse_fraction_mean": 0.05}
@@ -68,5 +68,9 @@ def test_splat_objects_preview_the_runs_valid_selected_giorom(bench, tmp_path, m
     rows = bench.splat_objects(["sand", "jelly"], 5, data_dir=tmp_path)
     assert rows and {r["checkpoint"] for r in rows if r["material"] == "sand"} == {str(run / "best.pt")}
     assert {r["checkpoint"] for r in rows if r["material"] == "jelly"} == {"bundled"}  # no run: bundled
-    assert all(c is None for _, m, c in seen if m == "jelly")
+    assert all(c is None for _, m, c, _ in seen if m == "jelly")
     assert {r["checkpoint"] for r in bench.splat_objects(["sand"], 5)} == {"bundled"}
+    # a finer fill for MPM, and a subset of the objects
+    seen.clear()
+    rows = bench.splat_objects(["jelly"], 5, spacing=0.01, names=["ring"])
+    assert [(o, sp) for o, _, _, sp in seen] == [("ring", 0.01)] and rows[0]["fill_spacing"] == 0.01
