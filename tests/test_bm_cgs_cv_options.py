@@ -1,0 +1,35 @@
+"""bm_cgs_cv.py's command line: epoch selection is opt-in, and exclusive with --last-epoch."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bm_cgs_cv.py"
+
+
+@pytest.fixture(scope="module")
+def bm_cgs_cv():
+    spec = importlib.util.spec_from_file_location("_bm_cgs_cv_options", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_epoch_selection_and_last_epoch_exclude_each_other(bm_cgs_cv, capsys):
+    with pytest.raises(SystemExit):
+        bm_cgs_cv.main(["--epoch-selection", "--last-epoch"])
+    assert "--epoch-selection and --last-epoch exclude each other" in capsys.readouterr().err
+
+
+def test_run_scores_the_last_epoch_unless_asked(bm_cgs_cv, monkeypatch):
+    seen = []
+
+    def fake_cv(**kw):
+        seen.append(kw["epoch_selection"])
+        return []
+
+    monkeypatch.setattr(bm_cgs_cv, "classification_cv", fake_cv)
+    bm_cgs_cv.run(["mice"], 1, 2, 1, 0)
+    bm_cgs_cv.run(["mice"], 1, 2, 1, 0, epoch_selection=True)
+    assert seen == [False, True]
