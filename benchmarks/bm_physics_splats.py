@@ -26,6 +26,10 @@ shapes, GNS vs GIOROM at the same training budget.
     (``run_splat_physics``): MPM vs preview ms per frame and the Gaussian-centre
     RMSE after 50 frames and averaged over them; ``--fill-spacing`` fills them
     finer for MPM (the preview keeps stepping at its trained density).
+(d) The reduction: the held-out shapes (torus, capsule) filled at
+    ``--reduction-spacings`` (up to ~100k particles) and thrown at a wall, MPM
+    on every particle against the preview stepping its trained density and
+    querying every particle; RMSE over 50 predicted frames and CPU ms per frame.
 """
 
 from __future__ import annotations
@@ -413,6 +417,86 @@ def splat_objects(materials: list[str], frames: int, figure_path: str | None = N
     return rows
 
 
+def reduction_errors(material: str, spacings: list[float], frames: int, data_dir: Path | None = None,
+                     shapes=("torus", "capsule"), size: float = 0.35,
+                     velocity=(0.8, 0.0, 0.5), step_spacings=(None,)) -> list[dict]:
+    """(d) The reduction itself: the held-out shapes filled at each of ``spacings`` and thrown at a
+    wall with MPM on every particle, against the GIOROM preview that steps the checkpoint's trained
+    density (an ``(spacing / 0.02) ** 3`` share of the fill, :func:`at_fill_spacing`) from MPM's first
+    frames and queries every particle; RMSE over all particles as a fraction of the size.
+
+    Args:
+        material: the checkpoint's material.
+        spacings: fill spacings (box units; 0.02 is the training data's).
+        frames: frames simulated (the first ``W`` given to the preview).
+        data_dir: read the GIOROM run of ``make_splat_checkpoints`` there when present (else bundled).
+        shapes: analytic shapes filled (``operators.splat_physics.shapes``; held out of training).
+        size: their size, box units.
+        velocity: initial velocity, m/s.
+        step_spacings: spacings of the points the preview moves (None: its trained density); each is
+            scored against the same MPM run when finer than the fill's.
+    """
+    from operators.mpm import MPMConfig, MPMSolver, make_material
+    from operators.splat_physics.shapes import BOX_WALLS, shape_scene
+
+    run = _trained_checkpoint(data_dir, "giorom", material) if data_dir is not None else None
+    base = load_checkpoint(run if run is not None and run.is_file() else bundled_checkpoint(material, 3, "giorom"))
+    rows = []
+    for shape in shapes:
+        for spacing in spacings:
+            scene = shape_scene(shape, size, spacing, bottom=0.1, velocity=velocity, wall=BOX_WALLS[0])
+            x = scene.positions.float()
+            config = MPMConfig()
+            solver = MPMSolver.for_walls(make_material(material), x, scene.velocities.float(), spacing ** 3,
+                                         BOX_WALLS, 2 * spacing, config)
+            substeps = max(1, math.ceil(config.frame_dt / solver.dt - 1e-9))
+            solver.dt = config.frame_dt / substeps
+            truth, c0 = [solver.x], time.process_time()
+            with torch.no_grad(), config.threads():
+                for _ in range(frames):
+                    for _ in range(substeps):
+                        solver.substep()
+                    truth.append(solver.x)
+            mpm_cpu = 1000 * (time.process_time() - c0) / frames
+            truth = torch.stack(truth)
+            for step_spacing in step_spacings:
+                if step_spacing is not None and step_spacing <= spacing:
+                    continue  # not a reduction of this fill
+                rows.append(_reduced_preview_row(base, truth, spacing, step_spacing, frames))
+                r = rows[-1]
+                r.update(material=material, shape=shape, mpm_cpu_ms=mpm_cpu)
+                print(f"  {material} {shape} at {spacing}: {r['particles']} particles, preview steps "
+                      f"{r['stepped_points']}; MPM {mpm_cpu:.0f} ms/frame cpu, preview {r['preview_step_cpu_ms']:.0f}"
+                      f" + query {r['query_cpu_ms']:.0f}; RMSE mean {100 * r['rmse_frac_mean']:.1f} %, last "
+                      f"{100 * r['rmse_frac_last']:.1f} %", flush=True)
+    return rows
+
+
+def _reduced_preview_row(base, truth: torch.Tensor, spacing: float, step_spacing: float | None,
+                         frames: int) -> dict:
+    """The GIOROM preview of ``base`` from ``truth``'s first frames (a fill at ``spacing``), moving
+    points at ``step_spacing``, queried at every particle and scored against ``truth``."""
+    from operators.rollout import simulate_reduced
+    from operators.splat_physics.simulate import at_fill_spacing
+
+    ckpt = at_fill_spacing(base, spacing, step_spacing)
+    simulator, query = models_from_checkpoint(ckpt)
+    ptype = torch.full((truth.shape[1],), int(ckpt.metadata["particle_types"][0]))
+    c0 = time.process_time()
+    reduced = simulate_reduced(simulator, ckpt.model_config["sparse_fraction"], "fps", truth[:W], ptype,
+                               frames + 1 - W)
+    step_cpu = 1000 * (time.process_time() - c0) / (frames + 1 - W)
+    c0 = time.process_time()
+    dense = reduced.evaluate(query)
+    query_cpu = 1000 * (time.process_time() - c0) / (frames + 1)
+    extent = float((truth[0].max(0).values - truth[0].min(0).values).max())
+    err = ((dense[W:] - truth[W:]) ** 2).sum(-1).mean(-1).sqrt() / extent
+    return {"fill_spacing": spacing, "step_spacing": step_spacing, "particles": truth.shape[1],
+            "stepped_points": int(reduced.indices.numel()), "frames": frames, "preview_step_cpu_ms": step_cpu,
+            "query_cpu_ms": query_cpu, "rmse_frac_mean": float(err.mean()), "rmse_frac_last": float(err[-1]),
+            "checkpoint": str(ckpt.path)}
+
+
 def table(rows: list[dict], cols: list[str]) -> str:
     def fmt(v):
         return f"{v:.3g}" if isinstance(v, float) else str(v)
@@ -429,7 +513,13 @@ def main(argv=None) -> int:
     p.add_argument("--materials", nargs="+", default=["jelly", "sand"])
     p.add_argument("--data-dir", default="/tmp/splatphys", help="datasets and runs of make_splat_checkpoints")
     p.add_argument("--frames", type=int, default=50, help="frames of the splat-object drops")
-    p.add_argument("--skip", nargs="*", default=[], choices=["frame", "rollout", "objects"])
+    p.add_argument("--skip", nargs="*", default=[], choices=["frame", "rollout", "objects", "reduction"])
+    p.add_argument("--reduction-spacings", type=float, nargs="+", default=[0.02, 0.01, 0.0045],
+                   help="(d) fill spacings of the held-out shapes MPM moves (0.0045: ~100k particles)")
+    p.add_argument("--reduction-shapes", nargs="+", default=["torus", "capsule"],
+                   help="(d) analytic shapes filled (operators.splat_physics.shapes)")
+    p.add_argument("--step-spacings", type=float, nargs="*", default=[],
+                   help="(d) also preview moving points at these spacings (besides the trained density)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--frame-from-runs", action="store_true",
                    help="(a) time the checkpoints of --data-dir's runs, when there, instead of the bundled ones")
@@ -503,6 +593,15 @@ def main(argv=None) -> int:
             sp, a.max_particles, a.objects)]
         print(table(out["objects"], ["object", "material", "fill_spacing", "gaussians", "particles", "sparse_points",
                                      "mpm_ms", "preview_ms", "deform_ms", "rmse_frac_mean", "rmse_frac_last"]))
+    if "reduction" not in a.skip:
+        print("(d) the preview against MPM on finer fills of the held-out shapes")
+        out["reduction"] = [r for m in a.materials for r in reduction_errors(
+            m, a.reduction_spacings, a.frames + W - 1, Path(a.data_dir) if a.objects_from_runs else None,
+            shapes=tuple(a.reduction_shapes), step_spacings=(None, *a.step_spacings))]
+        print(table(out["reduction"], ["material", "shape", "fill_spacing", "step_spacing", "particles",
+                                       "stepped_points",
+                                       "mpm_cpu_ms", "preview_step_cpu_ms", "query_cpu_ms", "rmse_frac_mean",
+                                       "rmse_frac_last"]))
     if a.json:
         write_text_atomic(a.json, json.dumps(out, indent=1))
     return 0

@@ -527,6 +527,7 @@ def simulate_splats(
     max_particles: int = 20000,
     up: str = "+y",
     checkpoint: PathLike | None = None,
+    preview_step_spacing: float | None = None,
     video: bool = True,
     width: int = 256,
     height: int = 256,
@@ -552,6 +553,8 @@ def simulate_splats(
         max_particles: particle budget (a larger fill is an error).
         up: the model's up axis (``+y``, ``-y``, ``+z``, ...).
         checkpoint: a 3-D GIOROM checkpoint instead of the bundled one.
+        preview_step_spacing: spacing of the points the preview moves (default: the density its
+            checkpoint was trained at, 0.02; finer is closer to MPM and slower).
         video: render the videos.
         width, height: video size in pixels.
         show_progress: show progress bars.
@@ -564,7 +567,7 @@ def simulate_splats(
 
     run = run_splat_physics(ply, material, out_dir, frames=frames, preview=preview, box=box,
                             spacing=spacing, max_particles=max_particles, up=up, checkpoint=checkpoint,
-                            video=video, width=width, height=height, progress=show_progress)
+                            preview_step_spacing=preview_step_spacing, video=video, width=width, height=height, progress=show_progress)
     s = run.summary
     return SplatSimulation(material=material, gaussians=s["gaussians_simulated"], particles=s["particles"],
                            mpm_ms_per_frame=s["mpm_ms_per_frame"], deform_ms_per_frame=s["deform_ms_per_frame"],

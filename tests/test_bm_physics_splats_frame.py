@@ -74,3 +74,15 @@ def test_splat_objects_preview_the_runs_valid_selected_giorom(bench, tmp_path, m
     seen.clear()
     rows = bench.splat_objects(["jelly"], 5, spacing=0.01, names=["ring"])
     assert [(o, sp) for o, _, _, sp in seen] == [("ring", 0.01)] and rows[0]["fill_spacing"] == 0.01
+
+
+def test_reduction_rows_compare_the_preview_with_mpm_on_a_finer_fill(bench):
+    rows = bench.reduction_errors("jelly", [0.02, 0.015], frames=10, shapes=("capsule",), size=0.2)
+    assert [r["fill_spacing"] for r in rows] == [0.02, 0.015]
+    coarse, fine = rows
+    assert fine["particles"] > 2 * coarse["particles"]
+    # the preview steps the trained density whatever the fill
+    assert abs(fine["stepped_points"] - coarse["stepped_points"]) < 0.35 * coarse["stepped_points"]
+    for r in rows:
+        assert r["mpm_cpu_ms"] > 0 and r["preview_step_cpu_ms"] > 0
+        assert 0 <= r["rmse_frac_mean"] < 0.05  # 10 frames of a drop: the bundled reduced MPM follows MPM

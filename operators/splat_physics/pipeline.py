@@ -48,6 +48,7 @@ def run_splat_physics(ply: str | os.PathLike, material: str, out_dir: str | os.P
                       frames: int = 100, preview: str | None = None, box=None,
                       spacing: float = SPLAT_FILL_SPACING, max_particles: int = 20000, up: str = "+y",
                       velocity=(0.0, 0.0, 0.0), checkpoint: str | os.PathLike | None = None,
+                      preview_step_spacing: float | None = None,
                       video: bool = True, width: int = 256, height: int = 256, fps: int = 25,
                       backend: str = "cpu", progress: bool = False) -> SplatRun:
     """Simulate a splat object (MPM, optionally the GIOROM preview) and write the frames.
@@ -89,7 +90,7 @@ def run_splat_physics(ply: str | os.PathLike, material: str, out_dir: str | os.P
     if preview is not None:
         window = mpm.points[:W]
         learned = preview_object(obj, material, frames, checkpoint=checkpoint, window=window,
-                                 progress=progress)
+                                 step_spacing=preview_step_spacing, progress=progress)
         rmse = centre_rmse(learned, mpm)
     summary = {
         "ply": ply.name, "material": material, "frames": frames + 1, "dt": 0.01,

@@ -221,7 +221,7 @@ def load_preview_checkpoint(material: str, checkpoint: str | os.PathLike | None 
     return ckpt
 
 
-def at_fill_spacing(ckpt, spacing: float):
+def at_fill_spacing(ckpt, spacing: float, step_spacing: float | None = None):
     """``ckpt`` set up for an object filled at ``spacing``, for a prior that knows the spacing of the
     data it was fitted on (the granular and reduced MPM ones).
 
@@ -229,17 +229,23 @@ def at_fill_spacing(ckpt, spacing: float):
     (spacing / trained) ** 3`` of the fill (all of a coarser one), so a finer fill costs the
     preview only its dense query, and the prior gets the spacing of the fill (the model then scales
     it to the points it moves, :meth:`operators.giorom.GIOROMConfig.sparse_simulator_kwargs`).
-    Other checkpoints are returned unchanged (they move ``sparse_fraction`` of any fill).
+    ``step_spacing`` asks for another density of the moved points instead (finer: closer to a fine
+    MPM, at a higher cost per frame; for a physical prior such as the reduced MPM, with the learned
+    residual off). Other checkpoints are returned unchanged (they move ``sparse_fraction`` of any fill).
     """
     from operators.contact import contact_for_point_set, prior_spacing
 
     contact = ckpt.model_config.get("wall_contact")
     trained = prior_spacing(contact)
-    if trained is None or trained == spacing:
+    if trained is None or (trained == spacing and step_spacing is None):
         return ckpt
-    fraction = min(1.0, float(ckpt.model_config.get("sparse_fraction", 1.0)) * (spacing / trained) ** 3)
+    if step_spacing is not None and not (isinstance(step_spacing, (int, float)) and step_spacing > 0):
+        raise ValueError(f"step_spacing must be a number > 0, got {step_spacing!r}")
     config = {**ckpt.model_config, "wall_contact": contact_for_point_set(contact, spacing / trained)}
     if "sparse_fraction" in config:
+        sparse_fraction = float(config["sparse_fraction"])
+        target = trained * sparse_fraction ** (-1.0 / 3.0) if step_spacing is None else float(step_spacing)
+        fraction = min(1.0, (spacing / target) ** 3)
         config["sparse_fraction"] = fraction
         # the sparse graph's radius and the query's kernel width follow the spacing of the points moved
         config["radius_factor"] = (spacing / trained) * (1.0 / fraction) ** (1.0 / 3.0)
@@ -248,7 +254,7 @@ def at_fill_spacing(ckpt, spacing: float):
 
 def preview_object(obj: SplatObject, material: str = "jelly", frames: int = 100, *,
                    checkpoint: str | os.PathLike | None = None, window: Tensor | None = None,
-                   progress: bool = False) -> SplatMotion:
+                   step_spacing: float | None = None, progress: bool = False) -> SplatMotion:
     """GIOROM preview: the time-stepper moves a sparse graph of the particles, the dense
     query evaluates the deformation at every selected Gaussian centre.
 
@@ -259,6 +265,8 @@ def preview_object(obj: SplatObject, material: str = "jelly", frames: int = 100,
         checkpoint: a 3-D GIOROM checkpoint (default: the bundled one).
         window: Tensor | None,  # [6, N, 3] first particle frames (e.g. MPM's);
             None starts from rest.
+        step_spacing: spacing of the points the time-stepper moves (default: the density it
+            was trained at), :func:`at_fill_spacing`.
     """
     from operators.checkpoints import models_from_checkpoint
     from operators.features import INPUT_SEQUENCE_LENGTH as W
@@ -266,7 +274,7 @@ def preview_object(obj: SplatObject, material: str = "jelly", frames: int = 100,
 
     if isinstance(frames, bool) or not isinstance(frames, int) or frames < W:
         raise ValueError(f"frames must be an int >= {W}, got {frames!r}")
-    ckpt = at_fill_spacing(load_preview_checkpoint(material, checkpoint), obj.spacing)
+    ckpt = at_fill_spacing(load_preview_checkpoint(material, checkpoint), obj.spacing, step_spacing)
     types = [t for t in ckpt.metadata["particle_types"] if t != 3]
     simulator, query = models_from_checkpoint(ckpt)
     n = obj.particles.shape[0]

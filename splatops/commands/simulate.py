@@ -41,6 +41,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     splats.add_argument("--up", default="+y", choices=["+x", "-x", "+y", "-y", "+z", "-z"],
                         help="the model's up axis")
     splats.add_argument("--checkpoint", help="a 3-D GIOROM checkpoint (default: the bundled one)")
+    splats.add_argument("--preview-step-spacing", type=float, default=None,
+                        help="spacing of the points the preview moves (default: its trained 0.02; "
+                             "finer is closer to MPM and slower)")
     splats.add_argument("--no-video", action="store_true", help="skip the rendered videos")
     return p
 
@@ -60,7 +63,8 @@ def run_splats(args: argparse.Namespace) -> int:
     res = api.simulate_splats(args.ply, args.material, out_dir=args.out, frames=args.frames,
                               preview=args.preview, box=box, spacing=args.spacing,
                               max_particles=args.max_particles, up=args.up, checkpoint=args.checkpoint,
-                              video=not args.no_video, show_progress=not args.no_progress)
+                              preview_step_spacing=args.preview_step_spacing, video=not args.no_video,
+                              show_progress=not args.no_progress)
     print(f"wrote {args.out}: {res.gaussians} Gaussians on {res.particles} particles, "
           f"{args.frames} frames; MPM {res.mpm_ms_per_frame:.1f} ms/frame, "
           f"deforming the splats {res.deform_ms_per_frame:.1f} ms/frame")

@@ -225,3 +225,8 @@ def test_preview_beside_mpm_writes_both_and_tracks_the_drop(tiny_ply, tmp_path):
     assert res.sparse_points < res.particles
     # the bundled jelly checkpoint follows MPM over the first frames of a drop from rest
     assert res.rmse < 0.05
+    # a finer step spacing moves more of MPM's particles, and follows it at least as closely
+    finer = api.simulate_splats(tiny_ply, "jelly", out_dir=None, frames=10, preview="giorom", video=False,
+                                preview_step_spacing=0.014, show_progress=False)
+    assert res.sparse_points < finer.sparse_points <= finer.particles
+    assert finer.rmse < 0.05
