@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from graph.build import fps, knn, radius
 from graph.conv import InteractionNetwork, KernelIntegral, make_mlp
 from operators.contact import contact_for_point_set
+from operators.deformation import local_deformation_gradients
 from operators.fno import FNO, grid_spacing, regular_grid
 from operators.prior_options import PriorOptions
 
@@ -295,8 +296,6 @@ class DenseQuery(nn.Module):
         return self.kernel(sparse_displacement, dummy, plan.edge_index, weights=plan.weights)
 
     def _apply_affine(self, plan: QueryPlan, sparse_displacement: Tensor) -> Tensor:
-        from operators.splat_physics.deform import local_deformation_gradients
-
         if plan.offsets is None:
             raise ValueError("an affine dense query needs a plan made by an affine query")
         src, dst = plan.edge_index

@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from operators.contact import checked_grid, grid_search_prior
+from operators.deformation import local_deformation_gradients
 from operators.rigid_contact import ObjectContactPrior, rigid_prior_rollout
 
 #: Particle spacing of the shape datasets (``operators.splat_physics.shapes.DEFAULT_SPACING``).
@@ -109,8 +110,6 @@ class ReducedMPM(ObjectContactPrior):
         solver = MPMSolver.for_walls(make_material(self.material), last, velocity, self.spacing ** 3,
                                      self._walls(bounds), self.cell_ratio * self.spacing, config)
         if last.shape[0] >= 4:  # APIC's affine velocity: the local velocity gradient over the last frame
-            from operators.splat_physics.deform import local_deformation_gradients
-
             grad = local_deformation_gradients(prev.float(), last.float()) - torch.eye(3, dtype=torch.float64)
             solver.C = (grad / self.frame_dt).to(solver.C.dtype)
         substeps = max(1, math.ceil(self.frame_dt / solver.dt - 1e-9))

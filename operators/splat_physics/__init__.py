@@ -3,15 +3,16 @@
 - :mod:`~operators.splat_physics.particles`: select Gaussians, frame them in the
   simulation box, fill the object's volume with particles from their densities.
 - :mod:`~operators.splat_physics.deform`: carry a particle motion to the
-  Gaussians (locally affine interpolation, deformation gradients, ``Σ' = F Σ Fᵀ``).
+  Gaussians' covariances (``Σ' = F Σ Fᵀ``; the locally affine interpolation and
+  deformation gradients are :mod:`operators.deformation`'s).
 - :mod:`~operators.splat_physics.simulate`: MPM and the GIOROM preview on a splat
   object, rendering, the per-frame npz.
 - :mod:`~operators.splat_physics.shapes`: shape fills and the 3-D shape-drop
   datasets the bundled checkpoints were trained on.
 """
 
-from operators.splat_physics.deform import (covariances, interpolation_plan, local_deformation_gradients,
-                                            transform_covariances)
+from operators.deformation import interpolation_plan, local_deformation_gradients
+from operators.splat_physics.deform import covariances, transform_covariances
 from operators.splat_physics.particles import BoxFrame, fill_particles, frame_object, select_gaussians
 from operators.splat_physics.simulate import (SplatMotion, SplatObject, centre_rmse, load_preview_checkpoint,
                                               prepare_object, preview_object, render_motion, simulate_object,

@@ -1,5 +1,5 @@
-"""Carrying a particle motion to Gaussians: interpolation, local deformation gradients,
-and the covariance update ``Σ' = F Σ Fᵀ`` (as PhysGaussian).
+"""Carrying a particle motion to Gaussians: the covariance update ``Σ' = F Σ Fᵀ`` (as
+PhysGaussian) under the local deformation gradients of :mod:`operators.deformation`.
 
 Everything here is expressed in one frame of reference (the simulation box);
 :mod:`operators.splat_physics.particles` maps to and from the splat's world.
@@ -8,116 +8,13 @@ Everything here is expressed in one frame of reference (the simulation box);
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
-
-import numpy as np
 import torch
-from scipy.spatial import cKDTree
 from torch import Tensor
 
 from operators.mpm.linalg import det, svd
 from splat.core.quaternion import quat_to_rotmat, rotmat_to_quat
 
 _PERMS = torch.tensor(list(itertools.permutations(range(3))))  # [6, 3]
-
-
-def _check_points(name: str, x: Tensor) -> None:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim != 2 or x.shape[1] != 3 or x.shape[0] == 0:
-        raise ValueError(f"{name} must be [N, 3] with N >= 1, got {tuple(x.shape)}")
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or Inf")
-
-
-@dataclass
-class InterpolationPlan:
-    """Neighbours and weights from source points to query points, fixed in the reference frame.
-
-    Attributes:
-        index: Tensor,  # [Q, k] source neighbours of each query point
-        weight: Tensor,  # [Q, k] normalised weights (rows sum to 1)
-        offset: Tensor,  # [Q, k, 3] query minus source position, reference frame
-    """
-
-    index: Tensor
-    weight: Tensor
-    offset: Tensor
-
-
-def interpolation_plan(source: Tensor, query: Tensor, k: int = 8) -> InterpolationPlan:
-    """kNN plan with Gaussian-kernel weights (width: the mean neighbour distance).
-
-    Args:
-        source: Tensor,  # [N, 3] reference positions of the moving points
-        query: Tensor,  # [Q, 3] reference positions to carry along
-        k: neighbours per query point (at most N).
-    """
-    _check_points("source", source)
-    _check_points("query", query)
-    k = int(min(k, source.shape[0]))
-    tree = cKDTree(source.detach().double().numpy())
-    dist, idx = tree.query(query.detach().double().numpy(), k=k)
-    dist, idx = dist.reshape(len(query), k), idx.reshape(len(query), k)
-    h = max(float(np.mean(dist)), 1e-12)
-    w = np.exp(-0.5 * (dist / h) ** 2)
-    w /= w.sum(axis=1, keepdims=True)
-    index = torch.from_numpy(idx).long()
-    offset = (query[:, None, :].double() - source.double()[index]).float()
-    return InterpolationPlan(index, torch.from_numpy(w).float(), offset)
-
-
-def local_deformation_gradients(reference: Tensor, current: Tensor, k: int = 12) -> Tensor:
-    """Deformation gradient of the motion ``reference -> current`` at every point.
-
-    A weighted least-squares fit over each point's ``k`` nearest reference
-    neighbours: ``F = (Σ w dx dXᵀ)(Σ w dX dXᵀ)⁻¹`` with ``dX``/``dx`` the
-    neighbour offsets before/after. Exact for any affine motion.
-
-    Args:
-        reference: Tensor,  # [N, 3]
-        current: Tensor,  # [N, 3] or [T, N, 3]
-
-    Returns:
-        Tensor,  # [N, 3, 3] or [T, N, 3, 3] (float64)
-    """
-    _check_points("reference", reference)
-    if current.shape[-2:] != reference.shape:
-        raise ValueError(f"current must be [..., {reference.shape[0]}, 3], got {tuple(current.shape)}")
-    n = reference.shape[0]
-    if n < 4:
-        raise ValueError(f"at least 4 points are needed for deformation gradients, got {n}")
-    plan = interpolation_plan(reference, reference, k=min(k + 1, n))
-    idx, w = plan.index[:, 1:], plan.weight[:, 1:].double()  # drop the point itself
-    ref = reference.double()
-    dX = ref[idx] - ref[:, None, :]  # neighbour minus point, [N, k, 3]
-    A = torch.einsum("nk,nki,nkj->nij", w, dX, dX)
-    A = A + 1e-9 * A.diagonal(dim1=-2, dim2=-1).mean(-1)[:, None, None] * torch.eye(3, dtype=A.dtype)
-    A_inv = torch.linalg.inv(A)
-    cur = current.double()
-    dx = cur[..., idx, :] - cur[..., :, None, :]  # [..., N, k, 3]
-    B = torch.einsum("nk,...nki,nkj->...nij", w, dx, dX)
-    return B @ A_inv
-
-
-def interpolate_motion(plan: InterpolationPlan, current: Tensor, gradients: Tensor) -> tuple[Tensor, Tensor]:
-    """Positions and deformation gradients at the query points of ``plan``.
-
-    Each query point follows the locally affine motion of its neighbours,
-    ``x_q = Σ_j w_j (x_j + F_j (X_q - X_j))``, and gets ``F_q = Σ_j w_j F_j``.
-
-    Args:
-        plan: from :func:`interpolation_plan` (source = the moving points).
-        current: Tensor,  # [N, 3] current source positions
-        gradients: Tensor,  # [N, 3, 3] their deformation gradients
-
-    Returns:
-        (Tensor [Q, 3], Tensor [Q, 3, 3]) in float32.
-    """
-    F = gradients.float()[plan.index]  # [Q, k, 3, 3]
-    x = current.float()[plan.index] + (F * plan.offset[..., None, :]).sum(-1)
-    w = plan.weight[..., None]
-    return (w * x).sum(1), (w[..., None] * F).sum(1)
 
 
 def transform_covariances(quats: Tensor, scales: Tensor, F: Tensor) -> tuple[Tensor, Tensor]:

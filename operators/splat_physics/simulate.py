@@ -22,8 +22,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from operators.splat_physics.deform import (InterpolationPlan, interpolate_motion, interpolation_plan,
-                                            local_deformation_gradients, transform_covariances)
+from operators.deformation import (InterpolationPlan, interpolate_motion, interpolation_plan,
+                                   local_deformation_gradients)
+from operators.splat_physics.deform import transform_covariances
 from operators.splat_physics.particles import BoxFrame, fill_particles, frame_object, select_gaussians
 from operators.splat_physics.shapes import BOX_WALLS, DEFAULT_SPACING
 from splat.core.gaussians import Gaussians

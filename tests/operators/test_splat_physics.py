@@ -14,7 +14,7 @@ from operators.checkpoints import BUNDLED_DIR
 from operators.splat_physics import (covariances, interpolation_plan, load_preview_checkpoint,
                                      local_deformation_gradients, prepare_object, preview_object,
                                      select_gaussians, simulate_object, transform_covariances)
-from operators.splat_physics.deform import interpolate_motion
+from operators.deformation import interpolate_motion
 from operators.splat_physics.simulate import SplatMotion
 from splat.core.gaussians import Gaussians
 from splat.core.quaternion import quat_to_rotmat, rotmat_to_quat
