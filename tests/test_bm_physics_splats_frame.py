@@ -34,7 +34,7 @@ def test_per_frame_rows_time_mpm_giorom_and_gns(bench, tmp_path):
 def test_per_frame_cli_writes_the_gns_columns(bench, tmp_path, capsys):
     out = tmp_path / "frame.json"
     assert bench.main(["--sizes", "200", "--gaussians", "300", "--materials", "sand", "--skip", "rollout",
-                       "objects", "--data-dir", str(tmp_path), "--json", str(out)]) == 0
+                       "objects", "reduction", "--data-dir", str(tmp_path), "--json", str(out)]) == 0
     rows = json.loads(out.read_text())["per_frame"]
     assert len(rows) == 1 and rows[0]["material"] == "sand" and rows[0]["gns_cpu_ms"] > 0
     header = capsys.readouterr().out

@@ -23,5 +23,5 @@ def test_prior_step_is_timed_at_each_particle_count(bench):
 
 def test_unknown_contact_model_is_refused(bench, capsys):
     with pytest.raises(SystemExit):
-        bench.main(["--contact-model", "granuar", "--skip", "frame", "rollout", "objects"])
+        bench.main(["--contact-model", "granuar", "--skip", "frame", "rollout", "objects", "reduction"])
     assert "unknown wall contact models ['granuar']" in capsys.readouterr().err
