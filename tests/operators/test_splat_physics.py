@@ -11,10 +11,8 @@ import pytest
 import torch
 
 from operators.checkpoints import BUNDLED_DIR
-from operators.splat_physics import (covariances, interpolation_plan, load_preview_checkpoint,
-                                     local_deformation_gradients, prepare_object, preview_object,
-                                     select_gaussians, simulate_object, transform_covariances)
-from operators.deformation import interpolate_motion
+from operators.splat_physics import (covariances, interpolation_plan, load_preview_checkpoint, prepare_object,
+                                     preview_object, select_gaussians, simulate_object, transform_covariances)
 from operators.splat_physics.simulate import SplatMotion
 from splat.core.gaussians import Gaussians
 from splat.core.quaternion import quat_to_rotmat, rotmat_to_quat
@@ -106,20 +104,6 @@ def test_deformation_transforms_covariances_exactly(kind):
         assert torch.allclose(s2, scales, atol=1e-12)
         turned = rotmat_to_quat(Q @ quat_to_rotmat(quats))
         assert torch.allclose((q2 * turned).sum(-1).abs(), torch.ones(n, dtype=torch.float64), atol=1e-10)
-
-
-def test_local_gradients_and_interpolation_reproduce_an_affine_motion():
-    gen = torch.Generator().manual_seed(3)
-    X = torch.rand(300, 3, generator=gen, dtype=torch.float64)
-    A = torch.eye(3, dtype=torch.float64) + 0.3 * torch.randn(3, 3, generator=gen, dtype=torch.float64)
-    b = torch.tensor([0.1, -0.2, 0.05], dtype=torch.float64)
-    x = X @ A.T + b
-    F = local_deformation_gradients(X, x)
-    assert torch.allclose(F, A.expand_as(F), atol=1e-8)
-    Y = torch.rand(500, 3, generator=gen, dtype=torch.float64) * 0.8 + 0.1
-    y, Fy = interpolate_motion(interpolation_plan(X, Y), x, F)
-    assert torch.allclose(y.double(), Y @ A.T + b, atol=1e-5)
-    assert torch.allclose(Fy.double(), A.expand_as(Fy), atol=1e-5)
 
 
 # ----------------------------------------------------------------------------- drop
