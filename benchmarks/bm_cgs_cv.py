@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import platform
 import sys
 import time
 from collections import Counter
@@ -34,6 +32,7 @@ from graph.cgs.crossval import CONTRACTIONS  # noqa: E402
 from graph.cgs.model import CGSConfig  # noqa: E402
 from graph.cgs.tasks.classification import classification_sets  # noqa: E402
 from splat.io.atomic import write_json_atomic  # noqa: E402
+from splat.utils.machine import machine_info  # noqa: E402
 
 DATASETS = ("marked_distance", "sbm_communities", "mice")
 
@@ -131,8 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ntotal {total:.0f} s")
     if args.json is not None:
         write_json_atomic(args.json, {
-            "machine": {"cpu_count": os.cpu_count(), "threads": args.threads,
-                        "platform": platform.platform(), "torch": torch.__version__},
+            "machine": machine_info(args.threads),
             "splits": splits, "folds": args.folds, "contractions": contractions,
             "cgs_options": cgs_options, "epoch_selection": args.epoch_selection,
             "total_seconds": total, "records": records})

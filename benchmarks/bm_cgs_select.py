@@ -16,8 +16,6 @@ size is trained beside it for reference.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from dataclasses import replace
@@ -35,6 +33,7 @@ from graph.cgs.model import CGS, count_parameters  # noqa: E402
 from graph.cgs.tasks.classification import load_classification_set  # noqa: E402
 from graph.cgs.training import train  # noqa: E402
 from splat.io.atomic import write_json_atomic  # noqa: E402
+from splat.utils.machine import machine_info  # noqa: E402
 
 MEAN_POOL = {"encoder_aggr": "mean", "readout": "pool"}
 SUM_NODE = {"encoder_aggr": "sum", "readout": "node"}
@@ -114,8 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ntotal {total:.0f} s")
     if args.json is not None:
         write_json_atomic(args.json, {
-            "machine": {"cpu_count": os.cpu_count(), "threads": args.threads,
-                        "platform": platform.platform(), "torch": torch.__version__},
+            "machine": machine_info(args.threads),
             "seed": args.seed, "total_seconds": total, "records": records})
         print(f"wrote {args.json}")
     return 0

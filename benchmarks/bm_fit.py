@@ -12,8 +12,6 @@ Target on a 2-core CPU: at least 28 dB held-out PSNR within 5 minutes.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import tempfile
 import time
@@ -21,11 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
 
 from splat.io import load_bundled_scene, load_scene  # noqa: E402
 from splat.io.atomic import write_json_atomic  # noqa: E402
 from splat.methods import fit  # noqa: E402
+from splat.utils.machine import machine_info  # noqa: E402
 
 TARGET_DB = 28.0
 
@@ -84,8 +82,7 @@ def main(argv=None) -> int:
     if args.json:
         payload = {
             "benchmark": "fit",
-            "machine": {"platform": platform.platform(), "cpus": torch.get_num_threads() and __import__("os").cpu_count(),
-                        "torch": torch.__version__, "threads": args.threads},
+            "machine": machine_info(args.threads),
             "scene": scene.name,
             "method": args.method,
             "backend": args.backend,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -33,6 +32,7 @@ from graph.forwardgnn import (  # noqa: E402
     summarize,
     train_forwardgnn,
 )
+from splat.utils.machine import machine_info  # noqa: E402
 
 SETS = {"karate": "node", "drosophila_left": "node", "drosophila_right": "node",
         "les_miserables": "link", "minnesota": "link"}
@@ -289,8 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ntotal {total:.0f} s")
     if args.json is not None:
         write_json(args.json, {
-            "machine": {"cpu_count": os.cpu_count(), "threads": args.threads,
-                        "platform": platform.platform(), "torch": torch.__version__},
+            "machine": machine_info(args.threads),
             "seeds": seeds, "epochs": args.epochs, "label_holdout": args.label_holdout,
             "sage_aggr": args.sage_aggr, "gat_residual": args.gat_residual,
             "gat_residual_gate": args.gat_residual_gate,

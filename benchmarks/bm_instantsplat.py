@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -53,6 +51,7 @@ from splat.methods.instantsplat import corrected_cameras, refine_view_pose  # no
 from splat.metrics import psnr as psnr_fn  # noqa: E402
 from splat.metrics import ssim as ssim_fn  # noqa: E402
 from splat.posefree.consistency import learned_environment, photometric_outliers, view_psnrs  # noqa: E402
+from splat.utils.machine import machine_info  # noqa: E402
 
 PIPELINES = ("instantsplat", "tuned+3dgs", "default+3dgs")
 _RECONSTRUCTIONS: dict = {}  # work folder -> {stock options?: (Reconstruction, seconds)}
@@ -276,8 +275,7 @@ def main(argv=None) -> int:
     if args.json is not None:
         payload = {
             "benchmark": "bm_instantsplat",
-            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
-                        "threads": args.threads, "load_average_at_end": os.getloadavg()},
+            "machine": machine_info(args.threads, load_average_at_end=os.getloadavg()),
             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "rows": rows,
         }

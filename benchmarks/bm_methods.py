@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -47,6 +45,7 @@ from splat.io.atomic import write_json_atomic  # noqa: E402
 from splat.methods import available_methods, fit, get_method  # noqa: E402
 from splat.methods.fit import evaluate  # noqa: E402
 from splat.scenes import SUITE  # noqa: E402
+from splat.utils.machine import machine_info  # noqa: E402
 
 BUNDLED = "globe"
 
@@ -258,9 +257,8 @@ def main(argv=None) -> int:
         write_json_atomic(args.json, {
             "benchmark": "bm_methods",
             "command": " ".join(["python", "benchmarks/bm_methods.py", *(argv if argv is not None else sys.argv[1:])]),
-            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
-                        "threads": args.threads, "backend": args.backend, "device": args.device,
-                        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
+            "machine": machine_info(args.threads, backend=args.backend, device=args.device,
+                                    gpu=torch.cuda.get_device_name() if torch.cuda.is_available() else None),
             "tolerance_db": args.tolerance,
             "rows": rows,
         })

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
 import statistics
 import sys
 import time
@@ -30,6 +28,7 @@ import torch  # noqa: E402
 
 from operators.mpm import MPMConfig, build_solver, simulate  # noqa: E402
 from splat.io.atomic import write_json_atomic  # noqa: E402
+from splat.utils.machine import machine_info  # noqa: E402
 
 SCENE_OF = {"water": "dam_break", "non_newtonian": "dam_break", "sand": "column_collapse",
             "jelly": "falling_blocks", "plasticine": "colliding_blocks"}
@@ -101,10 +100,7 @@ def main(argv=None) -> int:
           f"(fastest frame {preview['best_frame_s'] * 1e3:.0f} ms, x {preview['frames']} = "
           f"{preview['best_frame_x_frames_s']:.1f} s)")
     if a.json:
-        write_json_atomic(a.json, {"machine": {"platform": platform.platform(),
-                                        "cpus": os.cpu_count(),
-                                        "torch": torch.__version__,
-                                        "threads": MPMConfig().num_threads},
+        write_json_atomic(a.json, {"machine": machine_info(MPMConfig().num_threads),
                             "substeps": rows, "preview": preview})
     return 0
 
