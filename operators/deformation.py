@@ -61,12 +61,62 @@ def interpolation_plan(source: Tensor, query: Tensor, k: int = 8) -> Interpolati
     return InterpolationPlan(index, torch.from_numpy(w).float(), offset)
 
 
+@dataclass
+class GradientPlan:
+    """What the deformation gradients of a point set need from its reference configuration.
+
+    Attributes:
+        index: Tensor,  # [N, k] reference neighbours of each point (itself excluded)
+        weight: Tensor,  # [N, k] float64 weights
+        offset: Tensor,  # [N, k, 3] float64 neighbour minus point, reference frame
+        inverse: Tensor,  # [N, 3, 3] float64 ``(Σ w dX dXᵀ)⁻¹``
+    """
+
+    index: Tensor
+    weight: Tensor
+    offset: Tensor
+    inverse: Tensor
+
+    @property
+    def n_points(self) -> int:
+        return self.index.shape[0]
+
+
+def gradient_plan(reference: Tensor, k: int = 12) -> GradientPlan:
+    """The neighbours and normal matrices of :func:`local_deformation_gradients`, computed once
+    for a reference configuration (``reference``: Tensor [N, 3], N >= 4)."""
+    _check_points("reference", reference)
+    n = reference.shape[0]
+    if n < 4:
+        raise ValueError(f"at least 4 points are needed for deformation gradients, got {n}")
+    plan = interpolation_plan(reference, reference, k=min(k + 1, n))
+    idx, w = plan.index[:, 1:], plan.weight[:, 1:].double()  # drop the point itself
+    ref = reference.double()
+    dX = ref[idx] - ref[:, None, :]  # neighbour minus point, [N, k, 3]
+    A = torch.einsum("nk,nki,nkj->nij", w, dX, dX)
+    A = A + 1e-9 * A.diagonal(dim1=-2, dim2=-1).mean(-1)[:, None, None] * torch.eye(3, dtype=A.dtype)
+    return GradientPlan(idx, w, dX, torch.linalg.inv(A))
+
+
+def deformation_gradients(plan: GradientPlan, current: Tensor) -> Tensor:
+    """Deformation gradients ``[..., N, 3, 3]`` (float64) of the points of ``plan`` at ``current``
+    (Tensor [N, 3] or [T, N, 3])."""
+    if current.shape[-2:] != (plan.n_points, 3):
+        raise ValueError(f"current must be [..., {plan.n_points}, 3], got {tuple(current.shape)}")
+    cur = current.double()
+    dx = cur[..., plan.index, :] - cur[..., :, None, :]  # [..., N, k, 3]
+    B = torch.einsum("nk,...nki,nkj->...nij", plan.weight, dx, plan.offset)
+    return B @ plan.inverse
+
+
 def local_deformation_gradients(reference: Tensor, current: Tensor, k: int = 12) -> Tensor:
     """Deformation gradient of the motion ``reference -> current`` at every point.
 
     A weighted least-squares fit over each point's ``k`` nearest reference
     neighbours: ``F = (Σ w dx dXᵀ)(Σ w dX dXᵀ)⁻¹`` with ``dX``/``dx`` the
-    neighbour offsets before/after. Exact for any affine motion.
+    neighbour offsets before/after. Exact for any affine motion. For many
+    motions of one reference, :func:`gradient_plan` once and
+    :func:`deformation_gradients` per motion.
 
     Args:
         reference: Tensor,  # [N, 3]
@@ -78,20 +128,7 @@ def local_deformation_gradients(reference: Tensor, current: Tensor, k: int = 12)
     _check_points("reference", reference)
     if current.shape[-2:] != reference.shape:
         raise ValueError(f"current must be [..., {reference.shape[0]}, 3], got {tuple(current.shape)}")
-    n = reference.shape[0]
-    if n < 4:
-        raise ValueError(f"at least 4 points are needed for deformation gradients, got {n}")
-    plan = interpolation_plan(reference, reference, k=min(k + 1, n))
-    idx, w = plan.index[:, 1:], plan.weight[:, 1:].double()  # drop the point itself
-    ref = reference.double()
-    dX = ref[idx] - ref[:, None, :]  # neighbour minus point, [N, k, 3]
-    A = torch.einsum("nk,nki,nkj->nij", w, dX, dX)
-    A = A + 1e-9 * A.diagonal(dim1=-2, dim2=-1).mean(-1)[:, None, None] * torch.eye(3, dtype=A.dtype)
-    A_inv = torch.linalg.inv(A)
-    cur = current.double()
-    dx = cur[..., idx, :] - cur[..., :, None, :]  # [..., N, k, 3]
-    B = torch.einsum("nk,...nki,nkj->...nij", w, dx, dX)
-    return B @ A_inv
+    return deformation_gradients(gradient_plan(reference, k), current)
 
 
 def interpolate_motion(plan: InterpolationPlan, current: Tensor, gradients: Tensor) -> tuple[Tensor, Tensor]:

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from graph.build import fps, knn, radius
 from graph.conv import InteractionNetwork, KernelIntegral, make_mlp
 from operators.contact import contact_for_point_set
-from operators.deformation import local_deformation_gradients
+from operators.deformation import GradientPlan, deformation_gradients, gradient_plan
 from operators.fno import FNO, grid_spacing, regular_grid
 from operators.prior_options import PriorOptions
 
@@ -207,7 +207,7 @@ class QueryPlan:
         weights: Tensor,  # [E, d]
         n_sparse: number of sparse points.
         n_query: number of query points.
-        sparse_reference: Tensor | None,  # [M, d] kept by an affine query
+        gradients: GradientPlan | None: the sparse points' deformation-gradient plan, affine query
         offsets: Tensor | None,  # [E, d] query minus sparse reference position, affine query
     """
 
@@ -215,7 +215,7 @@ class QueryPlan:
     weights: Tensor
     n_sparse: int
     n_query: int
-    sparse_reference: Tensor | None = None
+    gradients: GradientPlan | None = None
     offsets: Tensor | None = None
 
 
@@ -280,7 +280,7 @@ class DenseQuery(nn.Module):
         weights = self.kernel.kernel_weights(sparse_reference, query_reference, edge_index)
         plan = QueryPlan(edge_index, weights, sparse_reference.shape[0], query_reference.shape[0])
         if self.affine:
-            plan.sparse_reference = sparse_reference
+            plan.gradients = gradient_plan(sparse_reference)
             plan.offsets = query_reference[edge_index[1]] - sparse_reference[edge_index[0]]
         return plan
 
@@ -299,9 +299,8 @@ class DenseQuery(nn.Module):
         if plan.offsets is None:
             raise ValueError("an affine dense query needs a plan made by an affine query")
         src, dst = plan.edge_index
-        ref = plan.sparse_reference
-        strain = local_deformation_gradients(ref, ref + sparse_displacement).to(sparse_displacement.dtype)
-        strain = strain - torch.eye(self.dim, dtype=strain.dtype)  # F - I
+        # the least-squares gradient of the displacement field: F - I, since F(X + u) = I + grad u
+        strain = deformation_gradients(plan.gradients, sparse_displacement).to(sparse_displacement.dtype)
         values = sparse_displacement[src] + (strain[src] @ plan.offsets[..., None]).squeeze(-1)  # [E, d]
         out = sparse_displacement.new_zeros(plan.n_query, self.dim)
         return out.index_add_(0, dst, plan.weights * self.kernel.value(values))

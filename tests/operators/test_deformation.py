@@ -4,7 +4,8 @@ locally affine motion they carry (operators.deformation)."""
 import pytest
 import torch
 
-from operators.deformation import interpolate_motion, interpolation_plan, local_deformation_gradients
+from operators.deformation import (deformation_gradients, gradient_plan, interpolate_motion, interpolation_plan,
+                                   local_deformation_gradients)
 
 
 def test_local_gradients_and_interpolation_reproduce_an_affine_motion():
@@ -41,3 +42,18 @@ def test_bad_point_sets_are_refused():
         local_deformation_gradients(torch.rand(3, 3), torch.rand(3, 3))
     with pytest.raises(ValueError, match="current must be"):
         local_deformation_gradients(torch.rand(10, 3), torch.rand(9, 3))
+
+
+def test_a_gradient_plan_serves_every_motion_of_its_reference():
+    gen = torch.Generator().manual_seed(5)
+    X = torch.rand(150, 3, generator=gen, dtype=torch.float64)
+    plan = gradient_plan(X)
+    for scale in (0.1, 0.4):
+        x = X + scale * torch.sin(3 * X)
+        assert torch.allclose(deformation_gradients(plan, x), local_deformation_gradients(X, x))
+    # of a displacement field, the gradients are F - I
+    u = 0.2 * X[:, [1, 2, 0]]
+    grad_u = deformation_gradients(plan, u)
+    assert torch.allclose(grad_u + torch.eye(3, dtype=torch.float64), deformation_gradients(plan, X + u))
+    with pytest.raises(ValueError, match="current must be"):
+        deformation_gradients(plan, X[:10])
