@@ -70,7 +70,12 @@ class SfMOptions:
         hypothesis_min_gain: a sparser graph's model replaces the full graph's only
             when it registers as many images and its epipolar support (share of all
             verified inliers its poses explain) is higher by at least this.
-        num_threads: CPU threads (-1: all).
+        num_threads: CPU threads (-1: all). See ``reproducible``.
+        reproducible: feature extraction and mapping run in one thread, so the
+            same photos give the same model on every run. Multi-threaded
+            extraction stores the images in a varying order, which can change
+            which views register on a hard capture. ``False`` runs every stage
+            on ``num_threads`` (faster extraction).
         seed: random seed of RANSAC and the mapper (reproducible runs).
     """
 
@@ -97,6 +102,7 @@ class SfMOptions:
     graph_hypotheses: tuple[int, ...] = (2, 3, 4)
     hypothesis_min_gain: float = 0.02
     num_threads: int = -1
+    reproducible: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -109,6 +115,11 @@ class SfMOptions:
             raise ValueError(f"graph_hypotheses must be pair counts >= 1, got {self.graph_hypotheses}")
         if not 0.0 < self.min_registered_fraction <= 1.0:
             raise ValueError(f"min_registered_fraction must be in (0, 1], got {self.min_registered_fraction}")
+
+    @property
+    def serial_threads(self) -> int:
+        """Threads of the stages whose result depends on thread timing."""
+        return 1 if self.reproducible else self.num_threads
 
     @classmethod
     def colmap_defaults(cls, **overrides) -> "SfMOptions":
@@ -159,7 +170,7 @@ def extraction_options(opts: SfMOptions):
     import pycolmap
 
     ext = pycolmap.FeatureExtractionOptions()
-    _set(ext, num_threads=opts.num_threads, use_gpu=False)
+    _set(ext, num_threads=opts.serial_threads, use_gpu=False)
     _set(ext.sift, max_num_features=opts.max_num_features, peak_threshold=opts.peak_threshold,
          estimate_affine_shape=opts.affine_shape, domain_size_pooling=opts.domain_size_pooling)
     return ext
@@ -181,7 +192,7 @@ def incremental_options(opts: SfMOptions):
 
     inc = pycolmap.IncrementalPipelineOptions()
     _set(inc, min_num_matches=opts.min_num_matches, multiple_models=True, min_model_size=2,
-         num_threads=opts.num_threads, random_seed=opts.seed, ba_refine_focal_length=True,
+         num_threads=opts.serial_threads, random_seed=opts.seed, ba_refine_focal_length=True,
          ba_refine_principal_point=False, ba_refine_extra_params=False, extract_colors=True)
     _set(inc.mapper, init_min_num_inliers=opts.init_min_num_inliers, init_min_tri_angle=opts.init_min_tri_angle,
          abs_pose_min_num_inliers=opts.abs_pose_min_num_inliers, abs_pose_max_error=opts.abs_pose_max_error,
@@ -194,7 +205,7 @@ def global_options(opts: SfMOptions):
     import pycolmap
 
     glo = pycolmap.GlobalPipelineOptions()
-    _set(glo, min_num_matches=opts.min_num_matches, num_threads=opts.num_threads, random_seed=opts.seed,
+    _set(glo, min_num_matches=opts.min_num_matches, num_threads=opts.serial_threads, random_seed=opts.seed,
          multiple_models=True, min_model_size=2)
     glo.mapper.random_seed = opts.seed
     glo.mapper.bundle_adjustment.refine_extra_params = False
