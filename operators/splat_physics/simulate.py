@@ -236,12 +236,12 @@ def at_fill_spacing(ckpt, spacing: float, step_spacing: float | None = None):
     """
     from operators.contact import contact_for_point_set, prior_spacing
 
+    if step_spacing is not None and not (isinstance(step_spacing, (int, float)) and step_spacing > 0):
+        raise ValueError(f"step_spacing must be a number > 0, got {step_spacing!r}")
     contact = ckpt.model_config.get("wall_contact")
     trained = prior_spacing(contact)
     if trained is None or (trained == spacing and step_spacing is None):
         return ckpt
-    if step_spacing is not None and not (isinstance(step_spacing, (int, float)) and step_spacing > 0):
-        raise ValueError(f"step_spacing must be a number > 0, got {step_spacing!r}")
     config = {**ckpt.model_config, "wall_contact": contact_for_point_set(contact, spacing / trained)}
     if "sparse_fraction" in config:
         sparse_fraction = float(config["sparse_fraction"])

@@ -235,3 +235,6 @@ def test_splat_preview_steps_at_the_trained_density_whatever_the_fill():
     per_particle = dict(ckpt.model_config, wall_contact={"restitution": 0.0, "friction": 0.25, "offset": 0.02})
     ckpt.model_config = per_particle
     assert at_fill_spacing(ckpt, 0.03) is ckpt
+    for bad in (0, -0.01, "0.01"):
+        with pytest.raises(ValueError, match="step_spacing must be a number > 0"):
+            at_fill_spacing(ckpt, 0.03, step_spacing=bad)
