@@ -12,10 +12,11 @@ from .baselines import GCN, GCNConfig
 from .fixed_point import (BlockSparse, SolveInfo, check_contraction, solve_fixed_point,
                           solve_unrolled)
 from .model import CGS, CGSConfig, count_parameters
-from .training import TrainConfig, TrainResult, predict, train
+from .training import TrainConfig, TrainResult, predict, recalibrate_batch_norm, train
 
 __all__ = [
     "BlockSparse", "CGS", "CGSConfig", "GCN", "GCNConfig", "SolveInfo", "TrainConfig",
-    "TrainResult", "check_contraction", "count_parameters", "predict", "solve_fixed_point",
+    "TrainResult", "check_contraction", "count_parameters", "predict", "recalibrate_batch_norm",
+    "solve_fixed_point",
     "solve_unrolled", "train",
 ]

@@ -30,6 +30,9 @@ class TrainConfig:
         warmup: fraction of the steps over which the learning rate rises
             linearly from ``lr / 10`` to ``lr`` before the cosine decay (0: none).
         loss: ``"mse"`` (node or graph regression) or ``"cross_entropy"``.
+        recalibrate_norm: recompute the running statistics of every batch norm
+            over the training set after training (and before each ``on_epoch``
+            call) with the final weights (:func:`recalibrate_batch_norm`).
         progress: show a tqdm bar.
     """
 
@@ -41,6 +44,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     warmup: float = 0.0
     loss: str = "mse"
+    recalibrate_norm: bool = True
     progress: bool = True
 
     def __post_init__(self):
@@ -142,12 +146,52 @@ def train(model: nn.Module, dataset: list[Data], config: TrainConfig | None = No
             bar.update()
             bar.set_postfix(loss=f"{float(loss.detach()):.4g}")
         losses.append(run / len(dataset))
+        if c.recalibrate_norm and (on_epoch is not None or epoch == c.epochs):
+            recalibrate_batch_norm(model, dataset, c.batch_size)
+            model.train()
         if on_epoch is not None:
             on_epoch(epoch, model)
             model.train()
     bar.close()
     mean_it = float(sum(iters) / len(iters)) if iters else float("nan")
     return TrainResult(losses, time.perf_counter() - start, mean_it)
+
+
+@torch.no_grad()
+def recalibrate_batch_norm(model: nn.Module, dataset: list[Data], batch_size: int) -> int:
+    """Recompute every batch norm's running mean and variance over ``dataset``.
+
+    During training the running statistics are an exponential average over
+    batches seen while the weights were still changing; after a short run
+    (some hundred steps) they can sit far from the statistics of the final
+    weights, and evaluation then normalises with the wrong ones. Here each
+    batch norm averages the statistics of every batch of ``dataset`` under the
+    final weights instead (equal weight per batch, no gradients). The model is
+    left in evaluation mode.
+
+    Args:
+        model: the trained network.
+        dataset: the training graphs.
+        batch_size: graphs per batch (the training batch size).
+
+    Returns:
+        The number of batch-norm layers recalibrated (0: nothing to do).
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        model.eval()
+        return 0
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the batches below
+    model.train()
+    for batch in DataLoader(list(dataset), batch_size=batch_size, shuffle=False):
+        _call(model, batch)
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.eval()
+    return len(norms)
 
 
 @torch.no_grad()
