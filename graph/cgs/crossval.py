@@ -244,3 +244,30 @@ def repeated_cv(graphs: list[Data], builders: dict[str, Callable[[Candidate], nn
             "folds": [[sorted(int(i) for i in f) for f in split] for split in split_folds],
             "chance": 1.0 / (max(labels) + 1)})
     return records
+
+
+def paired_comparison(a: dict, b: dict) -> dict:
+    """Fold-by-fold comparison of two :func:`repeated_cv` records on the same folds.
+
+    Args:
+        a, b: records of two models on one dataset (``fold_accuracies`` and
+            ``folds`` as :func:`repeated_cv` writes them).
+
+    Returns:
+        ``difference`` (mean of ``a - b`` over the folds), ``standard_error``
+        (of that mean; a rough guide, since repeated-CV folds overlap),
+        ``won``, ``tied`` and ``lost`` (folds where ``a`` is above, equal,
+        below) and ``folds``.
+
+    Raises:
+        ValueError: the records are of different datasets or folds.
+    """
+    if a.get("dataset") != b.get("dataset"):
+        raise ValueError(f"records of different datasets: {a.get('dataset')!r} and {b.get('dataset')!r}")
+    if a["folds"] != b["folds"] or len(a["fold_accuracies"]) != len(b["fold_accuracies"]):
+        raise ValueError(f"{a['dataset']}: the records were not scored on the same folds")
+    diff = np.asarray(a["fold_accuracies"], float) - np.asarray(b["fold_accuracies"], float)
+    se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("nan")
+    return {"difference": float(diff.mean()), "standard_error": se,
+            "won": int((diff > 1e-12).sum()), "tied": int((np.abs(diff) <= 1e-12).sum()),
+            "lost": int((diff < -1e-12).sum()), "folds": len(diff)}
