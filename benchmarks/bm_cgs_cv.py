@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from graph.cgs.compare import classification_cv  # noqa: E402
+from graph.cgs.compare import CV_MODELS, classification_cv  # noqa: E402
 from graph.cgs.crossval import CONTRACTIONS  # noqa: E402
 from graph.cgs.model import CGSConfig  # noqa: E402
 from graph.cgs.tasks.classification import classification_sets  # noqa: E402
@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None,
                         help="default per dataset (quick: 10)")
     parser.add_argument("--models", nargs="+", default=["cgs", "gin", "gcn"],
-                        choices=["cgs", "gin", "gcn"])
+                        choices=list(CV_MODELS),
+                        help="gin_bn: GIN with the batch norms of its paper")
     parser.add_argument("--contractions", nargs="+", default=None, metavar="GMAX:INIT",
                         help="CGS (gamma_max, init_contraction) pairs searched "
                              "(default: " + " ".join(f"{g}:{c}" for g, c in CONTRACTIONS) + ")")

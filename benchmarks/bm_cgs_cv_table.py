@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from graph.cgs.crossval import paired_comparison  # noqa: E402
 from splat.io.atomic import write_json_atomic  # noqa: E402
 
-BASELINES = ("gin", "gcn")
+BASELINES = ("gin", "gin_bn", "gcn")
 
 
 def load_records(paths: list[Path]) -> dict[tuple[str, str], dict]:
@@ -79,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     if not rows:
         parser.error("no CGS record in the given files")
-    print("| dataset | folds | CGS % | GIN % | GCN % | CGS - GIN (paired s.e.; won/tied/lost) | CGS - GCN |")
-    print("|---|---|---|---|---|---|---|")
+    print("| dataset | folds | CGS % | GIN % | GIN with batch norm % | GCN % | CGS - GIN (paired s.e.; "
+          "won/tied/lost) | CGS - GIN with batch norm | CGS - GCN |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         print(format_row(row))
     if args.json is not None:

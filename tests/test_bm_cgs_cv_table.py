@@ -33,7 +33,7 @@ def test_baselines_from_another_file_are_compared_fold_by_fold(table, tmp_path, 
     out = tmp_path / "table.json"
     assert table.main([str(base), str(cgs), "--json", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "| mice | 2 | 75.0 +- 0.0 | 50.0 +- 0.0 | 100.0 +- 0.0 | +25.0 (25.0; 1/1/0) |" in printed
+    assert "| mice | 2 | 75.0 +- 0.0 | 50.0 +- 0.0 | - | 100.0 +- 0.0 | +25.0 (25.0; 1/1/0) | - |" in printed
     rows = json.loads(out.read_text())["rows"]
     assert rows[0]["cgs_minus_gcn"]["difference"] == pytest.approx(-0.25)
 

@@ -35,6 +35,8 @@ from .tasks.synthetic_classification import SYNTHETIC_SETS
 from .tasks.porous import make_porous_dataset, solve_pressure
 from .training import TrainConfig, predict, train
 
+CV_MODELS = ("cgs", "gin", "gin_bn", "gcn")  # the models classification_cv compares
+
 
 class GIN(nn.Module):
     """Graph Isomorphism Network (Xu et al., ICLR 2019) for graph classification.
@@ -42,26 +44,40 @@ class GIN(nn.Module):
     ``h <- h + MLP((1 + eps) h + sum_j h_j)`` per layer (``GINConv``, learnable eps),
     then mean and max pooling and an MLP decoder. Same call signature as
     :class:`~graph.cgs.model.CGS` (returns ``(logits [B, C], None)``).
+
+    Args:
+        node_dim: input node features.
+        out_dim: classes.
+        hidden: width.
+        layers: GIN layers.
+        batch_norm: as in the paper's GIN, a batch norm inside every layer's MLP
+            (after its first linear layer) and after every layer.
     """
 
-    def __init__(self, node_dim: int, out_dim: int, hidden: int, layers: int = 4):
+    def __init__(self, node_dim: int, out_dim: int, hidden: int, layers: int = 4, batch_norm: bool = False):
         super().__init__()
         self.hidden = hidden
         self.embed = mlp([node_dim, hidden, hidden])
-        self.convs = nn.ModuleList(GINConv(mlp([hidden, hidden, hidden]), train_eps=True)
-                                   for _ in range(layers))
+        self.convs = nn.ModuleList(GINConv(_gin_mlp(hidden, batch_norm), train_eps=True) for _ in range(layers))
+        self.norms = nn.ModuleList(nn.BatchNorm1d(hidden) if batch_norm else nn.Identity() for _ in range(layers))
         self.decoder = mlp([2 * hidden, hidden, out_dim])
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor | None = None,
                 batch: Tensor | None = None) -> tuple[Tensor, None]:
         check_graph(x, edge_index, edge_attr, batch)
         h = self.embed(x)
-        for conv in self.convs:
-            h = h + torch.relu(conv(h, edge_index))
+        for conv, norm in zip(self.convs, self.norms):
+            h = h + torch.relu(norm(conv(h, edge_index)))
         if batch is None:
             batch = x.new_zeros(x.shape[0], dtype=torch.long)
         return self.decoder(torch.cat([global_mean_pool(h, batch),
                                        global_max_pool(h, batch)], -1)), None
+
+
+def _gin_mlp(hidden: int, batch_norm: bool) -> nn.Sequential:
+    if not batch_norm:
+        return mlp([hidden, hidden, hidden])
+    return nn.Sequential(nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.SiLU(), nn.Linear(hidden, hidden))
 
 
 def _matched(build, target: int) -> nn.Module:
@@ -109,7 +125,8 @@ def classification_cv(seed: int = 0, folds: int = 4, epochs: int | None = None,
         epochs: training epochs per candidate (default: :func:`cv_setting`).
         top_k: incoming edges kept per node of a real set.
         dataset: a name of :func:`~graph.cgs.tasks.classification.classification_sets`.
-        models: which of ``cgs``, ``gin``, ``gcn`` to run.
+        models: which of ``cgs``, ``gin``, ``gin_bn`` (GIN with the paper's batch
+            norms), ``gcn`` to run.
         graphs: ``(list[Data], num_classes)`` to use instead of loading ``dataset``.
         splits: fold splits (repetitions of the k-fold).
         batch_size: graphs per step (default: :func:`cv_setting`).
@@ -130,8 +147,8 @@ def classification_cv(seed: int = 0, folds: int = 4, epochs: int | None = None,
 
     graphs, num_classes = graphs or load_classification_set(dataset, top_k)
     for name in models:
-        if name not in ("cgs", "gin", "gcn"):
-            raise ValueError(f"unknown model {name!r}; choose from ['cgs', 'gcn', 'gin']")
+        if name not in CV_MODELS:
+            raise ValueError(f"unknown model {name!r}; choose from {sorted(CV_MODELS)}")
     tcfg = cv_setting(dataset)
     tcfg = replace(tcfg, **({} if epochs is None else {"epochs": epochs}),
                    **({} if batch_size is None else {"batch_size": batch_size}))
@@ -141,11 +158,13 @@ def classification_cv(seed: int = 0, folds: int = 4, epochs: int | None = None,
     target = count_parameters(CGS(cgs_cfg))
     node_dim = graphs[0].num_node_features
     gin = _matched(lambda h: GIN(node_dim, num_classes, h), target).hidden
+    gin_bn = _matched(lambda h: GIN(node_dim, num_classes, h, batch_norm=True), target).hidden
     gcn = _matched(lambda h: GCN(GCNConfig(node_dim, num_classes, h, 4, True)), target)
     gcn_hidden = gcn.config.hidden
     builders = {
         "cgs": lambda c: CGS(replace(cgs_cfg, **dict(c.model))),
         "gin": lambda c: GIN(node_dim, num_classes, gin),
+        "gin_bn": lambda c: GIN(node_dim, num_classes, gin_bn, batch_norm=True),
         "gcn": lambda c: GCN(GCNConfig(node_dim, num_classes, gcn_hidden, 4, True)),
     }
     return repeated_cv(graphs, {m: builders[m] for m in models},
