@@ -19,6 +19,7 @@ GRADIENTS = ("implicit", "unrolled")
 READOUT_NORMS = (None, "batch", "layer")
 READOUTS = ("pool", "node")
 NODE_NORMS = (None, "batch", "layer")
+ENCODER_NORMS = (None, "batch")
 POOLS = {"sum": global_add_pool, "mean": global_mean_pool, "max": global_max_pool}
 
 
@@ -71,6 +72,8 @@ class CGSConfig:
             the fixed point shrink the spread of the node states (default
             ``nn.Linear`` initialisation), so without it the logits of
             different graphs start within ~1e-3 of each other.
+        encoder_norm: ``"batch"``: a ``BatchNorm1d`` over the nodes after every
+            encoder layer (where GIN has its batch norms), or None.
     """
 
     node_dim: int
@@ -93,6 +96,7 @@ class CGSConfig:
     encoder_aggr: str = "mean"
     readout: str = "pool"
     node_norm: str | None = None
+    encoder_norm: str | None = None
 
     def __post_init__(self):
         for name in ("node_dim", "edge_dim", "out_dim", "hidden", "heads", "max_iter",
@@ -127,6 +131,8 @@ class CGSConfig:
             raise ValueError(f"readout must be one of {READOUTS}, got {self.readout!r}")
         if self.node_norm not in NODE_NORMS:
             raise ValueError(f"node_norm must be one of {NODE_NORMS}, got {self.node_norm!r}")
+        if self.encoder_norm not in ENCODER_NORMS:
+            raise ValueError(f"encoder_norm must be one of {ENCODER_NORMS}, got {self.encoder_norm!r}")
         if self.node_norm is not None and not (self.graph_level and self.readout == "node"):
             raise ValueError(f"node_norm={self.node_norm!r} needs graph_level=True and "
                              f"readout='node', got graph_level={self.graph_level}, "
@@ -165,6 +171,8 @@ class CGS(nn.Module):
         self.edge_embed = mlp([c.edge_dim, c.hidden, c.hidden])
         self.encoder = nn.ModuleList(EdgeMLPConv(c.hidden, c.hidden, c.hidden, c.encoder_aggr)
                                      for _ in range(c.enc_layers))
+        self.encoder_norms = nn.ModuleList(nn.BatchNorm1d(c.hidden) if c.encoder_norm == "batch" else nn.Identity()
+                                           for _ in range(c.enc_layers))
         self.transition = CGSAttentionConv(c.hidden, c.hidden, c.heads, c.hidden)
         self.gamma_head = mlp([c.hidden, c.hidden, c.heads])
         self.node_decoder = None
@@ -206,8 +214,8 @@ class CGS(nn.Module):
             batch = x.new_zeros(x.shape[0], dtype=torch.long)
         h = self.node_embed(x)
         e = self.edge_embed(edge_attr)
-        for conv in self.encoder:
-            h = conv(h, edge_index, e)
+        for conv, norm in zip(self.encoder, self.encoder_norms):
+            h = norm(conv(h, edge_index, e))
         a, b = self.transition(h, edge_index, e)
         gamma = self.config.gamma_max * torch.sigmoid(self.gamma_head(global_mean_pool(h, batch)))
         weight = gamma[batch[edge_index[1]]] * a

@@ -73,3 +73,20 @@ def test_the_classification_default_normalises_nodes_with_batch_statistics():
     cfg = ClassificationExperiment().model
     assert (cfg.readout, cfg.node_norm) == ("node", "batch")
     assert isinstance(CGS(cfg).node_decoder[0], nn.BatchNorm1d)
+
+
+def test_encoder_norm_standardises_the_nodes_after_every_encoder_layer():
+    torch.manual_seed(0)
+    model = CGS(_config(encoder_norm="batch", enc_layers=2))
+    assert [type(m) for m in model.encoder_norms] == [nn.BatchNorm1d, nn.BatchNorm1d]
+    seen = []
+    model.encoder_norms[1].register_forward_hook(lambda m, a, out: seen.append(out))
+    model.train()
+    model(*_graphs())
+    h = seen[0]  # the second layer's output, standardised over the 5 nodes of the batch
+    assert torch.allclose(h.mean(0), torch.zeros(8), atol=1e-5)
+    assert torch.allclose(h.var(0, unbiased=False), torch.ones(8), atol=1e-3)
+    plain = CGS(_config())
+    assert all(isinstance(m, nn.Identity) for m in plain.encoder_norms)
+    with pytest.raises(ValueError, match="encoder_norm must be one of"):
+        _config(encoder_norm="layer")
