@@ -53,6 +53,8 @@ OPTIONS = (
     ("gin", 1e-2, None),
     ("sum encoder, node readout, layer norm per node", 3e-3, {**SUM_NODE, "node_norm": "layer"}),
     ("sum encoder, node readout, batch norm per node", 3e-3, {**SUM_NODE, "node_norm": "batch"}),
+    ("sum encoder, node readout, batch norm per node and after every encoder layer", 3e-3,
+     {**SUM_NODE, "node_norm": "batch", "encoder_norm": "batch"}),
 )
 
 
