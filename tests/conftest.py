@@ -36,11 +36,22 @@ def one_thread():
     torch.set_num_threads(saved)
 
 
-@pytest.fixture(scope="session")
-def bm_physics_splats():
-    """``benchmarks/bm_physics_splats.py`` loaded as a module (benchmarks are scripts, not a package)."""
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bm_physics_splats.py"
-    spec = importlib.util.spec_from_file_location("_bm_physics_splats", script)
+def _load_benchmark(name: str):
+    """``benchmarks/<name>.py`` loaded as a module (benchmarks are scripts, not a package)."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"_{name}", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def load_benchmark():
+    """A function loading ``benchmarks/<name>.py`` as a module."""
+    return _load_benchmark
+
+
+@pytest.fixture(scope="session")
+def bm_physics_splats():
+    """``benchmarks/bm_physics_splats.py`` loaded as a module."""
+    return _load_benchmark("bm_physics_splats")

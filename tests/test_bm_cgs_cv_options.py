@@ -1,19 +1,11 @@
 """bm_cgs_cv.py's command line: epoch selection is opt-in, and exclusive with --last-epoch."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bm_cgs_cv.py"
 
 
 @pytest.fixture(scope="module")
-def bm_cgs_cv():
-    spec = importlib.util.spec_from_file_location("_bm_cgs_cv_options", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bm_cgs_cv(load_benchmark):
+    return load_benchmark("bm_cgs_cv")
 
 
 def test_epoch_selection_and_last_epoch_exclude_each_other(bm_cgs_cv, capsys):

@@ -1,20 +1,13 @@
 """bm_cgs_cv_table.py: CGS against the baselines from saved cross-validation records."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bm_cgs_cv_table.py"
-
 
 @pytest.fixture(scope="module")
-def table():
-    spec = importlib.util.spec_from_file_location("_bm_cgs_cv_table", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def table(load_benchmark):
+    return load_benchmark("bm_cgs_cv_table")
 
 
 def _write(path, records):
