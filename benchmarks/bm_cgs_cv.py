@@ -1,8 +1,8 @@
-"""CGS beside same-size GIN and GCN on graph classification, by repeated cross-validation.
+"""CGS beside same-size GIN (with and without batch norm) and GCN, by repeated cross-validation.
 
 Every dataset runs ``splits`` stratified k-fold splits; in every outer fold
 each model's candidates (learning rates; CGS also ``gamma_max`` /
-``init_contraction``; GIN and GCN as many restarts) train on the same inner
+``init_contraction``; GIN, GIN with batch norm and GCN as many restarts) train on the same inner
 part of the training folds, and the best on the inner validation part is
 scored on the test fold (``graph.cgs.compare.classification_cv``) after its
 last epoch (``--epoch-selection``: every candidate of every model keeps the
@@ -38,7 +38,7 @@ DATASETS = ("marked_distance", "sbm_communities", "mice")
 
 
 def run(datasets, splits: int, folds: int, epochs: int | None, seed: int,
-        models=("cgs", "gin", "gcn"), contractions=CONTRACTIONS,
+        models=CV_MODELS, contractions=CONTRACTIONS,
         cgs_options: dict | None = None, epoch_selection: bool = False) -> list[dict]:
     """``classification_cv`` per dataset; prints each model's row as it finishes."""
     records = []
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=None,
                         help="default per dataset (quick: 10)")
-    parser.add_argument("--models", nargs="+", default=["cgs", "gin", "gcn"],
+    parser.add_argument("--models", nargs="+", default=list(CV_MODELS),
                         choices=list(CV_MODELS),
                         help="gin_bn: GIN with the batch norms of its paper")
     parser.add_argument("--contractions", nargs="+", default=None, metavar="GMAX:INIT",

@@ -105,13 +105,13 @@ def cv_setting(dataset: str) -> TrainConfig:
 
 def classification_cv(seed: int = 0, folds: int = 4, epochs: int | None = None,
                       top_k: int | None = 16, dataset: str = "mice",
-                      models: tuple[str, ...] = ("cgs", "gin", "gcn"), graphs=None,
+                      models: tuple[str, ...] = CV_MODELS, graphs=None,
                       splits: int = 1, batch_size: int | None = None,
                       lrs: tuple[float, ...] = LEARNING_RATES,
                       contractions: tuple = CONTRACTIONS, val_fraction: float = 0.25,
                       cgs_options: dict | None = None,
                       epoch_selection: bool = False) -> list[dict]:
-    """Repeated k-fold accuracy of CGS and same-size GIN / GCN on the same folds.
+    """Repeated k-fold accuracy of CGS and same-size GIN (with and without batch norm) / GCN on the same folds.
 
     Every model's candidates (:func:`~graph.cgs.crossval.model_grid`: each
     learning rate with each CGS contraction setting, or with as many restarts
