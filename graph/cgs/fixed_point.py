@@ -157,8 +157,8 @@ def _iterate(mat: Tensor, rhs: Tensor, x0: Tensor, tol: float, max_iter: int,
     return x, it, res
 
 
-def _direct(system: sp.csc_matrix, rhs: Tensor, transpose: bool = False) -> Tensor:
-    lu = spla.splu(system)
+def _direct(lu, rhs: Tensor, transpose: bool = False) -> Tensor:
+    """Solve with a SciPy sparse LU factorisation of ``I - W`` (``transpose``: the adjoint system)."""
     sol = lu.solve(rhs.detach().double().cpu().numpy(), trans="T" if transpose else "N")
     return torch.from_numpy(np.ascontiguousarray(sol)).to(rhs)
 
@@ -170,9 +170,8 @@ class _ImplicitFixedPoint(torch.autograd.Function):
     def forward(ctx, weight, b, layout, x0, solver, tol, max_iter, info):
         rhs = layout.flat(b)
         if solver == "direct":
-            system = layout.scipy_system(weight)
-            x = _direct(system, rhs)
-            ctx.system = system
+            ctx.lu = spla.splu(layout.scipy_system(weight))  # factorised once, for the adjoint too
+            x = _direct(ctx.lu, rhs)
             info.forward_iterations, info.forward_residual = 0, 0.0
         else:
             mat = layout.matrix(weight.detach())
@@ -192,7 +191,7 @@ class _ImplicitFixedPoint(torch.autograd.Function):
         layout, info = ctx.layout, ctx.info
         rhs = layout.flat(grad_h.contiguous())
         if ctx.solver == "direct":
-            g = _direct(ctx.system, rhs, transpose=True)
+            g = _direct(ctx.lu, rhs, transpose=True)
             info.backward_iterations, info.backward_residual = 0, 0.0
         else:
             mat_t = layout.matrix_t(weight.detach())

@@ -101,6 +101,22 @@ def test_implicit_gradient_matches_unrolled_to_convergence(solver):
         assert info.backward_iterations > 1
 
 
+def test_direct_solve_factorises_once_for_the_solution_and_its_adjoint(monkeypatch):
+    import scipy.sparse.linalg as spla
+
+    calls = []
+    real = spla.splu
+    monkeypatch.setattr(spla, "splu", lambda m: calls.append(m.shape) or real(m))
+    n, heads = 12, 2
+    ei = random_graph(n, 40, seed=5)
+    w = contracting_weight(ei, n, heads, gamma=0.9).requires_grad_()
+    b = torch.randn(n, heads, dtype=torch.float64, requires_grad=True)
+    h, _ = solve_fixed_point(w, b, ei, solver="direct")
+    h.square().sum().backward()
+    assert calls == [(n * heads, n * heads)]
+    assert torch.isfinite(w.grad).all() and b.grad.abs().sum() > 0
+
+
 def test_implicit_gradient_passes_gradcheck():
     n, heads = 6, 2
     ei = random_graph(n, 14, seed=4)
