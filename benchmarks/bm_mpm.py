@@ -16,7 +16,6 @@ seconds.
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import sys
 import time
@@ -37,7 +36,7 @@ SCENE_OF = {"water": "dam_break", "non_newtonian": "dam_break", "sand": "column_
 def bench_substep(material: str, dim: int, n: int, repeats: int, warmup: int = 3) -> dict:
     config = MPMConfig()
     solver, _ = build_solver(material, SCENE_OF[material], dim, n, config=config)
-    substeps = max(1, math.ceil(config.frame_dt / solver.dt - 1e-9))
+    substeps = solver.fit_substeps(config.frame_dt)
     times = []
     with torch.no_grad(), config.threads():
         for _ in range(warmup):

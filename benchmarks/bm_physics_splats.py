@@ -449,8 +449,7 @@ def reduction_errors(material: str, spacings: list[float], frames: int, data_dir
             config = MPMConfig()
             solver = MPMSolver.for_walls(make_material(material), x, scene.velocities.float(), spacing ** 3,
                                          BOX_WALLS, 2 * spacing, config)
-            substeps = max(1, math.ceil(config.frame_dt / solver.dt - 1e-9))
-            solver.dt = config.frame_dt / substeps
+            substeps = solver.fit_substeps(config.frame_dt)
             truth, c0 = [solver.x], time.process_time()
             with torch.no_grad(), config.threads():
                 for _ in range(frames):

@@ -112,9 +112,7 @@ class ReducedMPM(ObjectContactPrior):
         if last.shape[0] >= 4:  # APIC's affine velocity: the local velocity gradient over the last frame
             grad = local_deformation_gradients(prev.float(), last.float()) - torch.eye(3, dtype=torch.float64)
             solver.C = (grad / self.frame_dt).to(solver.C.dtype)
-        substeps = max(1, math.ceil(self.frame_dt / solver.dt - 1e-9))
-        solver.dt = self.frame_dt / substeps
-        self._substeps = substeps
+        self._substeps = solver.fit_substeps(self.frame_dt)
         return solver
 
     def _continues(self, prev: Tensor, last: Tensor) -> bool:

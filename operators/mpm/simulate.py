@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -135,8 +134,7 @@ def simulate(material: str | Material, scene: str | SceneInit, dim: int = 2,
     solver, init = build_solver(material, scene, dim, n_particles, seed, randomize, config,
                                 scene_params=scene_params)
     cfg = solver.config
-    substeps = max(1, math.ceil(cfg.frame_dt / solver.dt - 1e-9))
-    solver.dt = cfg.frame_dt / substeps
+    substeps = solver.fit_substeps(cfg.frame_dt)
     frames = [solver.x.float().cpu().clone()]
     seconds = []
     bar = None

@@ -234,6 +234,12 @@ class MPMSolver:
             tangential = tangential * (1.0 - mu * vn / vt.clamp_min(1e-12)).clamp_min(0.0)
         return tangential
 
+    def fit_substeps(self, frame_dt: float) -> int:
+        """Shorten ``dt`` to a whole number of substeps per frame of ``frame_dt``; returns that number."""
+        substeps = max(1, math.ceil(frame_dt / self.dt - 1e-9))
+        self.dt = frame_dt / substeps
+        return substeps
+
     def substep(self) -> None:
         """Advance one explicit substep ``self.dt`` (P2G, grid update, G2P, constitutive)."""
         d, dt, G = self.dim, self.dt, self.n_grid_nodes

@@ -10,7 +10,6 @@ and the motion carried to every Gaussian (centres and covariances), rendered.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import tempfile
 import time
@@ -162,8 +161,7 @@ def _mpm_run(obj: SplatObject, material: str, frames: int, velocity, progress: b
     # the walls of the training box at every fill spacing, on a grid of two spacings a cell
     solver = MPMSolver.for_walls(make_material(material), obj.particles.clone(), vel, obj.spacing ** 3,
                                  BOX_WALLS, 2.0 * obj.spacing, config)
-    substeps = max(1, math.ceil(config.frame_dt / solver.dt - 1e-9))
-    solver.dt = config.frame_dt / substeps
+    substeps = solver.fit_substeps(config.frame_dt)
     xs = [solver.x.float().clone()]
     seconds = 0.0
     with torch.no_grad(), config.threads():
