@@ -7,8 +7,8 @@ Each draw is split once, stratified, into a fit part (135 graphs) and a
 validation part (80); every option trains once (same seed, same batches, the
 cross-validation's epochs, batch and schedule) and is scored on the validation
 part. Also prints the spread of the logits across 32 validation graphs at
-initialisation (how far apart the model starts its graphs). A GIN of the same
-size is trained beside it for reference.
+initialisation (how far apart the model starts its graphs). GINs of the same
+size, without and with batch norm, are trained beside them for reference.
 
     python benchmarks/bm_cgs_select.py --json results/bm_cgs_select.json
 """
@@ -37,9 +37,11 @@ from splat.utils.machine import machine_info  # noqa: E402
 
 MEAN_POOL = {"encoder_aggr": "mean", "readout": "pool"}
 SUM_NODE = {"encoder_aggr": "sum", "readout": "node"}
-# (name, lr, CGSConfig overrides of the classification default); "gin": the baseline
+NODE_BN = {**SUM_NODE, "node_norm": "batch"}
+# (name, lr, CGSConfig overrides of the classification default, or one of GINS: the baselines)
+GINS = {"gin": False, "gin_bn": True}  # GIN of the same size, without / with its batch norms
 OPTIONS = (
-    ("gin", 3e-3, None),
+    ("gin", 3e-3, "gin"),
     ("mean encoder, pooled readout (earlier default)", 3e-3, MEAN_POOL),
     ("mean encoder, node readout", 3e-3, {"encoder_aggr": "mean", "readout": "node"}),
     ("sum encoder, pooled readout", 3e-3, {"encoder_aggr": "sum", "readout": "pool"}),
@@ -50,11 +52,28 @@ OPTIONS = (
      {**SUM_NODE, "gamma_max": 0.999, "init_contraction": 0.97}),
     ("sum encoder, node readout", 1e-3, SUM_NODE),
     ("sum encoder, node readout", 1e-2, SUM_NODE),
-    ("gin", 1e-2, None),
+    ("gin", 1e-2, "gin"),
     ("sum encoder, node readout, layer norm per node", 3e-3, {**SUM_NODE, "node_norm": "layer"}),
     ("sum encoder, node readout, batch norm per node", 3e-3, {**SUM_NODE, "node_norm": "batch"}),
     ("sum encoder, node readout, batch norm per node and after every encoder layer", 3e-3,
      {**SUM_NODE, "node_norm": "batch", "encoder_norm": "batch"}),
+    ("gin with batch norm", 3e-3, "gin_bn"),
+    ("gin with batch norm", 1e-2, "gin_bn"),
+    ("sum encoder, node readout, batch norm per node, lazy offset", 3e-3, {**NODE_BN, "offset": "lazy"}),
+    ("sum encoder, node readout, batch norm per node, lazy offset", 1e-2, {**NODE_BN, "offset": "lazy"}),
+    ("sum encoder, node readout, batch norm per node, lazy offset, contraction (0.999, 0.97)", 3e-3,
+     {**NODE_BN, "offset": "lazy", "gamma_max": 0.999, "init_contraction": 0.97}),
+    ("sum encoder, node readout, batch norm per node, lazy offset, contraction (0.9, 0.5)", 3e-3,
+     {**NODE_BN, "offset": "lazy", "gamma_max": 0.9, "init_contraction": 0.5}),
+    ("sum encoder, node readout, batch norm per node, contraction (0.999, 0.97)", 3e-3,
+     {**NODE_BN, "gamma_max": 0.999, "init_contraction": 0.97}),
+    ("sum encoder, node readout, batch norm per node", 1e-2, NODE_BN),
+    ("gin encoder, node readout, batch norm per node", 3e-3, {**NODE_BN, "encoder": "gin"}),
+    ("gin encoder, node readout, batch norm per node", 1e-2, {**NODE_BN, "encoder": "gin"}),
+    ("gin encoder of 4 layers, node readout, batch norm per node", 3e-3,
+     {**NODE_BN, "encoder": "gin", "enc_layers": 4}),
+    ("gin encoder of 4 layers, node readout, batch norm per node, contraction (0.999, 0.97)", 3e-3,
+     {**NODE_BN, "encoder": "gin", "enc_layers": 4, "gamma_max": 0.999, "init_contraction": 0.97}),
 )
 
 
@@ -66,9 +85,9 @@ def run_one(dataset: str, seed: int, name: str, lr: float, options: dict | None)
     base = replace(ClassificationExperiment().model, node_dim=graphs[0].num_node_features,
                    edge_dim=graphs[0].edge_attr.shape[1], out_dim=classes)
     torch.manual_seed(0)
-    if options is None:
+    if isinstance(options, str):
         target = count_parameters(CGS(replace(base, **SUM_NODE)))
-        model = _matched(lambda h: GIN(base.node_dim, classes, h), target)
+        model = _matched(lambda h: GIN(base.node_dim, classes, h, batch_norm=GINS[options]), target)
     else:
         model = CGS(replace(base, **options))
     probe = Batch.from_data_list(val_set[:32])
@@ -90,8 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", nargs="+", default=["marked_distance", "sbm_communities"],
                         choices=["marked_distance", "sbm_communities", "sbm_communities_degree"])
     parser.add_argument("--seed", type=int, default=7, help="draw of the synthetic sets")
-    parser.add_argument("--match", default=None, metavar="TEXT",
-                        help="run only the options whose name contains TEXT")
+    parser.add_argument("--match", nargs="+", default=None, metavar="TEXT",
+                        help="run only the options whose name contains one of these texts")
+    parser.add_argument("--only", nargs="+", default=None, metavar="NAME",
+                        help="run only the options with exactly one of these names")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None, metavar="PATH")
     args = parser.parse_args(argv)
@@ -104,7 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     records, start = [], time.perf_counter()
     for dataset in args.datasets:
         for name, lr, options in OPTIONS:
-            if args.match is not None and args.match not in name:
+            if args.match is not None and not any(text in name for text in args.match):
+                continue
+            if args.only is not None and name not in args.only:
                 continue
             r = run_one(dataset, args.seed, name, lr, options)
             records.append(r)

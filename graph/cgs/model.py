@@ -12,7 +12,7 @@ from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_poo
 
 from .checks import check_graph
 from .fixed_point import SOLVERS, BlockSparse, SolveInfo, solve_fixed_point, solve_unrolled
-from .layers import CGSAttentionConv, EdgeMLPConv, mlp
+from .layers import CGSAttentionConv, EdgeMLPConv, GINBlock, mlp
 from .layers.edge_mlp_conv import AGGRS
 
 GRADIENTS = ("implicit", "unrolled")
@@ -20,6 +20,8 @@ READOUT_NORMS = (None, "batch", "layer")
 READOUTS = ("pool", "node")
 NODE_NORMS = (None, "batch", "layer")
 ENCODER_NORMS = (None, "batch")
+OFFSETS = ("plain", "lazy")
+ENCODERS = ("edge_mlp", "gin")
 POOLS = {"sum": global_add_pool, "mean": global_mean_pool, "max": global_max_pool}
 
 
@@ -33,7 +35,7 @@ class CGSConfig:
         out_dim: output size per node (or per graph when ``graph_level``).
         hidden: width of the encoder and decoder.
         heads: number of fixed-point heads H.
-        enc_layers: :class:`EdgeMLPConv` layers before the attention layer.
+        enc_layers: encoder layers before the attention layer.
         gamma_max: upper bound on the contraction factor, in (0, 1).
         solver: ``"iterate"`` or ``"direct"`` forward solve.
         tol: iteration tolerance (max-abs change relative to ``max|b|``).
@@ -54,7 +56,11 @@ class CGSConfig:
         init_contraction: initial ``gamma / gamma_max`` and node gates ``s``
             (their output biases start at its logit), in (0, 1); near 1 lets
             information travel far from the first step.
-        encoder_aggr: aggregation of the encoder's :class:`EdgeMLPConv` layers,
+        encoder: the encoder layers: ``"edge_mlp"`` (:class:`EdgeMLPConv`, messages
+            conditioned on the edge features) or ``"gin"`` (:class:`GINBlock`: GIN's
+            sum of the neighbours' states with its batch norms; the edge features
+            then enter through the attention layer only).
+        encoder_aggr: aggregation of the ``"edge_mlp"`` encoder's layers,
             ``"mean"`` or ``"sum"``. ``"sum"`` (GIN-style) lets degree and
             structure reach the embedding, hence ``A`` and ``b``, even when
             every node has the same input feature; ``"mean"`` cannot tell such
@@ -73,7 +79,14 @@ class CGSConfig:
             ``nn.Linear`` initialisation), so without it the logits of
             different graphs start within ~1e-3 of each other.
         encoder_norm: ``"batch"``: a ``BatchNorm1d`` over the nodes after every
-            encoder layer (where GIN has its batch norms), or None.
+            ``"edge_mlp"`` encoder layer (where GIN has its batch norms), or None.
+        offset: how the offset enters the map. ``"plain"``: ``H = gamma A H + b``,
+            whose fixed point grows as ``1 / (1 - gamma)`` when the contraction
+            nears 1 (and its gradient in ``gamma`` as the square of that).
+            ``"lazy"``: ``H = gamma A H + (1 - gamma) b`` (personalised-PageRank
+            form): the fixed point is a weighted average of the offsets, bounded
+            by ``max|b|`` whatever ``gamma``; the same family of maps, better
+            conditioned in ``gamma``.
     """
 
     node_dim: int
@@ -97,6 +110,8 @@ class CGSConfig:
     readout: str = "pool"
     node_norm: str | None = None
     encoder_norm: str | None = None
+    offset: str = "plain"
+    encoder: str = "edge_mlp"
 
     def __post_init__(self):
         for name in ("node_dim", "edge_dim", "out_dim", "hidden", "heads", "max_iter",
@@ -133,6 +148,13 @@ class CGSConfig:
             raise ValueError(f"node_norm must be one of {NODE_NORMS}, got {self.node_norm!r}")
         if self.encoder_norm not in ENCODER_NORMS:
             raise ValueError(f"encoder_norm must be one of {ENCODER_NORMS}, got {self.encoder_norm!r}")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
+        if self.encoder == "gin" and self.encoder_norm is not None:
+            raise ValueError("encoder_norm applies to the 'edge_mlp' encoder; the 'gin' encoder has "
+                             "its own batch norms")
+        if self.offset not in OFFSETS:
+            raise ValueError(f"offset must be one of {OFFSETS}, got {self.offset!r}")
         if self.node_norm is not None and not (self.graph_level and self.readout == "node"):
             raise ValueError(f"node_norm={self.node_norm!r} needs graph_level=True and "
                              f"readout='node', got graph_level={self.graph_level}, "
@@ -169,8 +191,11 @@ class CGS(nn.Module):
         c = self.config = config
         self.node_embed = mlp([c.node_dim, c.hidden, c.hidden])
         self.edge_embed = mlp([c.edge_dim, c.hidden, c.hidden])
-        self.encoder = nn.ModuleList(EdgeMLPConv(c.hidden, c.hidden, c.hidden, c.encoder_aggr)
-                                     for _ in range(c.enc_layers))
+        if c.encoder == "gin":
+            self.encoder = nn.ModuleList(GINBlock(c.hidden) for _ in range(c.enc_layers))
+        else:
+            self.encoder = nn.ModuleList(EdgeMLPConv(c.hidden, c.hidden, c.hidden, c.encoder_aggr)
+                                         for _ in range(c.enc_layers))
         self.encoder_norms = nn.ModuleList(nn.BatchNorm1d(c.hidden) if c.encoder_norm == "batch" else nn.Identity()
                                            for _ in range(c.enc_layers))
         self.transition = CGSAttentionConv(c.hidden, c.hidden, c.heads, c.hidden)
@@ -214,11 +239,13 @@ class CGS(nn.Module):
             batch = x.new_zeros(x.shape[0], dtype=torch.long)
         h = self.node_embed(x)
         e = self.edge_embed(edge_attr)
-        for conv, norm in zip(self.encoder, self.encoder_norms):
-            h = norm(conv(h, edge_index, e))
+        for layer, norm in zip(self.encoder, self.encoder_norms):
+            h = norm(layer(h, edge_index) if self.config.encoder == "gin" else layer(h, edge_index, e))
         a, b = self.transition(h, edge_index, e)
         gamma = self.config.gamma_max * torch.sigmoid(self.gamma_head(global_mean_pool(h, batch)))
         weight = gamma[batch[edge_index[1]]] * a
+        if self.config.offset == "lazy":
+            b = (1.0 - gamma)[batch] * b
         return weight, b, gamma, h
 
     def solve(self, weight: Tensor, b: Tensor, edge_index: Tensor) -> tuple[Tensor, SolveInfo]:

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from graph.build import knn_graph
-from graph.cgs.layers import CGSAttentionConv, EdgeMLPConv
+from graph.cgs.layers import CGSAttentionConv, EdgeMLPConv, GINBlock
 from graph.conv import InteractionNetwork, KernelIntegral
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -34,6 +34,21 @@ def test_edge_mlp_conv_shapes_and_permutation_equivariance():
     assert out.shape == (N, C)
     perm, xp, eip, ep = _permuted(x, ei, e)
     torch.testing.assert_close(conv(xp, eip, ep), out[perm])
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_gin_block_is_residual_sums_neighbours_and_is_equivariant(batch_norm):
+    block = GINBlock(C, batch_norm=batch_norm).eval()
+    x, ei, e = _graph()
+    out = block(x, ei)
+    assert out.shape == (N, C)
+    perm, xp, eip, _ = _permuted(x, ei, e)
+    torch.testing.assert_close(block(xp, eip), out[perm])
+    # the update is relu(norm(MLP((1 + eps) x_i + sum_j x_j))) added to x_i
+    with torch.no_grad():
+        summed = (1 + block.conv.eps) * x + torch.zeros(N, C).index_add_(0, ei[1], x[ei[0]])
+        expected = x + torch.relu(block.norm(block.conv.nn(summed)))
+    torch.testing.assert_close(out, expected)
 
 
 def test_cgs_attention_conv_shapes_substochastic_rows_and_equivariance():

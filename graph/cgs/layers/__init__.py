@@ -2,5 +2,6 @@
 
 from .cgs_attention_conv import CGSAttentionConv
 from .edge_mlp_conv import EdgeMLPConv, mlp
+from .gin_block import GINBlock, gin_mlp
 
-__all__ = ["CGSAttentionConv", "EdgeMLPConv", "mlp"]
+__all__ = ["CGSAttentionConv", "EdgeMLPConv", "GINBlock", "gin_mlp", "mlp"]
