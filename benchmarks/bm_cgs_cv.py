@@ -1,8 +1,8 @@
 """CGS beside same-size GIN (with and without batch norm) and GCN, by repeated cross-validation.
 
 Every dataset runs ``splits`` stratified k-fold splits; in every outer fold
-each model's candidates (learning rates; CGS also ``gamma_max`` /
-``init_contraction``; GIN, GIN with batch norm and GCN as many restarts) train on the same inner
+each model's candidates (learning rates; CGS also its settings: contraction and
+encoder; GIN, GIN with batch norm and GCN as many restarts) train on the same inner
 part of the training folds, and the best on the inner validation part is
 scored on the test fold (``graph.cgs.compare.classification_cv``) after its
 last epoch (``--epoch-selection``: every candidate of every model keeps the
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from graph.cgs.compare import CV_MODELS, classification_cv  # noqa: E402
-from graph.cgs.crossval import CONTRACTIONS  # noqa: E402
+from graph.cgs.crossval import CGS_SETTINGS  # noqa: E402
 from graph.cgs.model import CGSConfig  # noqa: E402
 from graph.cgs.tasks.classification import classification_sets  # noqa: E402
 from splat.io.atomic import write_json_atomic  # noqa: E402
@@ -38,14 +38,14 @@ DATASETS = ("marked_distance", "sbm_communities", "mice")
 
 
 def run(datasets, splits: int, folds: int, epochs: int | None, seed: int,
-        models=CV_MODELS, contractions=CONTRACTIONS,
+        models=CV_MODELS, cgs_settings=CGS_SETTINGS,
         cgs_options: dict | None = None, epoch_selection: bool = False) -> list[dict]:
     """``classification_cv`` per dataset; prints each model's row as it finishes."""
     records = []
     for name in datasets:
         for r in classification_cv(seed=seed, folds=folds, epochs=epochs, dataset=name,
                                    splits=splits, models=tuple(models),
-                                   contractions=contractions, cgs_options=cgs_options,
+                                   cgs_settings=cgs_settings, cgs_options=cgs_options,
                                    epoch_selection=epoch_selection):
             records.append(r)
             print(row(r), flush=True)
@@ -96,9 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", default=list(CV_MODELS),
                         choices=list(CV_MODELS),
                         help="gin_bn: GIN with the batch norms of its paper")
-    parser.add_argument("--contractions", nargs="+", default=None, metavar="GMAX:INIT",
-                        help="CGS (gamma_max, init_contraction) pairs searched "
-                             "(default: " + " ".join(f"{g}:{c}" for g, c in CONTRACTIONS) + ")")
+    parser.add_argument("--cgs-settings", nargs="+", default=None, metavar="FIELD=VALUE,...",
+                        help="CGS settings searched, each comma-separated CGSConfig overrides (default: "
+                             + " ".join(",".join(f"{k}={v}" for k, v in s) for s in CGS_SETTINGS) + ")")
     parser.add_argument("--cgs-option", nargs="+", default=[], metavar="FIELD=VALUE",
                         help="CGSConfig fields replacing the classification defaults, "
                              "e.g. encoder_aggr=mean readout=pool (GIN/GCN are re-sized)")
@@ -122,17 +122,17 @@ def main(argv: list[str] | None = None) -> int:
           "train s (all candidates) | CGS iterations (test) | chosen |")
     print("|---|---|---|---|---|---|---|---|")
     start = time.perf_counter()
-    contractions = (CONTRACTIONS if args.contractions is None else
-                    tuple(tuple(float(v) for v in p.split(":")) for p in args.contractions))
+    cgs_settings = (CGS_SETTINGS if args.cgs_settings is None else
+                    tuple(tuple(parse_options(s.split(","), parser).items()) for s in args.cgs_settings))
     cgs_options = parse_options(args.cgs_option, parser)
     records = run(args.datasets, splits, args.folds, epochs, args.seed, args.models,
-                  contractions, cgs_options, args.epoch_selection)
+                  cgs_settings, cgs_options, args.epoch_selection)
     total = time.perf_counter() - start
     print(f"\ntotal {total:.0f} s")
     if args.json is not None:
         write_json_atomic(args.json, {
             "machine": machine_info(args.threads),
-            "splits": splits, "folds": args.folds, "contractions": contractions,
+            "splits": splits, "folds": args.folds, "cgs_settings": cgs_settings,
             "cgs_options": cgs_options, "epoch_selection": args.epoch_selection,
             "total_seconds": total, "records": records})
         print(f"wrote {args.json}")

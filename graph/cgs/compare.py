@@ -3,7 +3,7 @@
 - :func:`classification_cv`: CGS, a GIN and a GCN of about the same parameter
   count (torch-geometric's ``GINConv`` / ``GCNConv``) trained and scored on the
   same repeated stratified folds of a graph-classification set, each model's
-  learning rate (and CGS's contraction setting) chosen on an inner validation
+  learning rate (and CGS's setting: contraction, encoder) chosen on an inner validation
   split of the training folds.
 - :func:`porous_size_generalisation`: the bundled porous-network CGS (trained on
   50-150 pores) on networks of the training size and of ``factor`` times it,
@@ -21,14 +21,14 @@ from dataclasses import replace
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import GINConv, global_max_pool, global_mean_pool
+from torch_geometric.nn import global_max_pool, global_mean_pool
 
 from graph.forwardgnn.memory import track_memory
 
 from .baselines import GCN, GCNConfig
 from .checks import check_graph
-from .layers import mlp
-from .crossval import CONTRACTIONS, LEARNING_RATES, model_grid, repeated_cv
+from .layers import GINBlock, mlp
+from .crossval import CGS_SETTINGS, LEARNING_RATES, model_grid, repeated_cv
 from .model import CGS, count_parameters
 from .tasks.classification import load_classification_set
 from .tasks.synthetic_classification import SYNTHETIC_SETS
@@ -58,26 +58,19 @@ class GIN(nn.Module):
         super().__init__()
         self.hidden = hidden
         self.embed = mlp([node_dim, hidden, hidden])
-        self.convs = nn.ModuleList(GINConv(_gin_mlp(hidden, batch_norm), train_eps=True) for _ in range(layers))
-        self.norms = nn.ModuleList(nn.BatchNorm1d(hidden) if batch_norm else nn.Identity() for _ in range(layers))
+        self.blocks = nn.ModuleList(GINBlock(hidden, batch_norm) for _ in range(layers))
         self.decoder = mlp([2 * hidden, hidden, out_dim])
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor | None = None,
                 batch: Tensor | None = None) -> tuple[Tensor, None]:
         check_graph(x, edge_index, edge_attr, batch)
         h = self.embed(x)
-        for conv, norm in zip(self.convs, self.norms):
-            h = h + torch.relu(norm(conv(h, edge_index)))
+        for block in self.blocks:
+            h = block(h, edge_index)
         if batch is None:
             batch = x.new_zeros(x.shape[0], dtype=torch.long)
         return self.decoder(torch.cat([global_mean_pool(h, batch),
                                        global_max_pool(h, batch)], -1)), None
-
-
-def _gin_mlp(hidden: int, batch_norm: bool) -> nn.Sequential:
-    if not batch_norm:
-        return mlp([hidden, hidden, hidden])
-    return nn.Sequential(nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.SiLU(), nn.Linear(hidden, hidden))
 
 
 def _matched(build, target: int) -> nn.Module:
@@ -108,13 +101,13 @@ def classification_cv(seed: int = 0, folds: int = 4, epochs: int | None = None,
                       models: tuple[str, ...] = CV_MODELS, graphs=None,
                       splits: int = 1, batch_size: int | None = None,
                       lrs: tuple[float, ...] = LEARNING_RATES,
-                      contractions: tuple = CONTRACTIONS, val_fraction: float = 0.25,
+                      cgs_settings: tuple = CGS_SETTINGS, val_fraction: float = 0.25,
                       cgs_options: dict | None = None,
                       epoch_selection: bool = False) -> list[dict]:
     """Repeated k-fold accuracy of CGS and same-size GIN (with and without batch norm) / GCN on the same folds.
 
     Every model's candidates (:func:`~graph.cgs.crossval.model_grid`: each
-    learning rate with each CGS contraction setting, or with as many restarts
+    learning rate with each CGS setting, or with as many restarts
     for GIN / GCN) are trained on the same inner part of the training folds and
     the best on the inner validation part is scored on the test fold
     (:func:`~graph.cgs.crossval.repeated_cv`).
@@ -131,7 +124,9 @@ def classification_cv(seed: int = 0, folds: int = 4, epochs: int | None = None,
         splits: fold splits (repetitions of the k-fold).
         batch_size: graphs per step (default: :func:`cv_setting`).
         lrs: learning rates searched for every model.
-        contractions: CGS ``(gamma_max, init_contraction)`` settings searched.
+        cgs_settings: CGS settings searched, each a tuple of ``(CGSConfig field,
+            value)`` pairs (default: the contraction of the separate draws with either
+            encoder, :data:`~graph.cgs.crossval.CGS_SETTINGS`).
         val_fraction: share of each class of the training folds used for selection.
         cgs_options: :class:`~graph.cgs.model.CGSConfig` fields replacing those of
             ``ClassificationExperiment().model`` (e.g. ``{"encoder_aggr": "mean"}``);
@@ -155,6 +150,7 @@ def classification_cv(seed: int = 0, folds: int = 4, epochs: int | None = None,
     cgs_cfg = replace(ClassificationExperiment().model, node_dim=graphs[0].num_node_features,
                       edge_dim=graphs[0].edge_attr.shape[1], out_dim=num_classes,
                       **(cgs_options or {}))
+    # the baselines are sized to CGS with its edge-conditioned encoder (the GIN-encoder setting is smaller)
     target = count_parameters(CGS(cgs_cfg))
     node_dim = graphs[0].num_node_features
     gin = _matched(lambda h: GIN(node_dim, num_classes, h), target).hidden
@@ -168,7 +164,7 @@ def classification_cv(seed: int = 0, folds: int = 4, epochs: int | None = None,
         "gcn": lambda c: GCN(GCNConfig(node_dim, num_classes, gcn_hidden, 4, True)),
     }
     return repeated_cv(graphs, {m: builders[m] for m in models},
-                       {m: model_grid(m, lrs, contractions) for m in models}, tcfg,
+                       {m: model_grid(m, lrs, cgs_settings) for m in models}, tcfg,
                        splits=splits, folds=folds, seed=seed, val_fraction=val_fraction,
                        dataset=dataset, epoch_selection=epoch_selection)
 

@@ -48,7 +48,8 @@ def test_inner_split_is_stratified_and_disjoint():
 def test_every_model_gets_as_many_candidates():
     grids = {m: model_grid(m) for m in ("cgs", "gin", "gcn")}
     assert len({len(g) for g in grids.values()}) == 1
-    assert {dict(c.model)["gamma_max"] for c in grids["cgs"]} == {0.99, 0.999}
+    assert {dict(c.model).get("encoder", "edge_mlp") for c in grids["cgs"]} == {"edge_mlp", "gin"}
+    assert all(dict(c.model)["gamma_max"] == 0.999 for c in grids["cgs"])
     assert {c.restart for c in grids["gin"]} == {0, 1}
     assert {c.lr for c in grids["gcn"]} == {c.lr for c in grids["cgs"]}
 
