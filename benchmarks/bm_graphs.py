@@ -185,7 +185,7 @@ def bench_cgs_compare(quick: bool) -> list[dict]:
     records = porous_size_generalisation(factor=10, graphs=3 if quick else 6)
     records += gvi_size_generalisation(factor=10, quick=True, epochs=15 if quick else None,
                                        test_graphs=4 if quick else 8)
-    # repeated CV, every model's lr (CGS: also its contraction) chosen inside the training
+    # repeated CV, every model's lr (CGS: also its contraction and encoder) chosen inside the training
     # folds; quick: the connectomes, one split, 8 epochs; full: three sets, three splits
     # (benchmarks/bm_cgs_cv.py runs the same and prints the table)
     for name in ("mice",) if quick else ("marked_distance", "sbm_communities", "mice"):

@@ -1,5 +1,7 @@
 """Repeated cross-validation: selection inside the training folds, equal budgets."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +9,9 @@ from torch_geometric.data import Data
 
 from graph.cgs.compare import GIN
 from graph.cgs.crossval import Candidate, inner_split, model_grid, repeated_cv, select_model
-from graph.cgs.tasks.classification import stratified_folds
+from graph.cgs.experiments import ClassificationExperiment
+from graph.cgs.model import CGS, count_parameters
+from graph.cgs.tasks.classification import load_classification_set, stratified_folds
 from graph.cgs.training import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -92,3 +96,14 @@ def test_select_model_picks_the_best_validation_accuracy():
     assert sel.candidate.lr == 3e-2 and acc[1] >= acc[0], sel.scores
     with pytest.raises(ValueError, match="candidates"):
         select_model(_gin, [], graphs, config, seed=0)
+
+
+@pytest.mark.parametrize("dataset", ["mice", "marked_distance", "sbm_communities_degree"])
+def test_every_cgs_setting_has_the_size_the_baselines_are_matched_to(dataset):
+    graphs, classes = load_classification_set(dataset)
+    base = replace(ClassificationExperiment().model, node_dim=graphs[0].num_node_features,
+                   edge_dim=graphs[0].edge_attr.shape[1], out_dim=classes)
+    target = count_parameters(CGS(base))  # what classification_cv sizes GIN and GCN to
+    for candidate in model_grid("cgs"):
+        n = count_parameters(CGS(replace(base, **dict(candidate.model))))
+        assert abs(n - target) / target < 0.05, (candidate.label, n, target)
