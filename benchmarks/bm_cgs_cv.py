@@ -60,7 +60,7 @@ def row(r: dict) -> str:
             f"{its} | {chosen} |")
 
 
-def parse_options(items: list[str], parser: argparse.ArgumentParser) -> dict:
+def parse_options(items: list[str], parser: argparse.ArgumentParser, flag: str = "--cgs-option") -> dict:
     """``FIELD=VALUE`` strings -> CGSConfig overrides (numbers, ``None`` and
     ``true``/``false`` converted; ``pool`` as comma-separated names)."""
     fields = {f.name for f in dataclasses.fields(CGSConfig)}
@@ -68,7 +68,7 @@ def parse_options(items: list[str], parser: argparse.ArgumentParser) -> dict:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or key not in fields:
-            parser.error(f"--cgs-option {item!r}: expected FIELD=VALUE with FIELD one of "
+            parser.error(f"{flag} {item!r}: expected FIELD=VALUE with FIELD one of "
                          f"the CGSConfig fields")
         if key == "pool":
             out[key] = tuple(value.split(","))
@@ -116,15 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     if args.epoch_selection and args.last_epoch:
         parser.error("--epoch-selection and --last-epoch exclude each other")
+    cgs_settings = (CGS_SETTINGS if args.cgs_settings is None else
+                    tuple(tuple(parse_options(s.split(","), parser, "--cgs-settings").items())
+                          for s in args.cgs_settings))
+    cgs_options = parse_options(args.cgs_option, parser)
     selection = "best epoch on the inner validation" if args.epoch_selection else "last epoch"
     print(f"{splits} split(s) x {args.folds} folds, {args.threads} thread(s), {selection}")
     print("| dataset | model | accuracy % (mean +- std over folds) | folds | parameters | "
           "train s (all candidates) | CGS iterations (test) | chosen |")
     print("|---|---|---|---|---|---|---|---|")
     start = time.perf_counter()
-    cgs_settings = (CGS_SETTINGS if args.cgs_settings is None else
-                    tuple(tuple(parse_options(s.split(","), parser).items()) for s in args.cgs_settings))
-    cgs_options = parse_options(args.cgs_option, parser)
     records = run(args.datasets, splits, args.folds, epochs, args.seed, args.models,
                   cgs_settings, cgs_options, args.epoch_selection)
     total = time.perf_counter() - start

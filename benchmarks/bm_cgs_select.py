@@ -77,7 +77,7 @@ OPTIONS = (
 )
 
 
-def run_one(dataset: str, seed: int, name: str, lr: float, options: dict | None) -> dict:
+def run_one(dataset: str, seed: int, name: str, lr: float, options: dict | str) -> dict:
     """Train one option on the fit part of the ``seed`` draw; score it on the validation part."""
     graphs, classes = load_classification_set(dataset, seed=seed)
     fit, val = inner_split([int(g.y) for g in graphs], 0.33, seed=seed)

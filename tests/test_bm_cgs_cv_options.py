@@ -1,4 +1,4 @@
-"""bm_cgs_cv.py's command line: epoch selection is opt-in, and exclusive with --last-epoch."""
+"""bm_cgs_cv.py's command line: epoch selection is opt-in and exclusive with --last-epoch; CGS settings."""
 
 import pytest
 
@@ -25,3 +25,16 @@ def test_run_scores_the_last_epoch_unless_asked(bm_cgs_cv, monkeypatch):
     bm_cgs_cv.run(["mice"], 1, 2, 1, 0)
     bm_cgs_cv.run(["mice"], 1, 2, 1, 0, epoch_selection=True)
     assert seen == [False, True]
+
+
+def test_cgs_settings_are_parsed_into_config_overrides(bm_cgs_cv, monkeypatch, capsys):
+    seen = []
+    monkeypatch.setattr(bm_cgs_cv, "classification_cv", lambda **kw: seen.append(kw["cgs_settings"]) or [])
+    bm_cgs_cv.main(["--datasets", "mice", "--cgs-settings", "gamma_max=0.9,init_contraction=0.5",
+                    "encoder=gin,enc_layers=4,hidden=36"])
+    assert seen == [((("gamma_max", 0.9), ("init_contraction", 0.5)),
+                     (("encoder", "gin"), ("enc_layers", 4), ("hidden", 36)))]
+    with pytest.raises(SystemExit):
+        bm_cgs_cv.main(["--cgs-settings", "gama_max=0.9"])
+    err = capsys.readouterr().err
+    assert "--cgs-settings 'gama_max=0.9'" in err
