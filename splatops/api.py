@@ -549,12 +549,15 @@ def simulate_splats(
         preview: ``"giorom"`` to also run the learned preview (bundled 3-D checkpoint).
         box: world box ``[[min xyz], [max xyz]]`` selecting the Gaussians (None: all).
         spacing: particle spacing of MPM's fill in simulation-box units (the object is 0.25
-            long; the preview steps at its trained density, 0.02, whatever the fill).
+            long; the preview steps at its trained density, 0.02, except on fine fills, see
+            ``preview_step_spacing``).
         max_particles: particle budget (a larger fill is an error).
         up: the model's up axis (``+y``, ``-y``, ``+z``, ...).
         checkpoint: a 3-D GIOROM checkpoint instead of the bundled one.
-        preview_step_spacing: spacing of the points the preview moves (default: the density its
-            checkpoint was trained at, 0.02; finer is closer to MPM and slower).
+        preview_step_spacing: spacing of the points the preview moves (default:
+            :func:`operators.splat_physics.simulate.default_step_spacing`: the trained 0.02, or
+            0.0125 for jelly and 0.01 for sand where that is at most an eighth of the particles,
+            i.e. fills of 0.00625 / 0.005 and finer; finer is closer to MPM and slower).
         video: render the videos.
         width, height: video size in pixels.
         show_progress: show progress bars.

@@ -24,7 +24,7 @@ from operators.scenes import SceneInit
 DEFAULT_SPACING = 0.02
 #: Default particle spacing of a splat object's fill for MPM: twice as fine as the training data, so
 #: MPM resolves the object with 8x its particles while the GIOROM preview keeps stepping at its
-#: trained density (``operators.splat_physics.simulate.at_fill_spacing``).
+#: trained density (``operators.splat_physics.simulate.default_step_spacing``).
 SPLAT_FILL_SPACING = 0.01
 #: Effective walls (every axis) of a shape dataset filled at ``DEFAULT_SPACING`` (its MPM grid has
 #: ``1 / (2 * spacing)`` cells), where the bundled checkpoints were trained; splat objects are

@@ -220,6 +220,35 @@ def load_preview_checkpoint(material: str, checkpoint: str | os.PathLike | None 
     return ckpt
 
 
+#: The preview's default step spacing on fine fills, per material, as a share of the spacing its
+#: checkpoint's prior was fitted at (0.02 for the bundled ones): the coarsest of 0.75 / 0.625 / 0.5
+#: whose mean RMSE over 50 frames stayed <= 5 % on both training-shape drops (octahedron, rod) of
+#: ~75-80k particles (docs/giorom.md (d)). Other materials keep their trained density.
+FINE_STEP_SHARE = {"jelly": 0.625, "sand": 0.5}
+#: ... used only where it moves at most this share of the fill's particles (the preview then steps
+#: at least 8x fewer points than MPM); coarser fills step at the trained density.
+MAX_STEPPED_SHARE = 1.0 / 8.0
+
+
+def default_step_spacing(ckpt, spacing: float) -> float | None:
+    """The spacing the preview moves points at when none is asked, for an object filled at ``spacing``.
+
+    ``FINE_STEP_SHARE`` of the checkpoint's trained spacing for its material, where that is at
+    most ``MAX_STEPPED_SHARE`` of the fill's particles (fills of about 40-80k particles and more
+    for the bundled objects): there the trained density would be 5-8 % off a fine MPM. Else None:
+    the density the checkpoint was trained at (:func:`at_fill_spacing`). Checkpoints of other
+    materials, or whose prior does not know its spacing, also give None.
+    """
+    from operators.contact import prior_spacing
+
+    trained = prior_spacing(ckpt.model_config.get("wall_contact"))
+    share = FINE_STEP_SHARE.get(ckpt.metadata.get("material"))
+    if trained is None or share is None or "sparse_fraction" not in ckpt.model_config:
+        return None
+    fine = share * trained
+    return fine if (spacing / fine) ** 3 <= MAX_STEPPED_SHARE else None
+
+
 def at_fill_spacing(ckpt, spacing: float, step_spacing: float | None = None):
     """``ckpt`` set up for an object filled at ``spacing``, for a prior that knows the spacing of the
     data it was fitted on (the granular and reduced MPM ones).
@@ -264,7 +293,8 @@ def preview_object(obj: SplatObject, material: str = "jelly", frames: int = 100,
         checkpoint: a 3-D GIOROM checkpoint (default: the bundled one).
         window: Tensor | None,  # [6, N, 3] first particle frames (e.g. MPM's);
             None starts from rest.
-        step_spacing: spacing of the points the time-stepper moves (default: the density it
+        step_spacing: spacing of the points the time-stepper moves (default:
+            :func:`default_step_spacing`: finer than trained on large fills, else the density it
             was trained at), :func:`at_fill_spacing`.
     """
     from operators.checkpoints import models_from_checkpoint
@@ -273,7 +303,10 @@ def preview_object(obj: SplatObject, material: str = "jelly", frames: int = 100,
 
     if isinstance(frames, bool) or not isinstance(frames, int) or frames < W:
         raise ValueError(f"frames must be an int >= {W}, got {frames!r}")
-    ckpt = at_fill_spacing(load_preview_checkpoint(material, checkpoint), obj.spacing, step_spacing)
+    loaded = load_preview_checkpoint(material, checkpoint)
+    if step_spacing is None:
+        step_spacing = default_step_spacing(loaded, obj.spacing)
+    ckpt = at_fill_spacing(loaded, obj.spacing, step_spacing)
     types = [t for t in ckpt.metadata["particle_types"] if t != 3]
     simulator, query = models_from_checkpoint(ckpt)
     n = obj.particles.shape[0]
@@ -296,7 +329,7 @@ def preview_object(obj: SplatObject, material: str = "jelly", frames: int = 100,
     gradients = local_deformation_gradients(sparse_ref, reduced.sparse)
     plan = interpolation_plan(sparse_ref, centres0)
     info = {"particles": n, "sparse_points": int(reduced.indices.numel()), "checkpoint": Path(ckpt.path).name,
-            "step_ms": step_ms, "query_ms": query_ms}
+            "step_spacing": step_spacing, "step_ms": step_ms, "query_ms": query_ms}
     motion = SplatMotion(obj, "giorom", reduced.sparse, gradients, plan, centres, step_ms + query_ms,
                          info=info)
     motion.transfer_ms_per_frame = _time_transfer(motion)

@@ -42,8 +42,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="the model's up axis")
     splats.add_argument("--checkpoint", help="a 3-D GIOROM checkpoint (default: the bundled one)")
     splats.add_argument("--preview-step-spacing", type=float, default=None,
-                        help="spacing of the points the preview moves (default: its trained 0.02; "
-                             "finer is closer to MPM and slower)")
+                        help="spacing of the points the preview moves (default: its trained 0.02, or "
+                             "0.0125 for jelly / 0.01 for sand on fills of --spacing 0.00625 / 0.005 "
+                             "and finer; finer is closer to MPM and slower)")
     splats.add_argument("--no-video", action="store_true", help="skip the rendered videos")
     return p
 

@@ -214,3 +214,23 @@ def test_preview_beside_mpm_writes_both_and_tracks_the_drop(tiny_ply, tmp_path):
                                 preview_step_spacing=0.014, show_progress=False)
     assert res.sparse_points < finer.sparse_points <= finer.particles
     assert finer.rmse < 0.05
+
+
+def test_large_fills_are_previewed_finer_than_the_trained_density_by_default():
+    from operators.splat_physics.simulate import FINE_STEP_SHARE, default_step_spacing
+
+    jelly = load_preview_checkpoint("jelly")
+    fine = FINE_STEP_SHARE["jelly"] * 0.02  # the bundled prior was fitted at spacing 0.02
+    assert default_step_spacing(jelly, 0.01) is None  # the default fill: an eighth at the trained density
+    assert default_step_spacing(jelly, 0.0045) == pytest.approx(fine)  # ~100k particles
+    assert default_step_spacing(jelly, fine / 2) == pytest.approx(fine)  # an eighth of the fill moved
+    assert default_step_spacing(jelly, 1.01 * fine / 2) is None
+    sand = load_preview_checkpoint("sand")
+    assert default_step_spacing(sand, 0.0045) == pytest.approx(FINE_STEP_SHARE["sand"] * 0.02)
+    water = load_preview_checkpoint("water", BUNDLED_DIR / "giorom_water_3d.pt")
+    assert default_step_spacing(water, 0.0045) is None  # its prior does not know a spacing
+    obj = prepare_object(_sphere_surface(600, radius=0.5), spacing=0.006, max_particles=60000)
+    motion = preview_object(obj, "jelly", frames=6)
+    assert motion.info["step_spacing"] == pytest.approx(fine)
+    n = obj.particles.shape[0]
+    assert motion.info["sparse_points"] == pytest.approx(n * (0.006 / fine) ** 3, rel=0.15)
