@@ -35,7 +35,7 @@ from graph.cgs.training import train  # noqa: E402
 from splat.io.atomic import write_json_atomic  # noqa: E402
 from splat.utils.machine import machine_info  # noqa: E402
 
-MEAN_POOL = {"encoder_aggr": "mean", "readout": "pool"}
+MEAN_POOL = {"encoder_aggr": "mean", "readout": "pool", "node_norm": None}
 SUM_NODE = {"encoder_aggr": "sum", "readout": "node"}
 NODE_BN = {**SUM_NODE, "node_norm": "batch"}
 # (name, lr, CGSConfig overrides of the classification default, or one of GINS: the baselines)
@@ -44,7 +44,7 @@ OPTIONS = (
     ("gin", 3e-3, "gin"),
     ("mean encoder, pooled readout (earlier default)", 3e-3, MEAN_POOL),
     ("mean encoder, node readout", 3e-3, {"encoder_aggr": "mean", "readout": "node"}),
-    ("sum encoder, pooled readout", 3e-3, {"encoder_aggr": "sum", "readout": "pool"}),
+    ("sum encoder, pooled readout", 3e-3, {"encoder_aggr": "sum", "readout": "pool", "node_norm": None}),
     ("sum encoder, node readout", 3e-3, SUM_NODE),
     ("sum encoder, node readout, contraction (0.9, 0.5)", 3e-3,
      {**SUM_NODE, "gamma_max": 0.9, "init_contraction": 0.5}),
@@ -74,6 +74,16 @@ OPTIONS = (
      {**NODE_BN, "encoder": "gin", "enc_layers": 4}),
     ("gin encoder of 4 layers, node readout, batch norm per node, contraction (0.999, 0.97)", 3e-3,
      {**NODE_BN, "encoder": "gin", "enc_layers": 4, "gamma_max": 0.999, "init_contraction": 0.97}),
+    *((f"gin encoder of 4 layers {width} wide, transition {t_width or width} wide, {heads} heads, "
+       "contraction (0.999, 0.97)",
+       lr, {**NODE_BN, "encoder": "gin", "enc_layers": 4, "hidden": width, "transition_hidden": t_width,
+            "heads": heads, "gamma_max": 0.999, "init_contraction": 0.97})
+      for width, t_width, heads in ((36, None, 8), (42, 16, 8), (44, 8, 8), (34, None, 16), (32, None, 32))
+      for lr in (3e-3, 1e-2)),
+    *((f"gin encoder of 4 layers 36 wide, pooled readout{norm_name}, contraction (0.999, 0.97)", lr,
+       {**SUM_NODE, "readout": "pool", "node_norm": None, "readout_skip": True, "readout_norm": norm,
+        "encoder": "gin", "enc_layers": 4, "hidden": 36, "gamma_max": 0.999, "init_contraction": 0.97})
+      for norm, norm_name in ((None, ""), ("batch", " with batch norm")) for lr in (3e-3, 1e-2)),
 )
 
 

@@ -87,6 +87,9 @@ class CGSConfig:
             form): the fixed point is a weighted average of the offsets, bounded
             by ``max|b|`` whatever ``gamma``; the same family of maps, better
             conditioned in ``gamma``.
+        transition_hidden: hidden width of the transition layer's four MLPs
+            (None: ``hidden``). A narrower transition leaves more of a fixed
+            parameter budget to the encoder.
     """
 
     node_dim: int
@@ -112,6 +115,7 @@ class CGSConfig:
     encoder_norm: str | None = None
     offset: str = "plain"
     encoder: str = "edge_mlp"
+    transition_hidden: int | None = None
 
     def __post_init__(self):
         for name in ("node_dim", "edge_dim", "out_dim", "hidden", "heads", "max_iter",
@@ -119,6 +123,9 @@ class CGSConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if self.transition_hidden is not None and (not isinstance(self.transition_hidden, int)
+                                                   or self.transition_hidden < 1):
+            raise ValueError(f"transition_hidden must be a positive int or None, got {self.transition_hidden!r}")
         if not isinstance(self.enc_layers, int) or self.enc_layers < 0:
             raise ValueError(f"enc_layers must be an int >= 0, got {self.enc_layers!r}")
         if not 0.0 < self.gamma_max < 1.0:
@@ -198,7 +205,7 @@ class CGS(nn.Module):
                                          for _ in range(c.enc_layers))
         self.encoder_norms = nn.ModuleList(nn.BatchNorm1d(c.hidden) if c.encoder_norm == "batch" else nn.Identity()
                                            for _ in range(c.enc_layers))
-        self.transition = CGSAttentionConv(c.hidden, c.hidden, c.heads, c.hidden)
+        self.transition = CGSAttentionConv(c.hidden, c.hidden, c.heads, c.transition_hidden or c.hidden)
         self.gamma_head = mlp([c.hidden, c.hidden, c.heads])
         self.node_decoder = None
         if c.graph_level and c.readout == "node":

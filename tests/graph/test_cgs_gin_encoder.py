@@ -48,3 +48,16 @@ def test_gin_encoder_refuses_the_edge_mlp_norm_option():
         _config(encoder="gin", encoder_norm="batch")
     with pytest.raises(ValueError, match="encoder must be one of"):
         _config(encoder="gcn")
+
+
+def test_transition_hidden_narrows_only_the_transition_mlps():
+    wide, narrow = CGS(_config(encoder="gin")), CGS(_config(encoder="gin", transition_hidden=3))
+    for name in ("logit_mlp", "msg_mlp", "gate_mlp", "b_mlp"):
+        assert getattr(narrow.transition, name)[0].out_features == 3
+        assert getattr(wide.transition, name)[0].out_features == 8
+    assert sum(p.numel() for p in narrow.encoder.parameters()) == sum(p.numel() for p in wide.encoder.parameters())
+    x, ei, ea, batch = _graphs()
+    y, info = narrow(x, ei, ea, batch)
+    assert info.converged and y.shape == (2, 2)
+    with pytest.raises(ValueError, match="transition_hidden must be a positive int"):
+        _config(transition_hidden=0)
