@@ -276,8 +276,7 @@ def run(task: str, seed: int = 0, quick: bool = False, threads: int | None = 1) 
     Args:
         task: ``"porous"`` (pressure in pore networks, trained on 50-150 pores,
             tested on 300-800), ``"gvi"`` (graph value iteration) or
-            ``"classification"`` (k-fold on the mouse-connectome genotypes).
-        seed: seeds the data and the model.
+            ``"classification"`` (k-fold on the mouse-connectome genotypes);
             ``"mdp"`` and ``"classify"`` are accepted for the last two.
         seed: seeds the data and the model.
         quick: a small setting that finishes in a few minutes on a 2-core CPU.
