@@ -136,3 +136,28 @@ def test_warmup_rises_linearly_then_decays_to_the_final_ratio():
     assert isinstance(plain, torch.optim.lr_scheduler.CosineAnnealingLR)
     with pytest.raises(ValueError, match="warmup must be a fraction"):
         TrainConfig(warmup=1.0)
+
+
+def test_classification_trains_its_setting_over_the_base_model(monkeypatch):
+    from dataclasses import replace
+
+    from graph.cgs import experiments
+    from graph.cgs.crossval import CGS_SETTINGS
+
+    built = []
+
+    def recording_cgs(config):
+        built.append(config)
+        return CGS(config)
+
+    monkeypatch.setattr(experiments, "CGS", recording_cgs)
+    tiny = experiments.ClassificationExperiment(
+        folds=2, train=TrainConfig(epochs=1, batch_size=8, lr=3e-3, loss="cross_entropy", progress=False))
+    assert tiny.setting == CGS_SETTINGS[-1]
+    records = experiments.run_classification(0, tiny)
+    assert len(built) == 2 and all(c.encoder == "gin" and c.readout == "pool" and c.hidden == 35
+                                   for c in built)
+    assert 0.0 <= records[0]["value"] <= 1.0 and records[1]["model"] == "chance"
+    built.clear()
+    experiments.run_classification(0, replace(tiny, setting=()))
+    assert all(c.encoder == "edge_mlp" and c.readout == "node" and c.hidden == 32 for c in built)
