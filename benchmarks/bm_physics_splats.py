@@ -82,6 +82,17 @@ def ball_gaussians(n: int, radius: float = 0.125, centre=(0.5, 0.3, 0.5)):
     return pts.float(), torch.full((n, 3), scale), torch.full((n,), 0.95)
 
 
+def gns_at_spacing(ckpt, spacing: float):
+    """The GNS simulator of ``ckpt`` for particles filled at ``spacing``: its prior at the fill's
+    spacing (:func:`at_fill_spacing`) and its connectivity radius scaled by ``spacing / COARSE``, so
+    that every particle keeps the neighbours in particles it was trained with."""
+    from operators.splat_physics.simulate import at_fill_spacing
+
+    simulator, _ = models_from_checkpoint(at_fill_spacing(ckpt, spacing))
+    simulator.radius = float(ckpt.metadata["default_connectivity_radius"]) * spacing / COARSE
+    return simulator
+
+
 def gns_frame(ckpt, dense: torch.Tensor, spacing: float, repeats: int) -> dict:
     """ms of one GNS step on all ``dense`` particles: the radius graph over every particle
     (cKDTree, ``graph.build.radius_graph``) and the network on it, with the checkpoint's
@@ -94,10 +105,7 @@ def gns_frame(ckpt, dense: torch.Tensor, spacing: float, repeats: int) -> dict:
     """
     from graph.build import radius_graph
 
-    from operators.splat_physics.simulate import at_fill_spacing
-
-    simulator, _ = models_from_checkpoint(at_fill_spacing(ckpt, spacing))  # a spacing-aware prior at the fill's
-    simulator.radius = float(ckpt.metadata["default_connectivity_radius"]) * spacing / COARSE
+    simulator = gns_at_spacing(ckpt, spacing)
     ptype = torch.full((dense.shape[0],), int(ckpt.metadata["particle_types"][0]))
     window = dense[:, None, :].repeat(1, W, 1).contiguous()
     with torch.no_grad():
@@ -419,7 +427,7 @@ def splat_objects(materials: list[str], frames: int, figure_path: str | None = N
 
 def reduction_errors(material: str, spacings: list[float], frames: int, data_dir: Path | None = None,
                      shapes=("torus", "capsule"), size: float = 0.35,
-                     velocity=(0.8, 0.0, 0.5), step_spacings=(None,)) -> list[dict]:
+                     velocity=(0.8, 0.0, 0.5), step_spacings=(None,), gns_max_particles: int = 0) -> list[dict]:
     """(d) The reduction itself: the held-out shapes filled at each of ``spacings`` and thrown at a
     wall with MPM on every particle, against the GIOROM preview that steps the checkpoint's trained
     density (an ``(spacing / 0.02) ** 3`` share of the fill, :func:`at_fill_spacing`) from MPM's first
@@ -435,12 +443,19 @@ def reduction_errors(material: str, spacings: list[float], frames: int, data_dir
         velocity: initial velocity, m/s.
         step_spacings: spacings of the points the preview moves (None: its trained density); each is
             scored against the same MPM run when finer than the fill's.
+        gns_max_particles: also roll out the GNS of the same runs (or the bundled one) on every
+            particle of fills up to this many particles (0: none); its CPU ms per step and RMSE are
+            added to the fill's rows.
     """
     from operators.mpm import MPMConfig, MPMSolver, make_material
     from operators.splat_physics.shapes import BOX_WALLS, shape_scene
 
     run = _trained_checkpoint(data_dir, "giorom", material) if data_dir is not None else None
     base = load_checkpoint(run if run is not None and run.is_file() else bundled_checkpoint(material, 3, "giorom"))
+    gns = None
+    if gns_max_particles > 0:
+        run = _trained_checkpoint(data_dir, "gns", material) if data_dir is not None else None
+        gns = load_checkpoint(run if run is not None and run.is_file() else bundled_checkpoint(material, 3, "gns"))
     rows = []
     for shape in shapes:
         for spacing in spacings:
@@ -458,16 +473,24 @@ def reduction_errors(material: str, spacings: list[float], frames: int, data_dir
                     truth.append(solver.x)
             mpm_cpu = 1000 * (time.process_time() - c0) / frames
             truth = torch.stack(truth)
+            gns_row = (_gns_full_row(gns, truth, spacing, frames)
+                       if gns is not None and truth.shape[1] <= gns_max_particles else {})
             for step_spacing in step_spacings:
                 if step_spacing is not None and step_spacing <= spacing:
                     continue  # not a reduction of this fill
                 rows.append(_reduced_preview_row(base, truth, spacing, step_spacing, frames))
                 r = rows[-1]
-                r.update(material=material, shape=shape, mpm_cpu_ms=mpm_cpu)
-                print(f"  {material} {shape} at {spacing}: {r['particles']} particles, preview steps "
-                      f"{r['stepped_points']}; MPM {mpm_cpu:.0f} ms/frame cpu, preview {r['preview_step_cpu_ms']:.0f}"
-                      f" + query {r['query_cpu_ms']:.0f}; RMSE mean {100 * r['rmse_frac_mean']:.1f} %, last "
-                      f"{100 * r['rmse_frac_last']:.1f} %", flush=True)
+                r.update(material=material, shape=shape, mpm_cpu_ms=mpm_cpu, **gns_row)
+                line = (f"  {material} {shape} at {spacing}: {r['particles']} particles, preview steps "
+                        f"{r['stepped_points']}; MPM {mpm_cpu:.0f} ms/frame cpu, preview {r['preview_step_cpu_ms']:.0f}"
+                        f" + query {r['query_cpu_ms']:.0f}; RMSE mean {100 * r['rmse_frac_mean']:.1f} %, last "
+                        f"{100 * r['rmse_frac_last']:.1f} %")
+                if gns_row:
+                    r["gns_vs_preview_cpu"] = r["gns_cpu_ms"] / (r["preview_step_cpu_ms"] + r["query_cpu_ms"])
+                    line += (f"; GNS {r['gns_cpu_ms']:.0f} ms/step cpu (x{r['gns_vs_preview_cpu']:.1f} the preview), "
+                             f"RMSE mean {100 * r['gns_rmse_frac_mean']:.1f} %, last "
+                             f"{100 * r['gns_rmse_frac_last']:.1f} %")
+                print(line, flush=True)
     return rows
 
 
@@ -496,6 +519,23 @@ def _reduced_preview_row(base, truth: torch.Tensor, spacing: float, step_spacing
             "checkpoint": str(ckpt.path)}
 
 
+def _gns_full_row(gns, truth: torch.Tensor, spacing: float, frames: int) -> dict:
+    """GNS of ``gns`` on every particle of ``truth`` (a fill at ``spacing``) from its first frames,
+    scored as the preview is (:func:`_reduced_preview_row`)."""
+    from operators.rollout import simulate
+
+    simulator = gns_at_spacing(gns, spacing)
+    ptype = torch.full((truth.shape[1],), int(gns.metadata["particle_types"][0]))
+    c0 = time.process_time()
+    with torch.no_grad():
+        pred = simulate(simulator, truth[:W], ptype, frames + 1 - W)
+    step_cpu = 1000 * (time.process_time() - c0) / (frames + 1 - W)
+    extent = float((truth[0].max(0).values - truth[0].min(0).values).max())
+    err = ((pred[W:] - truth[W:]) ** 2).sum(-1).mean(-1).sqrt() / extent
+    return {"gns_cpu_ms": step_cpu, "gns_rmse_frac_mean": float(err.mean()), "gns_rmse_frac_last": float(err[-1]),
+            "gns_checkpoint": str(gns.path)}
+
+
 def table(rows: list[dict], cols: list[str]) -> str:
     def fmt(v):
         return f"{v:.3g}" if isinstance(v, float) else str(v)
@@ -519,6 +559,8 @@ def main(argv=None) -> int:
                    help="(d) analytic shapes filled (operators.splat_physics.shapes)")
     p.add_argument("--step-spacings", type=float, nargs="*", default=[],
                    help="(d) also preview moving points at these spacings (besides the trained density)")
+    p.add_argument("--reduction-gns", type=int, default=0, metavar="N",
+                   help="(d) also roll out GNS on every particle of the fills of up to N particles")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--frame-from-runs", action="store_true",
                    help="(a) time the checkpoints of --data-dir's runs, when there, instead of the bundled ones")
@@ -596,11 +638,13 @@ def main(argv=None) -> int:
         print("(d) the preview against MPM on finer fills of the held-out shapes")
         out["reduction"] = [r for m in a.materials for r in reduction_errors(
             m, a.reduction_spacings, a.frames + W - 1, Path(a.data_dir) if a.objects_from_runs else None,
-            shapes=tuple(a.reduction_shapes), step_spacings=(None, *a.step_spacings))]
+            shapes=tuple(a.reduction_shapes), step_spacings=(None, *a.step_spacings),
+            gns_max_particles=a.reduction_gns)]
         print(table(out["reduction"], ["material", "shape", "fill_spacing", "step_spacing", "particles",
                                        "stepped_points",
                                        "mpm_cpu_ms", "preview_step_cpu_ms", "query_cpu_ms", "rmse_frac_mean",
-                                       "rmse_frac_last"]))
+                                       "rmse_frac_last", "gns_cpu_ms", "gns_vs_preview_cpu", "gns_rmse_frac_mean",
+                                       "gns_rmse_frac_last"]))
     if a.json:
         write_text_atomic(a.json, json.dumps(out, indent=1))
     return 0

@@ -272,7 +272,8 @@ def train(model: str, data_dir: str | os.PathLike, out_dir: str | os.PathLike, s
         wrapped = nn.parallel.DistributedDataParallel(objective)
 
     ckpt_meta = {k: meta[k] for k in ("dim", "dt", "bounds", "default_connectivity_radius",
-                                      "sequence_length", "material", "external_acceleration")
+                                      "sequence_length", "material", "external_acceleration",
+                                      "particle_spacing")
                  if k in meta}
     ckpt_meta["particle_types"] = ptypes
 

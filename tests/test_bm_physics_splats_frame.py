@@ -86,3 +86,14 @@ def test_reduction_rows_compare_the_preview_with_mpm_on_a_finer_fill(bench):
     for r in rows:
         assert r["mpm_cpu_ms"] > 0 and r["preview_step_cpu_ms"] > 0
         assert 0 <= r["rmse_frac_mean"] < 0.05  # 10 frames of a drop: the bundled reduced MPM follows MPM
+
+
+def test_reduction_rows_add_gns_on_every_particle_of_fills_within_the_budget(bench):
+    rows = bench.reduction_errors("jelly", [0.02, 0.015], frames=8, shapes=("capsule",), size=0.2,
+                                  gns_max_particles=200)
+    small, large = rows
+    assert small["particles"] <= 200 < large["particles"]
+    assert "gns_cpu_ms" not in large  # over the budget: GNS not rolled out
+    assert small["gns_cpu_ms"] > 0 and small["gns_checkpoint"].endswith("gns_jelly_3d.pt")
+    # the bundled GNS at residual 0 is the reduced MPM on every particle: it follows MPM
+    assert 0 <= small["gns_rmse_frac_mean"] < 0.05

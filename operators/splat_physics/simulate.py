@@ -250,8 +250,9 @@ def default_step_spacing(ckpt, spacing: float) -> float | None:
 
 
 def at_fill_spacing(ckpt, spacing: float, step_spacing: float | None = None):
-    """``ckpt`` set up for an object filled at ``spacing``, for a prior that knows the spacing of the
-    data it was fitted on (the granular and reduced MPM ones).
+    """``ckpt`` set up for an object filled at ``spacing``, when it knows the spacing of the data it
+    was trained on: from its prior (the granular and reduced MPM ones) or from its metadata
+    (``particle_spacing``, recorded by training on a dataset that has it).
 
     The time-stepper keeps the density it was trained at: it moves ``sparse_fraction *
     (spacing / trained) ** 3`` of the fill (all of a coarser one), so a finer fill costs the
@@ -259,14 +260,15 @@ def at_fill_spacing(ckpt, spacing: float, step_spacing: float | None = None):
     it to the points it moves, :meth:`operators.giorom.GIOROMConfig.sparse_simulator_kwargs`).
     ``step_spacing`` asks for another density of the moved points instead (finer: closer to a fine
     MPM, at a higher cost per frame; for a physical prior such as the reduced MPM, with the learned
-    residual off). Other checkpoints are returned unchanged (they move ``sparse_fraction`` of any fill).
+    residual off). Checkpoints that know no spacing are returned unchanged (they move
+    ``sparse_fraction`` of any fill).
     """
     from operators.contact import contact_for_point_set, prior_spacing
 
     if step_spacing is not None and not (isinstance(step_spacing, (int, float)) and step_spacing > 0):
         raise ValueError(f"step_spacing must be a number > 0, got {step_spacing!r}")
     contact = ckpt.model_config.get("wall_contact")
-    trained = prior_spacing(contact)
+    trained = prior_spacing(contact) or ckpt.metadata.get("particle_spacing")
     if trained is None or (trained == spacing and step_spacing is None):
         return ckpt
     config = {**ckpt.model_config, "wall_contact": contact_for_point_set(contact, spacing / trained)}

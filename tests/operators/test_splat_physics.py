@@ -234,3 +234,22 @@ def test_large_fills_are_previewed_finer_than_the_trained_density_by_default():
     assert motion.info["step_spacing"] == pytest.approx(fine)
     n = obj.particles.shape[0]
     assert motion.info["sparse_points"] == pytest.approx(n * (0.006 / fine) ** 3, rel=0.15)
+
+
+def test_a_prior_free_checkpoint_that_knows_its_data_spacing_steps_the_trained_density():
+    import dataclasses
+
+    from operators.checkpoints import models_from_checkpoint
+    from operators.splat_physics.simulate import at_fill_spacing
+
+    base = load_preview_checkpoint("water", BUNDLED_DIR / "giorom_water_3d.pt")  # no spacing-aware prior
+    assert "particle_spacing" not in base.metadata and at_fill_spacing(base, 0.01) is base
+    ckpt = dataclasses.replace(base, metadata={**base.metadata, "particle_spacing": 0.02},
+                               model_config={**base.model_config, "sparse_fraction": 0.5})
+    trained, _ = models_from_checkpoint(ckpt)
+    assert at_fill_spacing(ckpt, 0.02) is ckpt
+    fine = at_fill_spacing(ckpt, 0.01)  # twice as fine: an eighth of the fraction, the trained radius
+    assert fine.model_config["sparse_fraction"] == pytest.approx(0.5 / 8)
+    assert fine.model_config["wall_contact"] == base.model_config.get("wall_contact")
+    simulator, _ = models_from_checkpoint(fine)
+    assert simulator.radius == pytest.approx(trained.radius)

@@ -160,3 +160,12 @@ def test_torchrun_two_processes_agree(data, tmp_path):
     assert ck["step"] == 4
     for k in r0:
         torch.testing.assert_close(ck["state_dict"][k], r0[k], atol=0, rtol=0)
+
+
+def test_checkpoint_records_the_particle_spacing_of_its_data(data, tmp_path):
+    meta = json.loads((data / "metadata.json").read_text())
+    res = train("gns", data, tmp_path / "no_spacing", 1, progress=False, model_config=TINY_GNS)
+    assert "particle_spacing" not in torch.load(res.checkpoint, weights_only=False)["metadata"]
+    (data / "metadata.json").write_text(json.dumps({**meta, "particle_spacing": 0.02}))
+    res = train("gns", data, tmp_path / "spacing", 1, progress=False, model_config=TINY_GNS)
+    assert torch.load(res.checkpoint, weights_only=False)["metadata"]["particle_spacing"] == 0.02
