@@ -86,6 +86,12 @@ def test_reduction_rows_compare_the_preview_with_mpm_on_a_finer_fill(bench):
     for r in rows:
         assert r["mpm_cpu_ms"] > 0 and r["preview_step_cpu_ms"] > 0
         assert 0 <= r["rmse_frac_mean"] < 0.05  # 10 frames of a drop: the bundled reduced MPM follows MPM
+        # the error split: at the moved points, and the query carrying MPM's own motion of them
+        assert 0 <= r["stepped_rmse_frac_mean"] < 0.05
+        assert 0 <= r["query_of_truth_rmse_frac_mean"] < 0.05
+    # at the fill's own spacing every point is moved: the query of MPM's motion is MPM's
+    assert coarse["stepped_points"] == coarse["particles"]
+    assert coarse["query_of_truth_rmse_frac_mean"] < 1e-3
 
 
 def test_reduction_rows_add_gns_on_every_particle_of_fills_within_the_budget(bench):
