@@ -207,6 +207,14 @@ def chamfer(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(da.mean() + db.mean()) / 2
 
 
+def rmse_fraction(pred: torch.Tensor, truth: torch.Tensor, size: float | None = None) -> torch.Tensor:
+    """Position RMSE over all points of each predicted frame (after the first ``W``) as a fraction
+    of ``size`` (default: the largest extent of ``truth``'s first frame)."""
+    if size is None:
+        size = float((truth[0].max(0).values - truth[0].min(0).values).max())
+    return ((pred[W:] - truth[W:]) ** 2).sum(-1).mean(-1).sqrt() / size
+
+
 def _errors(predictions, truths) -> dict:
     """RMSE over all particles as a fraction of each object's size (after the last frame and
     averaged over the predicted frames) and the Chamfer distance at the last frame, averaged
@@ -214,7 +222,7 @@ def _errors(predictions, truths) -> dict:
     rmse_last, rmse_mean, ch, curves = [], [], [], []
     for pred, truth in zip(predictions, truths):
         size = float((truth[0].max(0).values - truth[0].min(0).values).max())
-        err = ((pred[W:] - truth[W:]) ** 2).sum(-1).mean(-1).sqrt() / size  # [n_steps]
+        err = rmse_fraction(pred, truth, size)  # [n_steps]
         rmse_last.append(float(err[-1]))
         rmse_mean.append(float(err.mean()))
         ch.append(chamfer(pred[-1], truth[-1]) / size)
@@ -515,19 +523,15 @@ def _reduced_preview_row(base, truth: torch.Tensor, spacing: float, step_spacing
     dense = reduced.evaluate(query)
     query_cpu = 1000 * (time.process_time() - c0) / (frames + 1)
     extent = float((truth[0].max(0).values - truth[0].min(0).values).max())
-
-    def rmse(pred, ref):  # [frames] as a fraction of the object's size
-        return ((pred[W:] - ref[W:]) ** 2).sum(-1).mean(-1).sqrt() / extent
-
-    err = rmse(dense, truth)
+    err = rmse_fraction(dense, truth)
     # where the error sits: the moved points themselves, and the query moved by MPM's own motion of them
     idx = reduced.indices
     queried_truth = ReducedRollout(truth[:, idx], idx, truth[:W]).evaluate(query, truth[0])
     return {"fill_spacing": spacing, "step_spacing": step_spacing, "particles": truth.shape[1],
             "stepped_points": int(idx.numel()), "frames": frames, "preview_step_cpu_ms": step_cpu,
             "query_cpu_ms": query_cpu, "rmse_frac_mean": float(err.mean()), "rmse_frac_last": float(err[-1]),
-            "stepped_rmse_frac_mean": float(rmse(reduced.sparse, truth[:, idx]).mean()),
-            "query_of_truth_rmse_frac_mean": float(rmse(queried_truth, truth).mean()),
+            "stepped_rmse_frac_mean": float(rmse_fraction(reduced.sparse, truth[:, idx], extent).mean()),
+            "query_of_truth_rmse_frac_mean": float(rmse_fraction(queried_truth, truth).mean()),
             "checkpoint": str(ckpt.path)}
 
 
@@ -542,8 +546,7 @@ def _gns_full_row(gns, truth: torch.Tensor, spacing: float, frames: int) -> dict
     with torch.no_grad():
         pred = simulate(simulator, truth[:W], ptype, frames + 1 - W)
     step_cpu = 1000 * (time.process_time() - c0) / (frames + 1 - W)
-    extent = float((truth[0].max(0).values - truth[0].min(0).values).max())
-    err = ((pred[W:] - truth[W:]) ** 2).sum(-1).mean(-1).sqrt() / extent
+    err = rmse_fraction(pred, truth)
     return {"gns_cpu_ms": step_cpu, "gns_rmse_frac_mean": float(err.mean()), "gns_rmse_frac_last": float(err[-1]),
             "gns_checkpoint": str(gns.path)}
 
