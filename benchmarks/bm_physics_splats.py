@@ -437,7 +437,8 @@ def splat_objects(materials: list[str], frames: int, figure_path: str | None = N
 
 def reduction_errors(material: str, spacings: list[float], frames: int, data_dir: Path | None = None,
                      shapes=("torus", "capsule"), size: float = 0.35,
-                     velocity=(0.8, 0.0, 0.5), step_spacings=(None,), gns_max_particles: int = 0) -> list[dict]:
+                     velocity=(0.8, 0.0, 0.5), step_spacings=(None,), gns_max_particles: int = 0,
+                     test_drops: int = 0) -> list[dict]:
     """(d) The reduction itself: the held-out shapes filled at each of ``spacings`` and thrown at a
     wall with MPM on every particle, against the GIOROM preview that steps the checkpoint's trained
     density (an ``(spacing / 0.02) ** 3`` share of the fill, :func:`at_fill_spacing`) from MPM's first
@@ -456,9 +457,11 @@ def reduction_errors(material: str, spacings: list[float], frames: int, data_dir
         gns_max_particles: also roll out the GNS of the same runs (or the bundled one) on every
             particle of fills up to this many particles (0: none); its CPU ms per step and RMSE are
             added to the fill's rows.
+        test_drops: instead of throwing ``shapes``, drop the first N test drops of the shape
+            datasets (:func:`held_out_drop`: their sizes, orientations and velocities) at each fill.
     """
     from operators.mpm import MPMConfig, MPMSolver, make_material
-    from operators.splat_physics.shapes import BOX_WALLS, shape_scene
+    from operators.splat_physics.shapes import BOX_WALLS, held_out_drop, shape_scene
 
     run = _trained_checkpoint(data_dir, "giorom", material) if data_dir is not None else None
     base = load_checkpoint(run if run is not None and run.is_file() else bundled_checkpoint(material, 3, "giorom"))
@@ -467,9 +470,15 @@ def reduction_errors(material: str, spacings: list[float], frames: int, data_dir
         run = _trained_checkpoint(data_dir, "gns", material) if data_dir is not None else None
         gns = load_checkpoint(run if run is not None and run.is_file() else bundled_checkpoint(material, 3, "gns"))
     rows = []
-    for shape in shapes:
-        for spacing in spacings:
-            scene = shape_scene(shape, size, spacing, bottom=0.1, velocity=velocity, wall=BOX_WALLS[0])
+
+    def scenes(spacing):  # (name, scene) pairs at this fill
+        if test_drops:
+            return [held_out_drop(i, spacing) for i in range(test_drops)]
+        return [(shape, shape_scene(shape, size, spacing, bottom=0.1, velocity=velocity, wall=BOX_WALLS[0]))
+                for shape in shapes]
+
+    for spacing in spacings:
+        for k, (shape, scene) in enumerate(scenes(spacing)):
             x = scene.positions.float()
             config = MPMConfig()
             solver = MPMSolver.for_walls(make_material(material), x, scene.velocities.float(), spacing ** 3,
@@ -491,6 +500,8 @@ def reduction_errors(material: str, spacings: list[float], frames: int, data_dir
                 rows.append(_reduced_preview_row(base, truth, spacing, step_spacing, frames))
                 r = rows[-1]
                 r.update(material=material, shape=shape, mpm_cpu_ms=mpm_cpu, **gns_row)
+                if test_drops:
+                    r["test_drop"] = k
                 line = (f"  {material} {shape} at {spacing}: {r['particles']} particles, preview steps "
                         f"{r['stepped_points']}; MPM {mpm_cpu:.0f} ms/frame cpu, preview {r['preview_step_cpu_ms']:.0f}"
                         f" + query {r['query_cpu_ms']:.0f}; RMSE mean {100 * r['rmse_frac_mean']:.1f} %, last "
@@ -574,6 +585,8 @@ def main(argv=None) -> int:
                    help="(d) analytic shapes filled (operators.splat_physics.shapes)")
     p.add_argument("--step-spacings", type=float, nargs="*", default=[],
                    help="(d) also preview moving points at these spacings (besides the trained density)")
+    p.add_argument("--reduction-test-drops", type=int, default=0, metavar="N",
+                   help="(d) drop the shape datasets' first N test drops at each fill instead of the throws")
     p.add_argument("--reduction-gns", type=int, default=0, metavar="N",
                    help="(d) also roll out GNS on every particle of the fills of up to N particles")
     p.add_argument("--threads", type=int, default=1)
@@ -654,7 +667,7 @@ def main(argv=None) -> int:
         out["reduction"] = [r for m in a.materials for r in reduction_errors(
             m, a.reduction_spacings, a.frames + W - 1, Path(a.data_dir) if a.objects_from_runs else None,
             shapes=tuple(a.reduction_shapes), step_spacings=(None, *a.step_spacings),
-            gns_max_particles=a.reduction_gns)]
+            gns_max_particles=a.reduction_gns, test_drops=a.reduction_test_drops)]
         print(table(out["reduction"], ["material", "shape", "fill_spacing", "step_spacing", "particles",
                                        "stepped_points",
                                        "mpm_cpu_ms", "preview_step_cpu_ms", "query_cpu_ms", "rmse_frac_mean",

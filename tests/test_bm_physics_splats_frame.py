@@ -103,3 +103,11 @@ def test_reduction_rows_add_gns_on_every_particle_of_fills_within_the_budget(ben
     assert small["gns_cpu_ms"] > 0 and small["gns_checkpoint"].endswith("gns_jelly_3d.pt")
     # the bundled GNS at residual 0 is the reduced MPM on every particle: it follows MPM
     assert 0 <= small["gns_rmse_frac_mean"] < 0.05
+
+
+def test_reduction_can_drop_the_datasets_test_drops_instead_of_throwing(bench):
+    rows = bench.reduction_errors("jelly", [0.02], frames=8, test_drops=2, gns_max_particles=10 ** 6)
+    assert [(r["shape"], r["test_drop"]) for r in rows] == [("torus", 0), ("capsule", 1)]
+    assert [r["particles"] for r in rows] == [78, 288]  # the test split's drops of seed 0 at 0.02
+    for r in rows:
+        assert 0 <= r["rmse_frac_mean"] < 0.05 and 0 <= r["gns_rmse_frac_mean"] < 0.05

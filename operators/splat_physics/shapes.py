@@ -139,6 +139,18 @@ def random_shape_scene(shape: str, seed: int, spacing: float = DEFAULT_SPACING,
     return shape_scene(shape, size, spacing, rotation, bottom=bottom, velocity=velocity, seed=seed, spin=spin)
 
 
+#: seed offset of the test split's drops in :func:`generate_shape_dataset`
+TEST_SEED_OFFSET = 900
+
+
+def held_out_drop(i: int, spacing: float = DEFAULT_SPACING, seed: int = 0,
+                  test_shapes=HELD_OUT_SHAPES) -> tuple[str, SceneInit]:
+    """The ``i``-th test drop of the shape dataset of ``seed`` (its shape and scene), at any
+    particle spacing: the same size, orientation, height and velocity as in the dataset."""
+    shape = test_shapes[i % len(test_shapes)]
+    return shape, random_shape_scene(shape, seed * 1000 + TEST_SEED_OFFSET + i, spacing)
+
+
 def gravity_per_frame(config=None, dim: int = 3) -> list[float]:
     """Gravity as a displacement per frame squared in box units (``-g dt^2`` along +y),
     the ``external_acceleration`` of the shape datasets.
@@ -198,7 +210,7 @@ def generate_shape_dataset(material: str, out_dir: str | os.PathLike, n_train: i
     config = MPMConfig(n_grid=int(round(1.0 / (2.0 * spacing))))
     plan = ([("train", train_shapes[i % len(train_shapes)], 0 + i) for i in range(n_train)]
             + [("valid", train_shapes[i % len(train_shapes)], 500 + i) for i in range(n_valid)]
-            + [("test", test_shapes[i % len(test_shapes)], 900 + i) for i in range(n_test)])
+            + [("test", test_shapes[i % len(test_shapes)], TEST_SEED_OFFSET + i) for i in range(n_test)])
     splits: dict[str, list] = {"train": [], "valid": [], "test": []}
     bounds = None
     for split, shape, offset in tqdm(plan, desc=f"{material} shapes", disable=not progress):

@@ -74,6 +74,23 @@ def test_held_out_split_does_not_depend_on_the_training_variety(tmp_path):
     assert ta.positions.shape != tb.positions.shape or not torch.equal(ta.positions, tb.positions)
 
 
+def test_held_out_drops_are_the_test_split_at_any_spacing(tmp_path):
+    from operators.splat_physics.shapes import held_out_drop
+
+    data = generate_shape_dataset("jelly", tmp_path / "d", n_train=1, n_valid=1, n_test=2, n_frames=2,
+                                  spacing=0.04, progress=False)
+    for i, traj in enumerate(read_split(data, "test", read_metadata(data))):
+        shape, scene = held_out_drop(i, 0.04)
+        assert shape == ("torus", "capsule")[i]
+        assert torch.equal(scene.positions.float(), traj.positions[0])
+    # the same drop filled twice as finely: about 8x the particles in the same place
+    _, coarse = held_out_drop(1, 0.04)
+    _, fine = held_out_drop(1, 0.02)
+    assert 5 < fine.positions.shape[0] / coarse.positions.shape[0] < 11
+    assert torch.allclose(fine.positions.mean(0), coarse.positions.mean(0), atol=0.02)
+    assert torch.allclose(fine.velocities.mean(0), coarse.velocities.mean(0), atol=1e-3)
+
+
 def _make_splat_checkpoints():
     spec = importlib.util.spec_from_file_location("msc_shapes", ROOT / "scripts" / "make_splat_checkpoints.py")
     module = importlib.util.module_from_spec(spec)
