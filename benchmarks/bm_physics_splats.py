@@ -136,12 +136,9 @@ def per_frame(material: str, sizes: list[int], n_gaussians: int, data_dir: Path,
     from operators.mpm import MPMConfig, build_solver
     from operators.scenes import SceneInit
 
-    def checkpoint(model: str):
-        run = _trained_checkpoint(data_dir, model, material)
-        return load_checkpoint(run if from_runs and run.is_file() else bundled_checkpoint(material, 3, model))
-
-    ckpt = checkpoint("giorom")
-    gns_ckpt = checkpoint("gns") if gns else None
+    runs = data_dir if from_runs else None
+    ckpt = _run_or_bundled(runs, "giorom", material)
+    gns_ckpt = _run_or_bundled(runs, "gns", material) if gns else None
     simulator, query = models_from_checkpoint(ckpt)
     means, scales, opac = ball_gaussians(n_gaussians)
     coarse = fill_particles(means, scales, opac, COARSE, 10 ** 6)
@@ -313,6 +310,12 @@ def _trained_checkpoint(data_dir: Path, model: str, material: str) -> Path:
     return run / "best.pt" if (run / "best.pt").is_file() else run / "checkpoint.pt"
 
 
+def _run_or_bundled(data_dir: Path | None, model: str, material: str):
+    """The checkpoint of ``data_dir``'s run of ``model`` when there is one (None: never), else the bundled one."""
+    run = _trained_checkpoint(data_dir, model, material) if data_dir is not None else None
+    return load_checkpoint(run if run is not None and run.is_file() else bundled_checkpoint(material, 3, model))
+
+
 def rollout_errors(material: str, data_dir: Path, contacts: tuple = (), prior_sizes=(),
                    constants: dict | None = None, fit_drops: int | None = None) -> list[dict]:
     """(b) the trained models of ``data_dir`` and the priors alone on the held-out shapes; ``contacts``:
@@ -463,12 +466,8 @@ def reduction_errors(material: str, spacings: list[float], frames: int, data_dir
     from operators.mpm import MPMConfig, MPMSolver, make_material
     from operators.splat_physics.shapes import BOX_WALLS, held_out_drop, shape_scene
 
-    run = _trained_checkpoint(data_dir, "giorom", material) if data_dir is not None else None
-    base = load_checkpoint(run if run is not None and run.is_file() else bundled_checkpoint(material, 3, "giorom"))
-    gns = None
-    if gns_max_particles > 0:
-        run = _trained_checkpoint(data_dir, "gns", material) if data_dir is not None else None
-        gns = load_checkpoint(run if run is not None and run.is_file() else bundled_checkpoint(material, 3, "gns"))
+    base = _run_or_bundled(data_dir, "giorom", material)
+    gns = _run_or_bundled(data_dir, "gns", material) if gns_max_particles > 0 else None
     rows = []
 
     def scenes(spacing):  # (name, scene) pairs at this fill
