@@ -31,7 +31,9 @@ shapes, GNS vs GIOROM at the same training budget.
     on every particle against the preview stepping its trained density and
     querying every particle; RMSE over 50 predicted frames and CPU ms per frame.
     ``--reduction-gns N`` also rolls out GNS on every particle of the fills of
-    up to N particles and scores it the same way.
+    up to N particles and scores it the same way; ``--reduction-more-runs``
+    scores the runs of other training seeds against the same MPM runs and
+    sums GIOROM against GNS per run and over the runs.
 """
 
 from __future__ import annotations
@@ -441,7 +443,7 @@ def splat_objects(materials: list[str], frames: int, figure_path: str | None = N
 def reduction_errors(material: str, spacings: list[float], frames: int, data_dir: Path | None = None,
                      shapes=("torus", "capsule"), size: float = 0.35,
                      velocity=(0.8, 0.0, 0.5), step_spacings=(None,), gns_max_particles: int = 0,
-                     test_drops: int = 0) -> list[dict]:
+                     test_drops: int = 0, more_runs: tuple = ()) -> list[dict]:
     """(d) The reduction itself: the held-out shapes filled at each of ``spacings`` and thrown at a
     wall with MPM on every particle, against the GIOROM preview that steps the checkpoint's trained
     density (an ``(spacing / 0.02) ** 3`` share of the fill, :func:`at_fill_spacing`) from MPM's first
@@ -462,12 +464,22 @@ def reduction_errors(material: str, spacings: list[float], frames: int, data_dir
             added to the fill's rows.
         test_drops: instead of throwing ``shapes``, drop the first N test drops of the shape
             datasets (:func:`held_out_drop`: their sizes, orientations and velocities) at each fill.
+        more_runs: more ``make_splat_checkpoints --work`` directories (e.g. other training seeds)
+            whose GIOROM (and GNS) are scored against the same MPM runs; each row names its
+            ``run`` (the directory, or ``"bundled"``).
     """
     from operators.mpm import MPMConfig, MPMSolver, make_material
     from operators.splat_physics.shapes import BOX_WALLS, held_out_drop, shape_scene
 
-    base = _run_or_bundled(data_dir, "giorom", material)
-    gns = _run_or_bundled(data_dir, "gns", material) if gns_max_particles > 0 else None
+    runs = [(_run_name(data_dir, material), _run_or_bundled(data_dir, "giorom", material),
+             _run_or_bundled(data_dir, "gns", material) if gns_max_particles > 0 else None)]
+    for run in map(Path, more_runs):
+        found = {m: _trained_checkpoint(run, m, material) for m in ("giorom", "gns")}
+        missing = [str(c) for m, c in found.items() if not c.is_file() and (m == "giorom" or gns_max_particles > 0)]
+        if missing:
+            raise FileNotFoundError(f"no trained checkpoint {', '.join(missing)}")
+        runs.append((str(run), load_checkpoint(found["giorom"]),
+                     load_checkpoint(found["gns"]) if gns_max_particles > 0 else None))
     rows = []
 
     def scenes(spacing):  # (name, scene) pairs at this fill
@@ -491,27 +503,68 @@ def reduction_errors(material: str, spacings: list[float], frames: int, data_dir
                     truth.append(solver.x)
             mpm_cpu = 1000 * (time.process_time() - c0) / frames
             truth = torch.stack(truth)
-            gns_row = (_gns_full_row(gns, truth, spacing, frames)
-                       if gns is not None and truth.shape[1] <= gns_max_particles else {})
-            for step_spacing in step_spacings:
-                if step_spacing is not None and step_spacing <= spacing:
-                    continue  # not a reduction of this fill
-                rows.append(_reduced_preview_row(base, truth, spacing, step_spacing, frames))
-                r = rows[-1]
-                r.update(material=material, shape=shape, mpm_cpu_ms=mpm_cpu, **gns_row)
-                if test_drops:
-                    r["test_drop"] = k
-                line = (f"  {material} {shape} at {spacing}: {r['particles']} particles, preview steps "
-                        f"{r['stepped_points']}; MPM {mpm_cpu:.0f} ms/frame cpu, preview {r['preview_step_cpu_ms']:.0f}"
-                        f" + query {r['query_cpu_ms']:.0f}; RMSE mean {100 * r['rmse_frac_mean']:.1f} %, last "
-                        f"{100 * r['rmse_frac_last']:.1f} % (moved points {100 * r['stepped_rmse_frac_mean']:.1f} %, "
-                        f"query of MPM's motion {100 * r['query_of_truth_rmse_frac_mean']:.1f} %)")
-                if gns_row:
-                    r["gns_vs_preview_cpu"] = r["gns_cpu_ms"] / (r["preview_step_cpu_ms"] + r["query_cpu_ms"])
-                    line += (f"; GNS {r['gns_cpu_ms']:.0f} ms/step cpu (x{r['gns_vs_preview_cpu']:.1f} the preview), "
-                             f"RMSE mean {100 * r['gns_rmse_frac_mean']:.1f} %, last "
-                             f"{100 * r['gns_rmse_frac_last']:.1f} %")
-                print(line, flush=True)
+            for run_name, base, gns in runs:
+                rows += _reduction_rows(base, gns, truth, spacing, frames, step_spacings, gns_max_particles,
+                                        dict(material=material, shape=shape, mpm_cpu_ms=mpm_cpu, run=run_name,
+                                             **({"test_drop": k} if test_drops else {})))
+    return rows
+
+
+def reduction_summary(rows: list[dict]) -> list[dict]:
+    """GIOROM against GNS per material and run over (d)'s rows that have both (mean RMSE fractions), and
+    over runs: the mean of the runs' means and the standard error of their paired difference."""
+    out = []
+    for material in dict.fromkeys(r["material"] for r in rows):
+        per_run = []
+        for run in dict.fromkeys(r["run"] for r in rows if r["material"] == material):
+            both = [r for r in rows if r["material"] == material and r["run"] == run and "gns_rmse_frac_mean" in r]
+            if both:
+                giorom = statistics.fmean(r["rmse_frac_mean"] for r in both)
+                gns = statistics.fmean(r["gns_rmse_frac_mean"] for r in both)
+                per_run.append({"material": material, "run": run, "trajectories": len(both),
+                                "giorom_rmse_frac": giorom, "gns_rmse_frac": gns, "difference": giorom - gns})
+        out += per_run
+        if len(per_run) > 1:
+            diffs = [r["difference"] for r in per_run]
+            out.append({"material": material, "run": f"mean of {len(per_run)} runs",
+                        "trajectories": per_run[0]["trajectories"],
+                        "giorom_rmse_frac": statistics.fmean(r["giorom_rmse_frac"] for r in per_run),
+                        "gns_rmse_frac": statistics.fmean(r["gns_rmse_frac"] for r in per_run),
+                        "difference": statistics.fmean(diffs),
+                        "difference_se": statistics.stdev(diffs) / math.sqrt(len(diffs))})
+    return out
+
+
+def _run_name(data_dir: Path | None, material: str) -> str:
+    """The ``run`` of :func:`reduction_errors`' rows: the directory whose GIOROM run is read, else "bundled"."""
+    found = data_dir is not None and _trained_checkpoint(data_dir, "giorom", material).is_file()
+    return str(data_dir) if found else "bundled"
+
+
+def _reduction_rows(base, gns, truth: torch.Tensor, spacing: float, frames: int, step_spacings,
+                    gns_max_particles: int, fields: dict) -> list[dict]:
+    """(d)'s rows of one GIOROM checkpoint (and GNS, within ``gns_max_particles``) on one MPM run."""
+    rows = []
+    gns_row = (_gns_full_row(gns, truth, spacing, frames)
+               if gns is not None and truth.shape[1] <= gns_max_particles else {})
+    material, shape = fields["material"], fields["shape"]
+    for step_spacing in step_spacings:
+        if step_spacing is not None and step_spacing <= spacing:
+            continue  # not a reduction of this fill
+        rows.append(_reduced_preview_row(base, truth, spacing, step_spacing, frames))
+        r = rows[-1]
+        r.update(**fields, **gns_row)
+        line = (f"  {material} {shape} at {spacing} ({fields['run']}): {r['particles']} particles, preview steps "
+                f"{r['stepped_points']}; MPM {fields['mpm_cpu_ms']:.0f} ms/frame cpu, preview "
+                f"{r['preview_step_cpu_ms']:.0f} + query {r['query_cpu_ms']:.0f}; RMSE mean "
+                f"{100 * r['rmse_frac_mean']:.1f} %, last {100 * r['rmse_frac_last']:.1f} % (moved points "
+                f"{100 * r['stepped_rmse_frac_mean']:.1f} %, query of MPM's motion "
+                f"{100 * r['query_of_truth_rmse_frac_mean']:.1f} %)")
+        if gns_row:
+            r["gns_vs_preview_cpu"] = r["gns_cpu_ms"] / (r["preview_step_cpu_ms"] + r["query_cpu_ms"])
+            line += (f"; GNS {r['gns_cpu_ms']:.0f} ms/step cpu (x{r['gns_vs_preview_cpu']:.1f} the preview), "
+                     f"RMSE mean {100 * r['gns_rmse_frac_mean']:.1f} %, last {100 * r['gns_rmse_frac_last']:.1f} %")
+        print(line, flush=True)
     return rows
 
 
@@ -588,6 +641,9 @@ def main(argv=None) -> int:
                    help="(d) drop the shape datasets' first N test drops at each fill instead of the throws")
     p.add_argument("--reduction-gns", type=int, default=0, metavar="N",
                    help="(d) also roll out GNS on every particle of the fills of up to N particles")
+    p.add_argument("--reduction-more-runs", nargs="+", default=[], metavar="DIR",
+                   help="(d) also score the GIOROM (and GNS) runs of these make_splat_checkpoints --work "
+                        "directories (e.g. other training seeds) against the same MPM runs")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--frame-from-runs", action="store_true",
                    help="(a) time the checkpoints of --data-dir's runs, when there, instead of the bundled ones")
@@ -666,13 +722,18 @@ def main(argv=None) -> int:
         out["reduction"] = [r for m in a.materials for r in reduction_errors(
             m, a.reduction_spacings, a.frames + W - 1, Path(a.data_dir) if a.objects_from_runs else None,
             shapes=tuple(a.reduction_shapes), step_spacings=(None, *a.step_spacings),
-            gns_max_particles=a.reduction_gns, test_drops=a.reduction_test_drops)]
+            gns_max_particles=a.reduction_gns, test_drops=a.reduction_test_drops,
+            more_runs=tuple(a.reduction_more_runs))]
         print(table(out["reduction"], ["material", "shape", "fill_spacing", "step_spacing", "particles",
                                        "stepped_points",
                                        "mpm_cpu_ms", "preview_step_cpu_ms", "query_cpu_ms", "rmse_frac_mean",
                                        "rmse_frac_last", "stepped_rmse_frac_mean", "query_of_truth_rmse_frac_mean",
                                        "gns_cpu_ms", "gns_vs_preview_cpu", "gns_rmse_frac_mean",
                                        "gns_rmse_frac_last"]))
+        out["reduction_summary"] = reduction_summary(out["reduction"])
+        if out["reduction_summary"]:
+            print(table(out["reduction_summary"], ["material", "run", "trajectories", "giorom_rmse_frac",
+                                                   "gns_rmse_frac", "difference", "difference_se"]))
     if a.json:
         write_text_atomic(a.json, json.dumps(out, indent=1))
     return 0

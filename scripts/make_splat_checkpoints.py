@@ -66,7 +66,7 @@ def train_selected(model: str, data: Path, run: Path, steps: int, cfg: dict, a, 
     that many steps and keep the checkpoint with the lowest valid rollout MSE as
     ``best.pt``. Returns the last :class:`TrainResult` and the selection record."""
     kwargs = dict(model_config=cfg, batch_size=a.batch, checkpoint_every=100, progress=False,
-                  device=a.device, lr_decay_steps=decay, lr=a.lr, rollout_steps=a.rollout_steps)
+                  device=a.device, lr_decay_steps=decay, lr=a.lr, rollout_steps=a.rollout_steps, seed=a.seed)
     if a.select_every <= 0:
         return train(model, data, run, steps, resume=(run / "checkpoint.pt").is_file(), **kwargs), None
     history, best = [], None
@@ -120,6 +120,8 @@ def main(argv=None) -> int:
     p.add_argument("--rollout-steps", type=int, default=1,
                    help="steps unrolled per training window (1: one-step loss; K: K-step rollout loss)")
     p.add_argument("--lr", type=float, default=1e-3, help="initial learning rate (Adam)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="training seed (initial weights and batches); the dataset's is fixed")
     p.add_argument("--lr-decay-steps", type=int, default=None,
                    help="steps over which the learning rate decays tenfold (default: --steps / 2)")
     p.add_argument("--no-gravity-prior", action="store_true",

@@ -111,3 +111,37 @@ def test_reduction_can_drop_the_datasets_test_drops_instead_of_throwing(bench):
     assert [r["particles"] for r in rows] == [78, 288]  # the test split's drops of seed 0 at 0.02
     for r in rows:
         assert 0 <= r["rmse_frac_mean"] < 0.05 and 0 <= r["gns_rmse_frac_mean"] < 0.05
+
+
+def test_reduction_scores_more_runs_against_the_same_mpm_runs(bench, tmp_path):
+    import shutil
+
+    from operators.checkpoints import bundled_checkpoint
+
+    run = tmp_path / "seed1"
+    for model in ("giorom", "gns"):
+        (run / f"run_{model}_jelly_3d").mkdir(parents=True)
+        shutil.copy(bundled_checkpoint("jelly", 3, model), run / f"run_{model}_jelly_3d" / "best.pt")
+    rows = bench.reduction_errors("jelly", [0.02], frames=8, shapes=("capsule",), size=0.2,
+                                  gns_max_particles=10 ** 6, more_runs=(run,))
+    assert [r["run"] for r in rows] == ["bundled", str(run)]
+    # the same checkpoints on the same MPM run: the same errors
+    for key in ("rmse_frac_mean", "gns_rmse_frac_mean", "mpm_cpu_ms"):
+        assert rows[0][key] == pytest.approx(rows[1][key], rel=1e-6), key
+    summary = bench.reduction_summary(rows)
+    assert [s["run"] for s in summary] == ["bundled", str(run), "mean of 2 runs"]
+    assert summary[0]["difference"] == pytest.approx(rows[0]["rmse_frac_mean"] - rows[0]["gns_rmse_frac_mean"])
+    assert summary[-1]["difference_se"] == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(FileNotFoundError, match="run_giorom_jelly_3d"):
+        bench.reduction_errors("jelly", [0.02], frames=8, shapes=("capsule",), more_runs=(tmp_path / "none",))
+
+
+
+def test_reduction_summary_pairs_giorom_and_gns_per_run(bench):
+    rows = [{"material": "jelly", "run": run, "rmse_frac_mean": g, "gns_rmse_frac_mean": n}
+            for run, g, n in (("a", 0.3, 0.4), ("a", 0.5, 0.4), ("b", 0.2, 0.3), ("b", 0.2, 0.5))]
+    rows.append({"material": "jelly", "run": "b", "rmse_frac_mean": 9.0})  # no GNS: left out
+    per_a, per_b, both = bench.reduction_summary(rows)
+    assert per_a["giorom_rmse_frac"] == pytest.approx(0.4) and per_a["difference"] == pytest.approx(0.0)
+    assert per_b["trajectories"] == 2 and per_b["difference"] == pytest.approx(-0.2)
+    assert both["difference"] == pytest.approx(-0.1) and both["difference_se"] == pytest.approx(0.1)

@@ -160,6 +160,24 @@ def test_make_splat_checkpoints_selects_on_valid(tmp_path, capsys):
     assert meta["external_acceleration"] == pytest.approx([0.0, -9.81e-4, 0.0])
 
 
+def test_make_splat_checkpoints_trains_with_the_given_seed(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("msc3", ROOT / "scripts" / "make_splat_checkpoints.py")
+    msc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(msc)
+    weights = {}
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        work = tmp_path / name
+        write_toy_dataset(work / "data_jelly_3d", dim=3, n=12, frames=9, material="jelly")
+        args = ["--material", "jelly", "--models", "gns", "--steps", "1", "--batch", "1", "--work", str(work),
+                "--no-ship"] + (["--seed", str(seed)] if seed else [])
+        assert msc.main(args) == 0
+        ckpt = load_checkpoint(work / "run_gns_jelly_3d" / "checkpoint.pt")
+        assert ckpt.train_config["seed"] == seed
+        weights[name] = torch.cat([v.flatten() for v in ckpt.state_dict.values()])
+    assert torch.equal(weights["a"], weights["b"])  # the same seed: the same run
+    assert not torch.allclose(weights["a"], weights["c"])  # another seed: other initial weights and batches
+
+
 def test_wall_horizon_sees_the_wall_from_further_away():
     from operators.features import node_features
 
