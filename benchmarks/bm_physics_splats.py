@@ -31,7 +31,8 @@ shapes, GNS vs GIOROM at the same training budget.
     on every particle against the preview stepping its trained density and
     querying every particle; RMSE over 50 predicted frames and CPU ms per frame.
     ``--reduction-gns N`` also rolls out GNS on every particle of the fills of
-    up to N particles and scores it the same way; ``--reduction-more-runs``
+    up to N particles and scores it the same way (``--reduction-gns-on-stepped``:
+    also on the very points the preview moves); ``--reduction-more-runs``
     scores the runs of other training seeds against the same MPM runs and
     sums GIOROM against GNS per run and over the runs.
 """
@@ -443,7 +444,7 @@ def splat_objects(materials: list[str], frames: int, figure_path: str | None = N
 def reduction_errors(material: str, spacings: list[float], frames: int, data_dir: Path | None = None,
                      shapes=("torus", "capsule"), size: float = 0.35,
                      velocity=(0.8, 0.0, 0.5), step_spacings=(None,), gns_max_particles: int = 0,
-                     test_drops: int = 0, more_runs: tuple = ()) -> list[dict]:
+                     test_drops: int = 0, more_runs: tuple = (), gns_on_stepped: bool = False) -> list[dict]:
     """(d) The reduction itself: the held-out shapes filled at each of ``spacings`` and thrown at a
     wall with MPM on every particle, against the GIOROM preview that steps the checkpoint's trained
     density (an ``(spacing / 0.02) ** 3`` share of the fill, :func:`at_fill_spacing`) from MPM's first
@@ -467,6 +468,9 @@ def reduction_errors(material: str, spacings: list[float], frames: int, data_dir
         more_runs: more ``make_splat_checkpoints --work`` directories (e.g. other training seeds)
             whose GIOROM (and GNS) are scored against the same MPM runs; each row names its
             ``run`` (the directory, or ``"bundled"``).
+        gns_on_stepped: where GNS is rolled out, also roll it out on the very points the preview
+            moved (``gns_stepped_rmse_frac_mean``, beside the preview's ``stepped_rmse_frac_mean``):
+            the two time-steppers compared at the same resolution.
     """
     from operators.mpm import MPMConfig, MPMSolver, make_material
     from operators.splat_physics.shapes import BOX_WALLS, held_out_drop, shape_scene
@@ -506,7 +510,7 @@ def reduction_errors(material: str, spacings: list[float], frames: int, data_dir
             for run_name, base, gns in runs:
                 rows += _reduction_rows(base, gns, truth, spacing, frames, step_spacings, gns_max_particles,
                                         dict(material=material, shape=shape, mpm_cpu_ms=mpm_cpu, run=run_name,
-                                             **({"test_drop": k} if test_drops else {})))
+                                             **({"test_drop": k} if test_drops else {})), gns_on_stepped)
     return rows
 
 
@@ -542,8 +546,9 @@ def _run_name(data_dir: Path | None, material: str) -> str:
 
 
 def _reduction_rows(base, gns, truth: torch.Tensor, spacing: float, frames: int, step_spacings,
-                    gns_max_particles: int, fields: dict) -> list[dict]:
-    """(d)'s rows of one GIOROM checkpoint (and GNS, within ``gns_max_particles``) on one MPM run."""
+                    gns_max_particles: int, fields: dict, gns_on_stepped: bool = False) -> list[dict]:
+    """(d)'s rows of one GIOROM checkpoint (and GNS, within ``gns_max_particles``; with ``gns_on_stepped``
+    also on the points the preview moved) on one MPM run."""
     rows = []
     gns_row = (_gns_full_row(gns, truth, spacing, frames)
                if gns is not None and truth.shape[1] <= gns_max_particles else {})
@@ -551,9 +556,11 @@ def _reduction_rows(base, gns, truth: torch.Tensor, spacing: float, frames: int,
     for step_spacing in step_spacings:
         if step_spacing is not None and step_spacing <= spacing:
             continue  # not a reduction of this fill
-        rows.append(_reduced_preview_row(base, truth, spacing, step_spacing, frames))
-        r = rows[-1]
+        r, idx = _reduced_preview_row(base, truth, spacing, step_spacing, frames)
+        rows.append(r)
         r.update(**fields, **gns_row)
+        if gns_row and gns_on_stepped:
+            r.update(_gns_stepped_row(gns, truth, idx, spacing, frames))
         line = (f"  {material} {shape} at {spacing} ({fields['run']}): {r['particles']} particles, preview steps "
                 f"{r['stepped_points']}; MPM {fields['mpm_cpu_ms']:.0f} ms/frame cpu, preview "
                 f"{r['preview_step_cpu_ms']:.0f} + query {r['query_cpu_ms']:.0f}; RMSE mean "
@@ -564,14 +571,17 @@ def _reduction_rows(base, gns, truth: torch.Tensor, spacing: float, frames: int,
             r["gns_vs_preview_cpu"] = r["gns_cpu_ms"] / (r["preview_step_cpu_ms"] + r["query_cpu_ms"])
             line += (f"; GNS {r['gns_cpu_ms']:.0f} ms/step cpu (x{r['gns_vs_preview_cpu']:.1f} the preview), "
                      f"RMSE mean {100 * r['gns_rmse_frac_mean']:.1f} %, last {100 * r['gns_rmse_frac_last']:.1f} %")
+        if "gns_stepped_rmse_frac_mean" in r:
+            line += f"; GNS on the moved points {100 * r['gns_stepped_rmse_frac_mean']:.1f} %"
         print(line, flush=True)
     return rows
 
 
 def _reduced_preview_row(base, truth: torch.Tensor, spacing: float, step_spacing: float | None,
-                         frames: int) -> dict:
+                         frames: int) -> tuple[dict, torch.Tensor]:
     """The GIOROM preview of ``base`` from ``truth``'s first frames (a fill at ``spacing``), moving
-    points at ``step_spacing``, queried at every particle and scored against ``truth``."""
+    points at ``step_spacing``, queried at every particle and scored against ``truth``: its row and
+    the indices of the points it moved."""
     from operators.rollout import ReducedRollout, simulate_reduced
     from operators.splat_physics.simulate import at_fill_spacing
 
@@ -595,7 +605,22 @@ def _reduced_preview_row(base, truth: torch.Tensor, spacing: float, step_spacing
             "query_cpu_ms": query_cpu, "rmse_frac_mean": float(err.mean()), "rmse_frac_last": float(err[-1]),
             "stepped_rmse_frac_mean": float(rmse_fraction(reduced.sparse, truth[:, idx], extent).mean()),
             "query_of_truth_rmse_frac_mean": float(rmse_fraction(queried_truth, truth).mean()),
-            "checkpoint": str(ckpt.path)}
+            "checkpoint": str(ckpt.path)}, idx
+
+
+def _gns_stepped_row(gns, truth: torch.Tensor, idx: torch.Tensor, spacing: float, frames: int) -> dict:
+    """GNS of ``gns`` on the points the preview moved (``idx`` of ``truth``, a fill at ``spacing``), its
+    radius scaled to their mean spacing, scored against MPM's motion of them as the preview's moved
+    points are (``stepped_rmse_frac_mean``): the two time-steppers on the same sparse points."""
+    from operators.rollout import simulate
+
+    stepped = truth[:, idx]
+    simulator = gns_at_spacing(gns, spacing * (truth.shape[1] / idx.numel()) ** (1.0 / 3.0))
+    ptype = torch.full((stepped.shape[1],), int(gns.metadata["particle_types"][0]))
+    with torch.no_grad():
+        pred = simulate(simulator, stepped[:W], ptype, frames + 1 - W)
+    extent = float((truth[0].max(0).values - truth[0].min(0).values).max())
+    return {"gns_stepped_rmse_frac_mean": float(rmse_fraction(pred, stepped, extent).mean())}
 
 
 def _gns_full_row(gns, truth: torch.Tensor, spacing: float, frames: int) -> dict:
@@ -641,6 +666,8 @@ def main(argv=None) -> int:
                    help="(d) drop the shape datasets' first N test drops at each fill instead of the throws")
     p.add_argument("--reduction-gns", type=int, default=0, metavar="N",
                    help="(d) also roll out GNS on every particle of the fills of up to N particles")
+    p.add_argument("--reduction-gns-on-stepped", action="store_true",
+                   help="(d) where GNS runs, also roll it out on the points the preview moves (same resolution)")
     p.add_argument("--reduction-more-runs", nargs="+", default=[], metavar="DIR",
                    help="(d) also score the GIOROM (and GNS) runs of these make_splat_checkpoints --work "
                         "directories (e.g. other training seeds) against the same MPM runs")
@@ -723,13 +750,13 @@ def main(argv=None) -> int:
             m, a.reduction_spacings, a.frames + W - 1, Path(a.data_dir) if a.objects_from_runs else None,
             shapes=tuple(a.reduction_shapes), step_spacings=(None, *a.step_spacings),
             gns_max_particles=a.reduction_gns, test_drops=a.reduction_test_drops,
-            more_runs=tuple(a.reduction_more_runs))]
+            more_runs=tuple(a.reduction_more_runs), gns_on_stepped=a.reduction_gns_on_stepped)]
         print(table(out["reduction"], ["material", "shape", "fill_spacing", "step_spacing", "particles",
                                        "stepped_points",
                                        "mpm_cpu_ms", "preview_step_cpu_ms", "query_cpu_ms", "rmse_frac_mean",
                                        "rmse_frac_last", "stepped_rmse_frac_mean", "query_of_truth_rmse_frac_mean",
                                        "gns_cpu_ms", "gns_vs_preview_cpu", "gns_rmse_frac_mean",
-                                       "gns_rmse_frac_last"]))
+                                       "gns_rmse_frac_last", "gns_stepped_rmse_frac_mean"]))
         out["reduction_summary"] = reduction_summary(out["reduction"])
         if out["reduction_summary"]:
             print(table(out["reduction_summary"], ["material", "run", "trajectories", "giorom_rmse_frac",

@@ -105,6 +105,20 @@ def test_reduction_rows_add_gns_on_every_particle_of_fills_within_the_budget(ben
     assert 0 <= small["gns_rmse_frac_mean"] < 0.05
 
 
+def test_reduction_rolls_gns_out_on_the_points_the_preview_moves(bench):
+    rows = bench.reduction_errors("jelly", [0.02, 0.015], frames=8, shapes=("capsule",), size=0.2,
+                                  gns_max_particles=10 ** 6, gns_on_stepped=True)
+    same, finer = rows
+    # at the data's spacing the preview moves every particle: GNS on them is GNS on every particle
+    assert same["stepped_points"] == same["particles"]
+    assert same["gns_stepped_rmse_frac_mean"] == pytest.approx(same["gns_rmse_frac_mean"], rel=1e-5)
+    # on a finer fill it moves fewer: GNS on those points is scored apart, and follows MPM (reduced MPM prior)
+    assert finer["stepped_points"] < finer["particles"]
+    assert 0 <= finer["gns_stepped_rmse_frac_mean"] < 0.05
+    assert "gns_stepped_rmse_frac_mean" not in bench.reduction_errors(
+        "jelly", [0.02], frames=8, shapes=("capsule",), size=0.2, gns_max_particles=10 ** 6)[0]
+
+
 def test_reduction_can_drop_the_datasets_test_drops_instead_of_throwing(bench):
     rows = bench.reduction_errors("jelly", [0.02], frames=8, test_drops=2, gns_max_particles=10 ** 6)
     assert [(r["shape"], r["test_drop"]) for r in rows] == [("torus", 0), ("capsule", 1)]
