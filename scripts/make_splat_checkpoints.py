@@ -64,24 +64,30 @@ def ensure_gravity(data: Path, enabled: bool) -> None:
 def train_selected(model: str, data: Path, run: Path, steps: int, cfg: dict, a, decay: int):
     """Train to ``steps``; with ``a.select_every`` also roll out the valid split every
     that many steps and keep the checkpoint with the lowest valid rollout MSE as
-    ``best.pt``. Returns the last :class:`TrainResult` and the selection record."""
+    ``best.pt``. A resumed run keeps the valid rollouts of the steps it already made
+    (``valid_selection.json``). Returns the last :class:`TrainResult` and the selection record."""
     kwargs = dict(model_config=cfg, batch_size=a.batch, checkpoint_every=100, progress=False,
                   device=a.device, lr_decay_steps=decay, lr=a.lr, rollout_steps=a.rollout_steps, seed=a.seed)
     if a.select_every <= 0:
         return train(model, data, run, steps, resume=(run / "checkpoint.pt").is_file(), **kwargs), None
-    history, best = [], None
+    record = run / "valid_selection.json"
     step = load_checkpoint(run / "checkpoint.pt").step if (run / "checkpoint.pt").is_file() else 0
+    history = [h for h in json.loads(record.read_text()) if h[0] <= step] if step and record.is_file() else []
+    best, res = min((h[1] for h in history), default=None), None
     while step < steps:
-        step = min(steps, step + a.select_every)
+        step = min(steps, (step // a.select_every + 1) * a.select_every)  # the same steps when resumed
         res = train(model, data, run, step, resume=(run / "checkpoint.pt").is_file(), **kwargs)
         ckpt = load_checkpoint(res.checkpoint)
         mse = rollout(ckpt, data, split="valid", progress=False).mean_mse
         history.append([step, mse])
+        write_json_atomic(record, history)
         print(json.dumps({"model": model, "step": step, "valid_rollout_mse": mse}), flush=True)
         if best is None or mse < best:
             best = mse
             ckpt.optimizer = None
             save_checkpoint(ckpt, run / "best.pt")
+    if res is None:  # already trained to ``steps``
+        res = train(model, data, run, steps, resume=True, **kwargs)
     selected = min(history, key=lambda h: h[1]) if history else None
     return res, {"every": a.select_every, "valid_rollout_mse": history,
                  "selected_step": selected[0] if selected else None}

@@ -160,6 +160,28 @@ def test_make_splat_checkpoints_selects_on_valid(tmp_path, capsys):
     assert meta["external_acceleration"] == pytest.approx([0.0, -9.81e-4, 0.0])
 
 
+def test_make_splat_checkpoints_selects_at_the_same_steps_when_resumed(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("msc4", ROOT / "scripts" / "make_splat_checkpoints.py")
+    msc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(msc)
+    write_toy_dataset(tmp_path / "data_jelly_3d", dim=3, n=12, frames=9, material="jelly")
+    common = ["--material", "jelly", "--models", "gns", "--batch", "1", "--work", str(tmp_path), "--no-ship"]
+    assert msc.main(common + ["--steps", "1"]) == 0  # an interrupted run: a checkpoint at step 1
+    assert msc.main(common + ["--steps", "4", "--select-every", "2"]) == 0
+    info = json.loads((tmp_path / "run_gns_jelly_3d" / "info.json").read_text())
+    assert [h[0] for h in info["valid_selection"]["valid_rollout_mse"]] == [2, 4]
+    # resumed again, the valid rollouts already made are kept: the choice is over all of them
+    assert msc.main(common + ["--steps", "6", "--select-every", "2"]) == 0
+    sel = json.loads((tmp_path / "run_gns_jelly_3d" / "info.json").read_text())["valid_selection"]
+    assert [h[0] for h in sel["valid_rollout_mse"]] == [2, 4, 6]
+    assert sel["valid_rollout_mse"][:2] == info["valid_selection"]["valid_rollout_mse"]
+    assert sel["selected_step"] == min(sel["valid_rollout_mse"], key=lambda h: h[1])[0]
+    # run once more to the same steps: nothing to train, the same choice
+    assert msc.main(common + ["--steps", "6", "--select-every", "2"]) == 0
+    again = json.loads((tmp_path / "run_gns_jelly_3d" / "info.json").read_text())["valid_selection"]
+    assert again == sel
+
+
 def test_make_splat_checkpoints_trains_with_the_given_seed(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("msc3", ROOT / "scripts" / "make_splat_checkpoints.py")
     msc = importlib.util.module_from_spec(spec)
