@@ -23,6 +23,7 @@ are averaged, rank 0 writes) -- run the same command on each node:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -36,6 +37,8 @@ sys.path.insert(0, str(ROOT))
 from operators.checkpoints import BUNDLED_DIR, load_checkpoint, save_checkpoint  # noqa: E402
 from operators.contact import contact_from_dict, contact_models, fit_contact  # noqa: E402
 from operators.datasets import read_metadata, read_split  # noqa: E402
+from operators.giorom import GIOROMConfig  # noqa: E402
+from operators.gns import GNSConfig  # noqa: E402
 from operators.rollout import rollout  # noqa: E402
 from operators.splat_physics.shapes import (HELD_OUT_SHAPES, TRAIN_SHAPES, VARIED_TRAIN_SHAPES,  # noqa: E402
                                             generate_shape_dataset, gravity_per_frame)
@@ -106,6 +109,28 @@ def shrink_residual(ckpt, data: Path, scales=(1.0, 0.5, 0.25, 0.0)) -> dict:
     return {"selected": best, "valid_rollout_mse": errors}
 
 
+def _model_config_overrides(p: argparse.ArgumentParser, text: str | None, models: list[str]) -> dict:
+    """``--model-config``: a JSON object of per-model hyper-parameter objects, checked against
+    the models' config fields (a mistyped name is an error, not a silent default)."""
+    if not text:
+        return {}
+    try:
+        given = json.loads(text)
+    except json.JSONDecodeError as e:
+        p.error(f"--model-config is not valid JSON: {e}")
+    if not isinstance(given, dict) or not all(isinstance(v, dict) for v in given.values()):
+        p.error('--model-config must be a JSON object of objects, e.g. \'{"giorom": {"latent": 64}}\'')
+    fields = {"giorom": {f.name for f in dataclasses.fields(GIOROMConfig)},
+              "gns": {f.name for f in dataclasses.fields(GNSConfig)}}
+    for model, cfg in given.items():
+        if model not in models:
+            p.error(f"--model-config names {model!r}, which --models does not train ({','.join(models)})")
+        unknown = sorted(set(cfg) - fields[model])
+        if unknown:
+            p.error(f"--model-config: {model} has no hyper-parameter {', '.join(unknown)}")
+    return given
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--material", default="jelly")
@@ -160,6 +185,8 @@ def main(argv=None) -> int:
                    help="GIOROM: fraction of the particles its time-stepper moves")
     p.add_argument("--query-affine", action="store_true",
                    help="GIOROM: the dense query carries the sparse points' locally affine motion")
+    p.add_argument("--model-config", default=None, metavar="JSON",
+                   help='hyper-parameters over the defaults, per model: \'{"giorom": {"latent": 64}}\'')
     p.add_argument("--work", default="/tmp/splatphys")
     p.add_argument("--ship-gns", action="store_true", help="also copy the GNS checkpoint to assets")
     p.add_argument("--no-ship", action="store_true", help="train and evaluate only")
@@ -178,6 +205,7 @@ def main(argv=None) -> int:
         p.error(f"--valid-drops must be >= 1, got {a.valid_drops}")
     if not 0 < a.sparse_fraction <= 1:
         p.error(f"--sparse-fraction must be in (0, 1], got {a.sparse_fraction}")
+    overrides = _model_config_overrides(p, a.model_config, a.models.split(","))
     torch.set_num_threads(a.threads)
     work = Path(a.work)
     data = work / f"data_{a.material}_3d"
@@ -214,6 +242,7 @@ def main(argv=None) -> int:
             cfg.update(sparse_fraction=a.sparse_fraction, query_affine=a.query_affine)
         if contact is not None:
             cfg["wall_contact"] = contact
+        cfg.update(overrides.get(model, {}))
         cfg["residual"] = a.residual
         cfg["contact_gate"] = a.contact_gate
         t0 = time.time()

@@ -200,6 +200,25 @@ def test_make_splat_checkpoints_trains_with_the_given_seed(tmp_path, capsys):
     assert not torch.allclose(weights["a"], weights["c"])  # another seed: other initial weights and batches
 
 
+def test_make_splat_checkpoints_takes_per_model_hyper_parameters(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("msc5", ROOT / "scripts" / "make_splat_checkpoints.py")
+    msc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(msc)
+    work = tmp_path / "w"
+    write_toy_dataset(work / "data_jelly_3d", dim=3, n=12, frames=9, material="jelly")
+    base = ["--material", "jelly", "--models", "gns", "--steps", "1", "--batch", "1", "--work", str(work),
+            "--no-ship"]
+    assert msc.main(base + ["--model-config", '{"gns": {"latent": 8, "mp_steps": 2}}']) == 0
+    cfg = load_checkpoint(work / "run_gns_jelly_3d" / "checkpoint.pt").model_config
+    assert (cfg["latent"], cfg["mp_steps"]) == (8, 2)
+    for bad, said in (('{"gns": {"latnet": 8}}', "no hyper-parameter latnet"),
+                      ('{"giorom": {"latent": 8}}', "which --models does not train"),
+                      ('{"gns": 8}', "a JSON object of objects"), ("{gns", "not valid JSON")):
+        with pytest.raises(SystemExit):
+            msc.main(base + ["--model-config", bad])
+        assert said in capsys.readouterr().err
+
+
 def test_wall_horizon_sees_the_wall_from_further_away():
     from operators.features import node_features
 
