@@ -207,11 +207,16 @@ def chamfer(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(da.mean() + db.mean()) / 2
 
 
+def object_size(frame: torch.Tensor) -> float:
+    """The largest extent of a frame's points ``[N, 3]``, the scale rollout errors are given in."""
+    return float((frame.max(0).values - frame.min(0).values).max())
+
+
 def rmse_fraction(pred: torch.Tensor, truth: torch.Tensor, size: float | None = None) -> torch.Tensor:
     """Position RMSE over all points of each predicted frame (after the first ``W``) as a fraction
-    of ``size`` (default: the largest extent of ``truth``'s first frame)."""
+    of ``size`` (default: :func:`object_size` of ``truth``'s first frame)."""
     if size is None:
-        size = float((truth[0].max(0).values - truth[0].min(0).values).max())
+        size = object_size(truth[0])
     return ((pred[W:] - truth[W:]) ** 2).sum(-1).mean(-1).sqrt() / size
 
 
@@ -221,7 +226,7 @@ def _errors(predictions, truths) -> dict:
     over trajectories; with each trajectory's mean and per-frame RMSE."""
     rmse_last, rmse_mean, ch, curves = [], [], [], []
     for pred, truth in zip(predictions, truths):
-        size = float((truth[0].max(0).values - truth[0].min(0).values).max())
+        size = object_size(truth[0])
         err = rmse_fraction(pred, truth, size)  # [n_steps]
         rmse_last.append(float(err[-1]))
         rmse_mean.append(float(err.mean()))
@@ -313,10 +318,15 @@ def _trained_checkpoint(data_dir: Path, model: str, material: str) -> Path:
     return run / "best.pt" if (run / "best.pt").is_file() else run / "checkpoint.pt"
 
 
+def _run_checkpoint(data_dir: Path | None, model: str, material: str) -> Path | None:
+    """:func:`_trained_checkpoint` of ``data_dir``'s run of ``model`` when it exists, else None."""
+    run = _trained_checkpoint(data_dir, model, material) if data_dir is not None else None
+    return run if run is not None and run.is_file() else None
+
+
 def _run_or_bundled(data_dir: Path | None, model: str, material: str):
     """The checkpoint of ``data_dir``'s run of ``model`` when there is one (None: never), else the bundled one."""
-    run = _trained_checkpoint(data_dir, model, material) if data_dir is not None else None
-    return load_checkpoint(run if run is not None and run.is_file() else bundled_checkpoint(material, 3, model))
+    return load_checkpoint(_run_checkpoint(data_dir, model, material) or bundled_checkpoint(material, 3, model))
 
 
 def rollout_errors(material: str, data_dir: Path, contacts: tuple = (), prior_sizes=(),
@@ -418,8 +428,7 @@ def splat_objects(materials: list[str], frames: int, figure_path: str | None = N
         if names and ply.stem not in names:
             continue
         for material in materials:
-            run_ckpt = _trained_checkpoint(data_dir, "giorom", material) if data_dir is not None else None
-            ckpt = run_ckpt if run_ckpt is not None and run_ckpt.is_file() else None
+            ckpt = _run_checkpoint(data_dir, "giorom", material)
             run = run_splat_physics(ply, material, None, frames=frames, preview="giorom", video=False,
                                     checkpoint=ckpt, spacing=spacing, max_particles=max_particles)
             if (ply.stem, material) in (("ball", "jelly"), ("crate", "sand")):
@@ -541,8 +550,7 @@ def reduction_summary(rows: list[dict]) -> list[dict]:
 
 def _run_name(data_dir: Path | None, material: str) -> str:
     """The ``run`` of :func:`reduction_errors`' rows: the directory whose GIOROM run is read, else "bundled"."""
-    found = data_dir is not None and _trained_checkpoint(data_dir, "giorom", material).is_file()
-    return str(data_dir) if found else "bundled"
+    return str(data_dir) if _run_checkpoint(data_dir, "giorom", material) is not None else "bundled"
 
 
 def _reduction_rows(base, gns, truth: torch.Tensor, spacing: float, frames: int, step_spacings,
@@ -595,8 +603,8 @@ def _reduced_preview_row(base, truth: torch.Tensor, spacing: float, step_spacing
     c0 = time.process_time()
     dense = reduced.evaluate(query)
     query_cpu = 1000 * (time.process_time() - c0) / (frames + 1)
-    extent = float((truth[0].max(0).values - truth[0].min(0).values).max())
-    err = rmse_fraction(dense, truth)
+    extent = object_size(truth[0])
+    err = rmse_fraction(dense, truth, extent)
     # where the error sits: the moved points themselves, and the query moved by MPM's own motion of them
     idx = reduced.indices
     queried_truth = ReducedRollout(truth[:, idx], idx, truth[:W]).evaluate(query, truth[0])
@@ -619,8 +627,7 @@ def _gns_stepped_row(gns, truth: torch.Tensor, idx: torch.Tensor, spacing: float
     ptype = torch.full((stepped.shape[1],), int(gns.metadata["particle_types"][0]))
     with torch.no_grad():
         pred = simulate(simulator, stepped[:W], ptype, frames + 1 - W)
-    extent = float((truth[0].max(0).values - truth[0].min(0).values).max())
-    return {"gns_stepped_rmse_frac_mean": float(rmse_fraction(pred, stepped, extent).mean())}
+    return {"gns_stepped_rmse_frac_mean": float(rmse_fraction(pred, stepped, object_size(truth[0])).mean())}
 
 
 def _gns_full_row(gns, truth: torch.Tensor, spacing: float, frames: int) -> dict:
