@@ -109,6 +109,11 @@ def shrink_residual(ckpt, data: Path, scales=(1.0, 0.5, 0.25, 0.0)) -> dict:
     return {"selected": best, "valid_rollout_mse": errors}
 
 
+# model-config fields that have their own flag (the flag sets them for both models)
+FLAGGED_FIELDS = {"sparse_fraction": "--sparse-fraction", "query_affine": "--query-affine",
+                  "wall_contact": "--wall-contact", "residual": "--residual", "contact_gate": "--contact-gate"}
+
+
 def _model_config_overrides(p: argparse.ArgumentParser, text: str | None, models: list[str]) -> dict:
     """``--model-config``: a JSON object of per-model hyper-parameter objects, checked against
     the models' config fields (a mistyped name is an error, not a silent default)."""
@@ -128,6 +133,10 @@ def _model_config_overrides(p: argparse.ArgumentParser, text: str | None, models
         unknown = sorted(set(cfg) - fields[model])
         if unknown:
             p.error(f"--model-config: {model} has no hyper-parameter {', '.join(unknown)}")
+        flagged = sorted(set(cfg) & set(FLAGGED_FIELDS))
+        if flagged:
+            p.error(f"--model-config: set {', '.join(flagged)} with "
+                    f"{', '.join(FLAGGED_FIELDS[f] for f in flagged)} instead")
     return given
 
 

@@ -213,6 +213,7 @@ def test_make_splat_checkpoints_takes_per_model_hyper_parameters(tmp_path, capsy
     assert (cfg["latent"], cfg["mp_steps"]) == (8, 2)
     for bad, said in (('{"gns": {"latnet": 8}}', "no hyper-parameter latnet"),
                       ('{"giorom": {"latent": 8}}', "which --models does not train"),
+                      ('{"gns": {"residual": "affine"}}', "with --residual instead"),
                       ('{"gns": 8}', "a JSON object of objects"), ("{gns", "not valid JSON")):
         with pytest.raises(SystemExit):
             msc.main(base + ["--model-config", bad])
