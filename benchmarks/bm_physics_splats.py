@@ -487,8 +487,9 @@ def reduction_errors(material: str, spacings: list[float], frames: int, data_dir
     runs = [(_run_name(data_dir, material), _run_or_bundled(data_dir, "giorom", material),
              _run_or_bundled(data_dir, "gns", material) if gns_max_particles > 0 else None)]
     for run in map(Path, more_runs):
-        found = {m: _trained_checkpoint(run, m, material) for m in ("giorom", "gns")}
-        missing = [str(c) for m, c in found.items() if not c.is_file() and (m == "giorom" or gns_max_particles > 0)]
+        found = {m: _run_checkpoint(run, m, material) for m in ("giorom", "gns")}
+        missing = [str(_trained_checkpoint(run, m, material)) for m, c in found.items()
+                   if c is None and (m == "giorom" or gns_max_particles > 0)]
         if missing:
             raise FileNotFoundError(f"no trained checkpoint {', '.join(missing)}")
         runs.append((str(run), load_checkpoint(found["giorom"]),
@@ -612,7 +613,7 @@ def _reduced_preview_row(base, truth: torch.Tensor, spacing: float, step_spacing
             "stepped_points": int(idx.numel()), "frames": frames, "preview_step_cpu_ms": step_cpu,
             "query_cpu_ms": query_cpu, "rmse_frac_mean": float(err.mean()), "rmse_frac_last": float(err[-1]),
             "stepped_rmse_frac_mean": float(rmse_fraction(reduced.sparse, truth[:, idx], extent).mean()),
-            "query_of_truth_rmse_frac_mean": float(rmse_fraction(queried_truth, truth).mean()),
+            "query_of_truth_rmse_frac_mean": float(rmse_fraction(queried_truth, truth, extent).mean()),
             "checkpoint": str(ckpt.path)}, idx
 
 
