@@ -109,7 +109,7 @@ def shrink_residual(ckpt, data: Path, scales=(1.0, 0.5, 0.25, 0.0)) -> dict:
     return {"selected": best, "valid_rollout_mse": errors}
 
 
-# model-config fields that have their own flag (the flag sets them for both models)
+# model-config fields that have their own flag, which sets them
 FLAGGED_FIELDS = {"sparse_fraction": "--sparse-fraction", "query_affine": "--query-affine",
                   "wall_contact": "--wall-contact", "residual": "--residual", "contact_gate": "--contact-gate"}
 
