@@ -453,7 +453,8 @@ def splat_objects(materials: list[str], frames: int, figure_path: str | None = N
 def reduction_errors(material: str, spacings: list[float], frames: int, data_dir: Path | None = None,
                      shapes=("torus", "capsule"), size: float = 0.35,
                      velocity=(0.8, 0.0, 0.5), step_spacings=(None,), gns_max_particles: int = 0,
-                     test_drops: int = 0, more_runs: tuple = (), gns_on_stepped: bool = False) -> list[dict]:
+                     test_drops: int = 0, more_runs: tuple = (), gns_on_stepped: bool = False,
+                     truth_cell: float | None = None) -> list[dict]:
     """(d) The reduction itself: the held-out shapes filled at each of ``spacings`` and thrown at a
     wall with MPM on every particle, against the GIOROM preview that steps the checkpoint's trained
     density (an ``(spacing / 0.02) ** 3`` share of the fill, :func:`at_fill_spacing`) from MPM's first
@@ -480,6 +481,9 @@ def reduction_errors(material: str, spacings: list[float], frames: int, data_dir
         gns_on_stepped: where GNS is rolled out, also roll it out on the very points the preview
             moved (``gns_stepped_rmse_frac_mean``, beside the preview's ``stepped_rmse_frac_mean``):
             the two time-steppers compared at the same resolution.
+        truth_cell: grid cell of the MPM runs (box units; None: twice the fill's spacing, as
+            ``splatops simulate`` fills). The training data's cell (0.04 for its 0.02 spacing) scores
+            the learned models against the solver they imitate, without MPM's own grid dependence.
     """
     from operators.mpm import MPMConfig, MPMSolver, make_material
     from operators.splat_physics.shapes import BOX_WALLS, held_out_drop, shape_scene
@@ -507,7 +511,7 @@ def reduction_errors(material: str, spacings: list[float], frames: int, data_dir
             x = scene.positions.float()
             config = MPMConfig()
             solver = MPMSolver.for_walls(make_material(material), x, scene.velocities.float(), spacing ** 3,
-                                         BOX_WALLS, 2 * spacing, config)
+                                         BOX_WALLS, truth_cell or 2 * spacing, config)
             substeps = solver.fit_substeps(config.frame_dt)
             truth, c0 = [solver.x], time.process_time()
             with torch.no_grad(), config.threads():
@@ -520,7 +524,8 @@ def reduction_errors(material: str, spacings: list[float], frames: int, data_dir
             for run_name, base, gns in runs:
                 rows += _reduction_rows(base, gns, truth, spacing, frames, step_spacings, gns_max_particles,
                                         dict(material=material, shape=shape, mpm_cpu_ms=mpm_cpu, run=run_name,
-                                             **({"test_drop": k} if test_drops else {})), gns_on_stepped)
+                                             mpm_cell=solver.dx, **({"test_drop": k} if test_drops else {})),
+                                        gns_on_stepped)
     return rows
 
 
@@ -676,6 +681,9 @@ def main(argv=None) -> int:
                    help="(d) also roll out GNS on every particle of the fills of up to N particles")
     p.add_argument("--reduction-gns-on-stepped", action="store_true",
                    help="(d) where GNS runs, also roll it out on the points the preview moves (same resolution)")
+    p.add_argument("--reduction-truth-cell", type=float, default=None, metavar="CELL",
+                   help="(d) grid cell of the MPM truth (default: twice the fill's spacing; 0.04: the training "
+                        "data's grid, the solver the learned models imitate)")
     p.add_argument("--reduction-more-runs", nargs="+", default=[], metavar="DIR",
                    help="(d) also score the GIOROM (and GNS) runs of these make_splat_checkpoints --work "
                         "directories (e.g. other training seeds) against the same MPM runs")
@@ -758,7 +766,8 @@ def main(argv=None) -> int:
             m, a.reduction_spacings, a.frames + W - 1, Path(a.data_dir) if a.objects_from_runs else None,
             shapes=tuple(a.reduction_shapes), step_spacings=(None, *a.step_spacings),
             gns_max_particles=a.reduction_gns, test_drops=a.reduction_test_drops,
-            more_runs=tuple(a.reduction_more_runs), gns_on_stepped=a.reduction_gns_on_stepped)]
+            more_runs=tuple(a.reduction_more_runs), gns_on_stepped=a.reduction_gns_on_stepped,
+            truth_cell=a.reduction_truth_cell)]
         print(table(out["reduction"], ["material", "shape", "fill_spacing", "step_spacing", "particles",
                                        "stepped_points",
                                        "mpm_cpu_ms", "preview_step_cpu_ms", "query_cpu_ms", "rmse_frac_mean",

@@ -127,6 +127,18 @@ def test_reduction_can_drop_the_datasets_test_drops_instead_of_throwing(bench):
         assert 0 <= r["rmse_frac_mean"] < 0.05 and 0 <= r["gns_rmse_frac_mean"] < 0.05
 
 
+def test_reduction_can_take_its_mpm_truth_on_another_grid(bench):
+    fill, = bench.reduction_errors("jelly", [0.015], frames=8, shapes=("capsule",), size=0.2)
+    data, = bench.reduction_errors("jelly", [0.015], frames=8, shapes=("capsule",), size=0.2, truth_cell=0.04)
+    # by default the grid follows the fill (twice its spacing); given, the training data's grid
+    assert fill["mpm_cell"] == pytest.approx(0.03, rel=0.1)
+    assert data["mpm_cell"] == pytest.approx(0.04, rel=0.1)
+    assert data["particles"] == fill["particles"]
+    # another truth, which the bundled preview (reduced MPM) still follows over 8 frames
+    assert data["rmse_frac_mean"] != fill["rmse_frac_mean"]
+    assert 0 <= data["rmse_frac_mean"] < 0.05
+
+
 def test_reduction_scores_more_runs_against_the_same_mpm_runs(bench, tmp_path):
     import shutil
 
