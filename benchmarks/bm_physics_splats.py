@@ -485,7 +485,6 @@ def reduction_errors(material: str, spacings: list[float], frames: int, data_dir
             ``splatops simulate`` fills). The training data's cell (0.04 for its 0.02 spacing) scores
             the learned models against the solver they imitate, without MPM's own grid dependence.
     """
-    from operators.mpm import MPMConfig, MPMSolver, make_material
     from operators.splat_physics.shapes import BOX_WALLS, held_out_drop, shape_scene
 
     runs = [(_run_name(data_dir, material), _run_or_bundled(data_dir, "giorom", material),
@@ -508,25 +507,35 @@ def reduction_errors(material: str, spacings: list[float], frames: int, data_dir
 
     for spacing in spacings:
         for k, (shape, scene) in enumerate(scenes(spacing)):
-            x = scene.positions.float()
-            config = MPMConfig()
-            solver = MPMSolver.for_walls(make_material(material), x, scene.velocities.float(), spacing ** 3,
-                                         BOX_WALLS, truth_cell or 2 * spacing, config)
-            substeps = solver.fit_substeps(config.frame_dt)
-            truth, c0 = [solver.x], time.process_time()
-            with torch.no_grad(), config.threads():
-                for _ in range(frames):
-                    for _ in range(substeps):
-                        solver.substep()
-                    truth.append(solver.x)
-            mpm_cpu = 1000 * (time.process_time() - c0) / frames
-            truth = torch.stack(truth)
+            truth, mpm_cpu, cell = _mpm_run(material, scene, spacing, truth_cell or 2 * spacing, frames)
+            fields = dict(material=material, shape=shape, mpm_cpu_ms=mpm_cpu, mpm_cell=cell,
+                          **({"test_drop": k} if test_drops else {}))
+            if truth_cell is not None:  # how far this truth is from MPM on the fill's own grid
+                own, _, _ = _mpm_run(material, scene, spacing, 2 * spacing, frames)
+                fields["truth_vs_fill_grid_rmse_frac_mean"] = float(rmse_fraction(truth, own).mean())
             for run_name, base, gns in runs:
                 rows += _reduction_rows(base, gns, truth, spacing, frames, step_spacings, gns_max_particles,
-                                        dict(material=material, shape=shape, mpm_cpu_ms=mpm_cpu, run=run_name,
-                                             mpm_cell=solver.dx, **({"test_drop": k} if test_drops else {})),
-                                        gns_on_stepped)
+                                        {**fields, "run": run_name}, gns_on_stepped)
     return rows
+
+
+def _mpm_run(material: str, scene, spacing: float, cell: float, frames: int) -> tuple[torch.Tensor, float, float]:
+    """MPM on every particle of ``scene`` (a fill at ``spacing``) inside the box walls, on a grid of about
+    ``cell``: its positions ``[frames + 1, N, 3]``, CPU ms per frame and the grid's actual cell."""
+    from operators.mpm import MPMConfig, MPMSolver, make_material
+    from operators.splat_physics.shapes import BOX_WALLS
+
+    config = MPMConfig()
+    solver = MPMSolver.for_walls(make_material(material), scene.positions.float(), scene.velocities.float(),
+                                 spacing ** 3, BOX_WALLS, cell, config)
+    substeps = solver.fit_substeps(config.frame_dt)
+    truth, c0 = [solver.x], time.process_time()
+    with torch.no_grad(), config.threads():
+        for _ in range(frames):
+            for _ in range(substeps):
+                solver.substep()
+            truth.append(solver.x)
+    return torch.stack(truth), 1000 * (time.process_time() - c0) / frames, solver.dx
 
 
 def reduction_summary(rows: list[dict]) -> list[dict]:

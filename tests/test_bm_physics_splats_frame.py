@@ -134,6 +134,9 @@ def test_reduction_can_take_its_mpm_truth_on_another_grid(bench):
     assert fill["mpm_cell"] == pytest.approx(0.03, rel=0.1)
     assert data["mpm_cell"] == pytest.approx(0.04, rel=0.1)
     assert data["particles"] == fill["particles"]
+    # and how far that truth is from MPM on the fill's own grid
+    assert "truth_vs_fill_grid_rmse_frac_mean" not in fill
+    assert 0 < data["truth_vs_fill_grid_rmse_frac_mean"] < 0.05
     # another truth, which the bundled preview (reduced MPM) still follows over 8 frames
     assert data["rmse_frac_mean"] != fill["rmse_frac_mean"]
     assert 0 <= data["rmse_frac_mean"] < 0.05
